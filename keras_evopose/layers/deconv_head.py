@@ -1,0 +1,198 @@
+import keras
+
+from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.layers import sublayer_graph
+
+
+def deconv_head_sublayers(
+    layers_module,
+    num_keypoints,
+    filters=(128, 128, 128),
+    kernel_size=3,
+    final_kernel_size=1,
+    spatial_correction=False,
+    activation="swish",
+    prefix="",
+):
+    """Creates the primitive layers of the heatmap head, keyed by role."""
+    init = sublayer_graph.conv_initializer
+    layers = {}
+    for index, width in enumerate(filters, start=1):
+        layers[f"deconv{index}"] = layers_module.Conv2DTranspose(
+            width,
+            kernel_size,
+            strides=2,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=init(),
+            name=f"{prefix}deconv{index}",
+        )
+        layers[f"deconv{index}_bn"] = sublayer_graph.batch_normalization(
+            layers_module, f"{prefix}deconv{index}_bn"
+        )
+        layers[f"deconv{index}_activation"] = layers_module.Activation(
+            activation, name=f"{prefix}deconv{index}_activation"
+        )
+    if spatial_correction:
+        layers["correction_dwconv"] = layers_module.DepthwiseConv2D(
+            3,
+            padding="same",
+            use_bias=False,
+            depthwise_initializer=init(),
+            name=f"{prefix}correction_dwconv",
+        )
+        layers["correction_bn"] = sublayer_graph.batch_normalization(
+            layers_module, f"{prefix}correction_bn"
+        )
+        layers["correction_activation"] = layers_module.Activation(
+            activation, name=f"{prefix}correction_activation"
+        )
+    layers["final_conv"] = layers_module.Conv2D(
+        num_keypoints,
+        final_kernel_size,
+        padding="same",
+        kernel_initializer=sublayer_graph.heatmap_initializer(),
+        name=f"{prefix}final_conv",
+    )
+    return layers
+
+
+def deconv_head_forward(layers, inputs, apply, num_deconvs, training=None):
+    x = inputs
+    for index in range(1, num_deconvs + 1):
+        x = apply(layers[f"deconv{index}"], x)
+        x = apply(layers[f"deconv{index}_bn"], x, training=training)
+        x = apply(layers[f"deconv{index}_activation"], x)
+    if "correction_dwconv" in layers:
+        x = apply(layers["correction_dwconv"], x)
+        x = apply(layers["correction_bn"], x, training=training)
+        x = apply(layers["correction_activation"], x)
+    return apply(layers["final_conv"], x)
+
+
+@keras_evopose_export("keras_evopose.layers.DeconvHead")
+class DeconvHead(keras.layers.Layer):
+    """Slim transposed-conv heatmap head (SimpleBaseline / EvoPose2D style).
+
+    `len(filters)` stride-2 transposed convs, each followed by BN and the
+    activation, upsample the features by `2 ** len(filters)`; an optional
+    spatial-information-correction depthwise 3x3 conv + BN + activation (as
+    in EfficientPose) smooths the upsampling artefacts; a final conv with
+    bias maps to one heatmap per keypoint (linear output).
+
+    Reference:
+        Xiao et al., Simple Baselines for Human Pose Estimation, ECCV 2018;
+        McNally et al., EvoPose2D, IEEE Access 2021; Groos et al.,
+        EfficientPose, 2020.
+
+    Args:
+        num_keypoints: int, heatmaps to predict (17 for COCO).
+        filters: list of int, channels of each transposed conv.
+            Defaults to `[128, 128, 128]`. May be empty.
+        kernel_size: int, transposed-conv kernel size. Defaults to 3.
+        final_kernel_size: int, kernel of the heatmap conv. Defaults to 1.
+        spatial_correction: bool, add the depthwise correction conv.
+            Defaults to `False`.
+        activation: activation name. Defaults to `"swish"`.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`...).
+
+    Call arguments:
+        inputs: `(batch, height, width, channels)` features.
+        training: bool, training mode for BN.
+
+    Output shape:
+        `(batch, height * 2**len(filters), width * 2**len(filters),
+        num_keypoints)`.
+
+    Example:
+
+    >>> head = keras_evopose.layers.DeconvHead(17, filters=[32, 32])
+    >>> head(keras.ops.ones((2, 8, 6, 64))).shape
+    (2, 32, 24, 17)
+    """
+
+    def __init__(
+        self,
+        num_keypoints,
+        filters=(128, 128, 128),
+        kernel_size=3,
+        final_kernel_size=1,
+        spatial_correction=False,
+        activation="swish",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for arg, value in (
+            ("num_keypoints", num_keypoints),
+            ("kernel_size", kernel_size),
+            ("final_kernel_size", final_kernel_size),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or (
+                value <= 0
+            ):
+                raise ValueError(
+                    f"DeconvHead: `{arg}` must be a positive int. "
+                    f"Received: {arg}={value!r}"
+                )
+        filters = list(filters)
+        for width in filters:
+            if isinstance(width, bool) or not isinstance(width, int) or (
+                width <= 0
+            ):
+                raise ValueError(
+                    "DeconvHead: every entry of `filters` must be a positive "
+                    f"int. Received: filters={filters!r}"
+                )
+        self.num_keypoints = num_keypoints
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.final_kernel_size = final_kernel_size
+        self.spatial_correction = bool(spatial_correction)
+        self.activation = activation
+        self.sublayers = deconv_head_sublayers(
+            keras.layers,
+            num_keypoints,
+            filters=filters,
+            kernel_size=kernel_size,
+            final_kernel_size=final_kernel_size,
+            spatial_correction=spatial_correction,
+            activation=activation,
+        )
+
+    def forward(self, inputs, apply, training=None):
+        return deconv_head_forward(
+            self.sublayers, inputs, apply, len(self.filters), training
+        )
+
+    def build(self, input_shape):
+        self.forward(input_shape, sublayer_graph.build_apply)
+
+    def call(self, inputs, training=None):
+        return self.forward(inputs, sublayer_graph.call_apply, training)
+
+    def compute_output_shape(self, input_shape):
+        factor = 2 ** len(self.filters)
+
+        def grow(size):
+            return None if size is None else size * factor
+
+        return (
+            input_shape[0],
+            grow(input_shape[1]),
+            grow(input_shape[2]),
+            self.num_keypoints,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_keypoints": self.num_keypoints,
+                "filters": list(self.filters),
+                "kernel_size": self.kernel_size,
+                "final_kernel_size": self.final_kernel_size,
+                "spatial_correction": self.spatial_correction,
+                "activation": self.activation,
+            }
+        )
+        return config

@@ -1,0 +1,19 @@
+"""EvoPose2D genotypes, backbone, pose model and presets (no TensorFlow)."""
+
+from keras_evopose.models.evopose2d import EvoPose2D
+from keras_evopose.models.evopose2d import build_flat_model
+from keras_evopose.models.evopose2d_backbone import EvoPose2DBackbone
+from keras_evopose.models.genotype import BlockSpec
+from keras_evopose.models.genotype import compound_scale
+from keras_evopose.models.genotype import decode_genotype
+from keras_evopose.models.genotype import encode_genotype
+
+__all__ = [
+    "BlockSpec",
+    "EvoPose2D",
+    "EvoPose2DBackbone",
+    "build_flat_model",
+    "compound_scale",
+    "decode_genotype",
+    "encode_genotype",
+]

@@ -1,0 +1,220 @@
+import keras
+
+from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.models import builder
+from keras_evopose.models import presets as preset_lib
+from keras_evopose.models.evopose2d_backbone import EvoPose2DBackbone
+
+
+@keras_evopose_export("keras_evopose.models.EvoPose2D")
+class EvoPose2D(keras.Model):
+    """EvoPose2D top-down pose estimator: backbone + transposed-conv head.
+
+    The head (`keras_evopose.layers.DeconvHead`, named `head`) has one
+    stride-2 transposed conv per entry of `head_filters`, so heatmaps come
+    out at `backbone.output_stride / 2 ** len(head_filters)` of the input:
+    1/2 for small/medium/large (output stride 16) and 1/4 for extra_small
+    (output stride 32). Outputs are linear heatmaps, one per keypoint.
+
+    Reference:
+        McNally et al., EvoPose2D, IEEE Access 2021.
+
+    Args:
+        backbone: an `EvoPose2DBackbone` (or any single-input,
+            single-output Keras model producing a 4D feature map).
+        num_keypoints: int, number of heatmaps. Defaults to 17 (COCO).
+        head_filters: list of int, channels of each transposed conv.
+            Defaults to `[128, 128, 128]`.
+        head_kernel_size: int, transposed-conv kernel. Defaults to 3.
+        final_kernel_size: int, kernel of the heatmap conv. Defaults to 1.
+        spatial_correction: bool, add the EfficientPose depthwise
+            correction conv to the head. Defaults to `False`.
+        head_activation: activation name of the head. Defaults to `"swish"`.
+        **kwargs: base `keras.Model` arguments (`name`, `dtype`...).
+
+    Example:
+
+    >>> model = keras_evopose.models.EvoPose2D.from_preset("test")
+    >>> model(keras.ops.ones((1, 64, 48, 3))).shape
+    (1, 32, 24, 17)
+    >>> small = keras_evopose.models.EvoPose2D.from_preset("small")
+    >>> small.count_params()
+    2531199
+    """
+
+    def __init__(
+        self,
+        backbone,
+        num_keypoints=17,
+        head_filters=(128, 128, 128),
+        head_kernel_size=3,
+        final_kernel_size=1,
+        spatial_correction=False,
+        head_activation="swish",
+        **kwargs,
+    ):
+        if not isinstance(backbone, keras.Model):
+            raise ValueError(
+                "EvoPose2D: `backbone` must be a keras.Model such as "
+                "EvoPose2DBackbone. Received: "
+                f"backbone={type(backbone).__name__}"
+            )
+        head_arguments = dict(
+            num_keypoints=num_keypoints,
+            filters=list(head_filters),
+            kernel_size=head_kernel_size,
+            final_kernel_size=final_kernel_size,
+            spatial_correction=spatial_correction,
+            activation=head_activation,
+        )
+
+        # === Layers and Functional Model ===
+        inputs = keras.Input(shape=backbone.input_shape[1:], name="image")
+        features = backbone(inputs)
+        heatmaps = builder.head_graph(features, head_arguments, keras.layers)
+        super().__init__(inputs=inputs, outputs=heatmaps, **kwargs)
+
+        # === Config ===
+        self.backbone = backbone
+        self.num_keypoints = num_keypoints
+        self.head_filters = list(head_filters)
+        self.head_kernel_size = head_kernel_size
+        self.final_kernel_size = final_kernel_size
+        self.spatial_correction = spatial_correction
+        self.head_activation = head_activation
+
+    @property
+    def heatmap_stride(self):
+        """Input pixels per heatmap pixel (e.g. 2 for small, 4 for XS)."""
+        stride = getattr(self.backbone, "output_stride", None)
+        if stride is None:
+            return None
+        return stride // 2 ** len(self.head_filters)
+
+    def get_config(self):
+        # Not chained to the functional super() (see EvoPose2DBackbone).
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "backbone": keras.layers.serialize(self.backbone),
+            "num_keypoints": self.num_keypoints,
+            "head_filters": list(self.head_filters),
+            "head_kernel_size": self.head_kernel_size,
+            "final_kernel_size": self.final_kernel_size,
+            "spatial_correction": self.spatial_correction,
+            "head_activation": self.head_activation,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config["backbone"], dict):
+            config["backbone"] = keras.layers.deserialize(config["backbone"])
+        return cls(**config)
+
+    @preset_lib.classproperty
+    def presets(cls):
+        """Names of the built-in presets (`extra_small` ... `large`, `test`)."""
+        return preset_lib.list_presets()
+
+    @classmethod
+    def from_preset(cls, preset, **overrides):
+        """Builds a preset network with freshly initialised weights.
+
+        Args:
+            preset: a name from `EvoPose2D.presets`.
+            **overrides: arguments of `EvoPose2D` or of
+                `EvoPose2DBackbone` (`genotype`, `image_shape`, ...) that
+                replace the preset's.
+
+        Returns:
+            An `EvoPose2D`.
+
+        Raises:
+            ValueError: for an unknown preset or an unknown argument.
+        """
+        backbone_config = preset_lib.preset_arguments(preset, "backbone")
+        head_config = preset_lib.preset_arguments(preset, "head")
+        backbone_names = set(backbone_config) | {"activation"}
+        preset_lib.check_overrides(
+            cls, preset, overrides, extra=backbone_names
+        )
+        for key, value in overrides.items():
+            if key in backbone_names:
+                backbone_config[key] = value
+            else:
+                head_config[key] = value
+        return cls(backbone=EvoPose2DBackbone(**backbone_config), **head_config)
+
+
+@keras_evopose_export("keras_evopose.models.build_flat_model")
+def build_flat_model(model, keras_module):
+    """Builds `model`'s network from primitive layers of `keras_module`.
+
+    The twin has the same architecture (from the same builder) and the same
+    weights, but every layer is a plain Conv2D/BN/... named
+    `<block>_<role>` (`stage2_block1_expand_conv`), with no nested model.
+    With `keras_module=tf_keras` this is what TFMOT quantization-aware
+    training needs; with `keras` it gives a flat Keras 3 model.
+
+    Args:
+        model: an `EvoPose2D` whose backbone is an `EvoPose2DBackbone`.
+        keras_module: the `keras` or `tf_keras` module.
+
+    Returns:
+        A functional model of `keras_module` with the weights of `model`.
+
+    Raises:
+        ValueError: if `model` is not an EvoPose2D network, or a weight of
+            the twin has no counterpart in `model`.
+    """
+    backbone = getattr(model, "backbone", None)
+    if not isinstance(model, EvoPose2D) or not isinstance(
+        backbone, EvoPose2DBackbone
+    ):
+        raise ValueError(
+            "build_flat_model needs an EvoPose2D model with an "
+            f"EvoPose2DBackbone. Received: {type(model).__name__}"
+        )
+    config = model.get_config()
+    head_arguments = dict(
+        num_keypoints=config["num_keypoints"],
+        filters=config["head_filters"],
+        kernel_size=config["head_kernel_size"],
+        final_kernel_size=config["final_kernel_size"],
+        spatial_correction=config["spatial_correction"],
+        activation=config["head_activation"],
+    )
+    layers_module = keras_module.layers
+    inputs = layers_module.Input(shape=tuple(backbone.image_shape), name="image")
+    features, _ = builder.backbone_graph(
+        inputs,
+        backbone.genotype,
+        backbone.stem_filters,
+        backbone.stochastic_depth_rate,
+        backbone.activation,
+        layers_module,
+        flat=True,
+    )
+    heatmaps = builder.head_graph(
+        features, head_arguments, layers_module, flat=True
+    )
+    twin = keras_module.Model(inputs, heatmaps, name=f"{model.name}_flat")
+    values = {}
+    for variable in model.weights:
+        values[builder.flat_weight_name(variable.path)] = variable
+    for layer in twin.layers:
+        arrays = []
+        for weight in layer.weights:
+            # tf_keras names weights "layer/kernel:0"; Keras 3 "kernel".
+            weight_name = weight.name.split("/")[-1].split(":")[0]
+            key = (layer.name, weight_name)
+            if key not in values:
+                raise ValueError(
+                    f"build_flat_model: weight {layer.name}/{weight_name} "
+                    "has no counterpart in the model."
+                )
+            arrays.append(keras.ops.convert_to_numpy(values[key]))
+        if arrays:
+            layer.set_weights(arrays)
+    return twin

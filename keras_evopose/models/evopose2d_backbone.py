@@ -1,0 +1,142 @@
+import keras
+
+from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.models import builder
+from keras_evopose.models import genotype as genotype_lib
+from keras_evopose.models import presets as preset_lib
+
+
+@keras_evopose_export("keras_evopose.models.EvoPose2DBackbone")
+class EvoPose2DBackbone(keras.Model):
+    """EvoPose2D backbone: an MBConv network built from a genotype.
+
+    A 3x3 stride-2 stem conv (`stem_filters` channels) + BN + activation,
+    then one stage per block string of `genotype`, each a run of
+    `keras_evopose.layers.MBConvBlock`s named `stage{i}_block{j}` (1-based).
+    The first block of a stage applies its stride; the stochastic-depth rate
+    grows linearly from 0 to `stochastic_depth_rate` over the blocks.
+    Variable paths are stable (`stage3_block2/dwconv/kernel`), which is what
+    weight transfer between parent and child networks relies on.
+
+    Reference:
+        McNally et al., EvoPose2D: Pushing the Boundaries of 2D Human Pose
+        Estimation Using Accelerated Neuroevolution With Weight Transfer,
+        IEEE Access 2021.
+
+    Args:
+        genotype: list of block strings, one per stage, e.g.
+            `["ir_r1_k3_s1_e1_c16_se0.25", "ir_r3_k3_s2_e6_c24_se0.25"]`
+            (see `keras_evopose.models.BlockSpec`). The output stride (stem
+            times stage strides) may be at most 32.
+        stem_filters: int, channels of the stem conv. Defaults to 32.
+        image_shape: `(height, width, 3)`; `None` sizes are allowed.
+            Defaults to `(None, None, 3)`.
+        stochastic_depth_rate: float in [0, 1), rate of the last block.
+            Defaults to 0.2.
+        activation: activation name. Defaults to `"swish"`.
+        **kwargs: base `keras.Model` arguments (`name`, `dtype`...).
+
+    Example:
+
+    >>> backbone = keras_evopose.models.EvoPose2DBackbone.from_preset("test")
+    >>> backbone(keras.ops.ones((1, 64, 48, 3))).shape
+    (1, 4, 3, 24)
+    """
+
+    def __init__(
+        self,
+        genotype,
+        stem_filters=32,
+        image_shape=(None, None, 3),
+        stochastic_depth_rate=0.2,
+        activation="swish",
+        **kwargs,
+    ):
+        specs = genotype_lib.decode_genotype(genotype)
+        if (
+            isinstance(stem_filters, bool)
+            or not isinstance(stem_filters, int)
+            or stem_filters <= 0
+        ):
+            raise ValueError(
+                "EvoPose2DBackbone: `stem_filters` must be a positive int. "
+                f"Received: stem_filters={stem_filters!r}"
+            )
+        image_shape = tuple(image_shape)
+        if len(image_shape) != 3 or any(
+            size is not None and (not isinstance(size, int) or size <= 0)
+            for size in image_shape
+        ):
+            raise ValueError(
+                "EvoPose2DBackbone: `image_shape` must be (height, width, "
+                "channels) with positive ints or None. "
+                f"Received: image_shape={image_shape!r}"
+            )
+        if not 0.0 <= stochastic_depth_rate < 1.0:
+            raise ValueError(
+                "EvoPose2DBackbone: `stochastic_depth_rate` must be in "
+                f"[0, 1). Received: stochastic_depth_rate="
+                f"{stochastic_depth_rate!r}"
+            )
+
+        # === Layers and Functional Model ===
+        inputs = keras.Input(shape=image_shape, name="image")
+        features, pyramid = builder.backbone_graph(
+            inputs,
+            specs,
+            stem_filters,
+            stochastic_depth_rate,
+            activation,
+            keras.layers,
+        )
+        super().__init__(inputs=inputs, outputs=features, **kwargs)
+
+        # === Config ===
+        self.genotype = [spec.to_string() for spec in specs]
+        self.stem_filters = stem_filters
+        self.image_shape = image_shape
+        self.stochastic_depth_rate = stochastic_depth_rate
+        self.activation = activation
+        self.pyramid_outputs = pyramid
+        self.output_stride = genotype_lib.output_stride(specs)
+
+    def get_config(self):
+        # Not chained to the functional super(): its nested graph config
+        # cannot be passed back to this constructor.
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "genotype": list(self.genotype),
+            "stem_filters": self.stem_filters,
+            "image_shape": list(self.image_shape),
+            "stochastic_depth_rate": self.stochastic_depth_rate,
+            "activation": self.activation,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    @preset_lib.classproperty
+    def presets(cls):
+        """Names of the built-in presets (`extra_small` ... `large`, `test`)."""
+        return preset_lib.list_presets()
+
+    @classmethod
+    def from_preset(cls, preset, **overrides):
+        """Builds the backbone of a preset.
+
+        Args:
+            preset: a name from `EvoPose2DBackbone.presets`.
+            **overrides: constructor arguments that replace the preset's.
+
+        Returns:
+            An `EvoPose2DBackbone` with freshly initialised weights.
+
+        Raises:
+            ValueError: for an unknown preset or an unknown argument.
+        """
+        config = preset_lib.preset_arguments(preset, "backbone")
+        preset_lib.check_overrides(cls, preset, overrides)
+        config.update(overrides)
+        return cls(**config)

@@ -1,0 +1,55 @@
+"""Packaging for keras-evopose (pins: ../shared/DESIGN.md section 1)."""
+
+import pathlib
+
+from setuptools import find_packages
+from setuptools import setup
+
+HERE = pathlib.Path(__file__).parent
+version = {}
+exec((HERE / "keras_evopose" / "version.py").read_text(), version)
+
+setup(
+    name="keras-evopose",
+    version=version["__version__"],
+    description=(
+        "Keras 3 layers, models and neuroevolution search for EvoPose2D "
+        "2D human pose estimation."
+    ),
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=find_packages(exclude=("tests", "tests.*")),
+    include_package_data=True,
+    package_data={"keras_evopose.models": ["*.json"]},
+    install_requires=[
+        "keras==3.15.*",
+        "keras-tuner==1.4.8",
+        # keras-tuner imports six without declaring it.
+        "six>=1.16",
+        "numpy",
+        "pycocotools==2.0.11",
+        "tensorflow==2.21.*",
+        "ai-edge-litert==2.3.*",
+        "pyyaml",
+        "matplotlib",
+        "tqdm",
+    ],
+    extras_require={
+        "qat": [
+            "tf-keras==2.21.*",
+            "tensorflow-model-optimization==0.8.1",
+        ],
+        "jax": ["jax==0.10.2", "jaxlib==0.10.2"],
+        "dev": [
+            "pytest",
+            "pytest-timeout",
+            "ruff",
+            "mkdocs",
+        ],
+    },
+    entry_points={
+        "console_scripts": ["keras-evopose=keras_evopose.cli:main"],
+    },
+)
