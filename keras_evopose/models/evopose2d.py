@@ -200,21 +200,29 @@ def build_flat_model(model, keras_module):
         features, head_arguments, layers_module, flat=True
     )
     twin = keras_module.Model(inputs, heatmaps, name=f"{model.name}_flat")
+    # Same layer name, same weight order (kernel, bias; gamma, beta, mean,
+    # variance) in both Keras versions; only weight names differ
+    # ("depthwise_kernel" in tf_keras).
     values = {}
     for variable in model.weights:
-        values[builder.flat_weight_name(variable.path)] = variable
+        layer_name, _ = builder.flat_weight_name(variable.path)
+        values.setdefault(layer_name, []).append(
+            keras.ops.convert_to_numpy(variable)
+        )
     for layer in twin.layers:
-        arrays = []
-        for weight in layer.weights:
-            # tf_keras names weights "layer/kernel:0"; Keras 3 "kernel".
-            weight_name = weight.name.split("/")[-1].split(":")[0]
-            key = (layer.name, weight_name)
-            if key not in values:
-                raise ValueError(
-                    f"build_flat_model: weight {layer.name}/{weight_name} "
-                    "has no counterpart in the model."
-                )
-            arrays.append(keras.ops.convert_to_numpy(values[key]))
-        if arrays:
-            layer.set_weights(arrays)
+        if not layer.weights:
+            continue
+        arrays = values.pop(layer.name, None)
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if arrays is None or [a.shape for a in arrays] != shapes:
+            raise ValueError(
+                f"build_flat_model: layer {layer.name!r} (weights {shapes}) "
+                "has no counterpart of the same shapes in the model."
+            )
+        layer.set_weights(arrays)
+    if values:
+        raise ValueError(
+            "build_flat_model: weights of the model were not placed in the "
+            "twin: " + ", ".join(sorted(values))
+        )
     return twin

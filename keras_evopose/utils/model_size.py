@@ -28,8 +28,12 @@ def _unwrap(inputs):
     return inputs.shape
 
 
+def _is_single_shape(shape):
+    return all(size is None or isinstance(size, int) for size in shape)
+
+
 def _wrap(shape):
-    if isinstance(shape, list):
+    if not _is_single_shape(shape):
         return [_wrap(s) for s in shape]
     return _Shape(shape)
 

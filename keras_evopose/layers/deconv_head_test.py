@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from keras_evopose.layers import DeconvHead
+from keras_evopose.tests import test_case
+
+
+def test_upsamples_by_two_per_transposed_conv():
+    head = DeconvHead(17, filters=[16, 16, 16])
+    outputs = head(np.ones((2, 4, 3, 24), "float32"))
+    assert tuple(outputs.shape) == (2, 32, 24, 17)
+    assert head.compute_output_shape((None, 4, 3, 24)) == (None, 32, 24, 17)
+    no_upsampling = DeconvHead(5, filters=[])
+    assert tuple(no_upsampling(np.ones((1, 4, 3, 8))).shape) == (1, 4, 3, 5)
+
+
+def test_spatial_correction_adds_a_depthwise_conv():
+    plain = DeconvHead(17, filters=[8])
+    corrected = DeconvHead(17, filters=[8], spatial_correction=True)
+    plain.build((None, 4, 3, 8))
+    corrected.build((None, 4, 3, 8))
+    # 3x3 depthwise kernel + BN (4 vectors) on 8 channels.
+    assert corrected.count_params() - plain.count_params() == 9 * 8 + 4 * 8
+    assert any("correction_dwconv" in v.path for v in corrected.weights)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="num_keypoints"):
+        DeconvHead(0)
+    with pytest.raises(ValueError, match="filters"):
+        DeconvHead(17, filters=[128, 0])
+
+
+def test_serialization_and_saving(tmp_path):
+    head = DeconvHead(5, filters=[8, 8], spatial_correction=True)
+    test_case.run_serialization_test(head)
+    model = test_case.wrap_layer(head, (4, 3, 6))
+    test_case.run_model_saving_test(
+        model, np.random.default_rng(1).normal(size=(2, 4, 3, 6)), tmp_path
+    )

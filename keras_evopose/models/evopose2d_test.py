@@ -1,0 +1,132 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_evopose.models import EvoPose2D
+from keras_evopose.models import EvoPose2DBackbone
+from keras_evopose.models import build_flat_model
+from keras_evopose.tests import test_case
+
+
+@pytest.fixture(scope="module")
+def test_model():
+    return EvoPose2D.from_preset("test")
+
+
+def images(shape=(2, 64, 48, 3), seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def test_presets_are_listed():
+    assert set(EvoPose2D.presets) == {
+        "extra_small", "small", "medium", "large", "test"}
+    assert EvoPose2DBackbone.presets == EvoPose2D.presets
+
+
+def test_test_preset_shapes_and_stable_names(test_model):
+    assert tuple(test_model(images()).shape) == (2, 32, 24, 17)
+    assert test_model.heatmap_stride == 2
+    paths = {v.path for v in test_model.weights}
+    for expected in (
+        "stem_conv/kernel",
+        "stage1_block1/dwconv/kernel",
+        "stage3_block2/project_bn/gamma",
+        "head/deconv1/kernel",
+        "head/final_conv/bias",
+    ):
+        assert expected in paths
+
+
+def test_backbone_pyramid_and_output_stride():
+    backbone = EvoPose2DBackbone.from_preset("test")
+    assert backbone.output_stride == 16
+    assert list(backbone.pyramid_outputs) == ["P1", "P2", "P3", "P4"]
+    assert tuple(backbone.pyramid_outputs["P2"].shape) == (None, 16, 12, 16)
+
+
+def test_variable_input_size():
+    backbone = EvoPose2DBackbone.from_preset("test", image_shape=(None, None, 3))
+    assert tuple(backbone(images((1, 96, 64, 3))).shape) == (1, 6, 4, 24)
+
+
+def test_from_preset_overrides_route_to_backbone_and_head():
+    model = EvoPose2D.from_preset(
+        "test",
+        num_keypoints=5,
+        genotype=["ir_r1_k3_s1_e1_c8_se0.25", "ir_r1_k5_s2_e2_c16_se0"],
+        head_filters=[8],
+    )
+    assert model.backbone.genotype[1] == "ir_r1_k5_s2_e2_c16_se0"
+    # Output stride 4, one transposed conv: heatmaps at 1/2 of the input.
+    assert tuple(model.output_shape) == (None, 32, 24, 5)
+
+
+def test_bad_preset_and_arguments():
+    with pytest.raises(ValueError, match="Unknown preset 'tiny'.*'small'"):
+        EvoPose2D.from_preset("tiny")
+    with pytest.raises(ValueError, match="unknown argument.*num_kepoints"):
+        EvoPose2D.from_preset("test", num_kepoints=3)
+    with pytest.raises(ValueError, match="stem_filters"):
+        EvoPose2DBackbone.from_preset("test", stem_filters=0)
+    with pytest.raises(ValueError, match="backbone"):
+        EvoPose2D(backbone="small")
+
+
+def test_get_config_is_exactly_the_constructor_arguments(test_model):
+    backbone_config = test_model.backbone.get_config()
+    assert set(backbone_config) == {
+        "name", "trainable", "genotype", "stem_filters", "image_shape",
+        "stochastic_depth_rate", "activation"}
+    config = test_model.get_config()
+    assert set(config) == {
+        "name", "trainable", "backbone", "num_keypoints", "head_filters",
+        "head_kernel_size", "final_kernel_size", "spatial_correction",
+        "head_activation"}
+
+
+def test_serialization_round_trip(test_model):
+    test_case.run_serialization_test(test_model.backbone)
+    test_case.run_serialization_test(test_model)
+
+
+def test_keras_file_round_trip(test_model, tmp_path):
+    restored = test_case.run_model_saving_test(test_model, images(), tmp_path)
+    assert isinstance(restored, EvoPose2D)
+    assert isinstance(restored.backbone, EvoPose2DBackbone)
+    backbone_path = tmp_path / "backbone"
+    backbone_path.mkdir()
+    test_case.run_model_saving_test(
+        test_model.backbone, images(), backbone_path
+    )
+
+
+def test_flat_keras_model_equals_the_nested_model(test_model):
+    flat = build_flat_model(test_model, keras)
+    assert not any(isinstance(layer, keras.Model) for layer in flat.layers)
+    assert "stage3_block2_dwconv" in {layer.name for layer in flat.layers}
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(flat(images(), training=False)),
+        keras.ops.convert_to_numpy(test_model(images(), training=False)),
+        atol=1e-6,
+    )
+
+
+def test_tf_keras_twin_equals_the_keras_3_model(test_model):
+    tf_keras = pytest.importorskip("tf_keras")
+    twin = build_flat_model(test_model, tf_keras)
+    assert isinstance(twin, tf_keras.Model)
+    np.testing.assert_allclose(
+        twin(images(), training=False).numpy(),
+        keras.ops.convert_to_numpy(test_model(images(), training=False)),
+        atol=1e-5,
+    )
+
+
+def test_fit_one_step(test_model):
+    model = EvoPose2D.from_preset("test")
+    model.compile(optimizer="adam", loss="mse")
+    history = model.fit(
+        images((4, 64, 48, 3)), np.zeros((4, 32, 24, 17), "float32"),
+        epochs=1, verbose=0,
+    )
+    assert np.isfinite(history.history["loss"][0])

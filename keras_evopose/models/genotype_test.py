@@ -1,0 +1,113 @@
+import random
+
+import pytest
+
+from keras_evopose.models import evopose2d_presets
+from keras_evopose.models.genotype import BlockSpec
+from keras_evopose.models.genotype import compound_scale
+from keras_evopose.models.genotype import decode_genotype
+from keras_evopose.models.genotype import encode_genotype
+from keras_evopose.models.genotype import output_stride
+
+
+def random_spec(rng):
+    return BlockSpec(
+        num_repeats=rng.randint(1, 32),
+        kernel_size=rng.choice([1, 3, 5, 7, 9]),
+        strides=rng.choice([1, 2]),
+        expand_ratio=rng.randint(1, 16),
+        filters=rng.randint(1, 4096),
+        squeeze_excite_ratio=rng.choice([0.0, 0.0625, 0.125, 0.25, 0.5, 1.0])
+        if rng.random() < 0.5
+        else round(rng.random(), rng.randint(1, 6)),
+    )
+
+
+def test_preset_genotypes_round_trip_exactly():
+    for name, preset in evopose2d_presets.backbone_presets.items():
+        genotype = preset["backbone"]["genotype"]
+        assert encode_genotype(genotype) == genotype, name
+        for block in genotype:
+            assert BlockSpec.from_string(block).to_string() == block
+
+
+def test_random_valid_genotypes_round_trip():
+    rng = random.Random(0)
+    for _ in range(500):
+        spec = random_spec(rng)
+        text = spec.to_string()
+        assert BlockSpec.from_string(text) == spec
+        assert BlockSpec.from_string(text).to_string() == text
+
+
+def test_tokens_in_any_order_decode_to_the_canonical_form():
+    spec = BlockSpec.from_string("ir_c40_se0.25_k5_s2_r2_e6")
+    assert spec.to_string() == "ir_r2_k5_s2_e6_c40_se0.25"
+
+
+@pytest.mark.parametrize(
+    "block_string, quoted",
+    [
+        ("xx_r2_k5_s2_e6_c40_se0.25", "'xx'"),
+        ("ir_r2_k5_s2_e6_c40", "'se'"),
+        ("ir_r2_k4_s2_e6_c40_se0.25", "'k4'"),
+        ("ir_r0_k5_s2_e6_c40_se0.25", "'r0'"),
+        ("ir_r2_k5_s3_e6_c40_se0.25", "'s3'"),
+        ("ir_r2_k5_s2_e6_c0_se0.25", "'c0'"),
+        ("ir_r2_k5_s2_e6_c-8_se0.25", "'c-8'"),
+        ("ir_r2_k5_s2_e6_c40_se1.5", "'se1.5'"),
+        ("ir_r2_k5_s2_e6_c40_se0.25_x9", "'x9'"),
+        ("ir_r2_k5_s2_e6_c40_se0.25_r3", "'r3'"),
+        ("ir_rtwo_k5_s2_e6_c40_se0.25", "'rtwo'"),
+        ("ir_r2_k5_s2_e6_c40_senan", "'senan'"),
+    ],
+)
+def test_malformed_block_strings_quote_the_bad_token(block_string, quoted):
+    with pytest.raises(ValueError) as error:
+        BlockSpec.from_string(block_string)
+    assert quoted in str(error.value)
+    assert block_string in str(error.value)
+
+
+def test_out_of_range_message_names_the_allowed_range():
+    with pytest.raises(ValueError, match="between 1 and 4096"):
+        BlockSpec.from_string("ir_r2_k5_s2_e6_c0_se0.25")
+    with pytest.raises(ValueError, match="one of 1, 3, 5, 7, 9"):
+        BlockSpec.from_string("ir_r2_k4_s2_e6_c40_se0.25")
+
+
+def test_non_positive_width_is_rejected_by_the_dataclass_too():
+    with pytest.raises(ValueError, match=r"filters=-8.*between 1 and 4096"):
+        BlockSpec(1, 3, 1, 1, -8)
+
+
+def test_stride_budget_rejects_features_smaller_than_one_32nd():
+    five_stride_two = ["ir_r1_k3_s2_e1_c8_se0.25"] * 5
+    with pytest.raises(ValueError, match="output stride 64 exceeds.*32"):
+        decode_genotype(five_stride_two)
+    assert output_stride(decode_genotype(five_stride_two[:4])) == 32
+
+
+def test_genotype_must_be_a_non_empty_list():
+    with pytest.raises(ValueError, match="list of block strings"):
+        decode_genotype("ir_r1_k3_s1_e1_c16_se0.25")
+    with pytest.raises(ValueError, match="at least one stage"):
+        decode_genotype([])
+
+
+def test_compound_scaling_reproduces_medium_and_large_presets():
+    presets = evopose2d_presets.backbone_presets
+    for name, size in (("small", (256, 192)), ("medium", (384, 288)),
+                       ("large", (512, 384))):
+        scaled = compound_scale(evopose2d_presets.SMALL_GENOTYPE, size)
+        assert scaled["genotype"] == presets[name]["backbone"]["genotype"]
+        assert scaled["stem_filters"] == presets[name]["backbone"][
+            "stem_filters"]
+        assert scaled["head_filters"] == presets[name]["head"]["head_filters"]
+        assert scaled["stochastic_depth_rate"] == presets[name]["backbone"][
+            "stochastic_depth_rate"]
+
+
+def test_compound_scale_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="image_size"):
+        compound_scale(evopose2d_presets.SMALL_GENOTYPE, (0, 192))
