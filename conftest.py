@@ -25,7 +25,12 @@ def coco_mini():
     root = ROOT / "data" / "coco_kpt_mini"
     return {
         "root": root,
-        "annotations": root / "annotations" / "person_keypoints_val2017_mini.json",
+        "annotations": root
+        / "annotations"
+        / "person_keypoints_val2017_mini.json",
         "images": root / "val2017",
-        "detections": root / "original" / "mmpose" / "test_coco_det_AP_H_56.json",
+        "detections": root
+        / "original"
+        / "mmpose"
+        / "test_coco_det_AP_H_56.json",
     }

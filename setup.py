@@ -43,10 +43,12 @@ setup(
         ],
         "jax": ["jax==0.10.2", "jaxlib==0.10.2"],
         "dev": [
-            "pytest",
-            "pytest-timeout",
-            "ruff",
-            "mkdocs",
+            "pytest==9.*",
+            "pytest-timeout==2.*",
+            "ruff==0.17.*",
+            "mkdocs==1.6.*",
+            "mkdocstrings==1.0.*",
+            "mkdocstrings-python==2.0.*",
         ],
     },
     entry_points={

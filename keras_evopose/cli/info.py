@@ -13,7 +13,9 @@ def add_parser(subparsers):
             "the paper's convention), next to the paper's numbers."
         ),
     )
-    parser.add_argument("preset", help="extra_small, small, medium, large or test")
+    parser.add_argument(
+        "preset", help="extra_small, small, medium, large or test"
+    )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object"
     )
@@ -62,6 +64,8 @@ def run(args):
         f"  (paper {paper['flops'] / 1e9:.2f}G)" if "flops" in paper else ""
     )
     print(f"  params     {info['params']:,}{params_note}")
-    print(f"  FLOPs      {info['flops'] / 1e9:.3f}G multiply-accumulates"
-          f"{flops_note}")
+    print(
+        f"  FLOPs      {info['flops'] / 1e9:.3f}G multiply-accumulates"
+        f"{flops_note}"
+    )
     return 0

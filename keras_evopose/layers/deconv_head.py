@@ -107,7 +107,7 @@ class DeconvHead(keras.layers.Layer):
     Example:
 
     >>> head = keras_evopose.layers.DeconvHead(17, filters=[32, 32])
-    >>> head(keras.ops.ones((2, 8, 6, 64))).shape
+    >>> tuple(head(keras.ops.ones((2, 8, 6, 64))).shape)
     (2, 32, 24, 17)
     """
 
@@ -127,8 +127,10 @@ class DeconvHead(keras.layers.Layer):
             ("kernel_size", kernel_size),
             ("final_kernel_size", final_kernel_size),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or (
-                value <= 0
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or (value <= 0)
             ):
                 raise ValueError(
                     f"DeconvHead: `{arg}` must be a positive int. "
@@ -136,8 +138,10 @@ class DeconvHead(keras.layers.Layer):
                 )
         filters = list(filters)
         for width in filters:
-            if isinstance(width, bool) or not isinstance(width, int) or (
-                width <= 0
+            if (
+                isinstance(width, bool)
+                or not isinstance(width, int)
+                or (width <= 0)
             ):
                 raise ValueError(
                     "DeconvHead: every entry of `filters` must be a positive "

@@ -79,7 +79,9 @@ def mbconv_sublayers(
             activation=activation,
             prefix=f"{prefix}se_",
         )
-        layers.update({f"se_{role}": layer for role, layer in se_layers.items()})
+        layers.update(
+            {f"se_{role}": layer for role, layer in se_layers.items()}
+        )
     layers["project_conv"] = layers_module.Conv2D(
         output_filters,
         1,
@@ -114,8 +116,10 @@ def mbconv_forward(layers, inputs, apply, training=None):
     x = apply(layers["dwconv_activation"], x)
     if "se_pool" in layers:
         x = squeeze_and_excite_2d.squeeze_and_excite_forward(
-            {role: layers[f"se_{role}"] for role in
-             ("pool", "reduce", "expand", "excite")},
+            {
+                role: layers[f"se_{role}"]
+                for role in ("pool", "reduce", "expand", "excite")
+            },
             x,
             apply,
         )
@@ -175,7 +179,7 @@ class MBConvBlock(keras.layers.Layer):
     Example:
 
     >>> block = keras_evopose.layers.MBConvBlock(16, 24, strides=2)
-    >>> block(keras.ops.ones((2, 32, 24, 16))).shape
+    >>> tuple(block(keras.ops.ones((2, 32, 24, 16))).shape)
     (2, 16, 12, 24)
     """
 

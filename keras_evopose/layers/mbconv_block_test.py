@@ -14,8 +14,7 @@ def test_output_shape_and_residual():
     strided = MBConvBlock(16, 24, strides=2)
     assert tuple(strided(np.ones((2, 15, 11, 16))).shape) == (2, 8, 6, 24)
     assert "add" not in strided.sublayers
-    assert strided.compute_output_shape((None, 15, 11, 16)) == (
-        None, 8, 6, 24)
+    assert strided.compute_output_shape((None, 15, 11, 16)) == (None, 8, 6, 24)
 
 
 def test_weight_paths_are_nested_role_names():
@@ -34,10 +33,16 @@ def test_parameter_count_matches_efficientnet_formula():
     expanded = 96
     squeeze = 4  # int(16 * 0.25): from the block *input* channels
     expected = (
-        16 * expanded + 4 * expanded  # expand conv + BN (4 vectors)
-        + 9 * expanded + 4 * expanded  # depthwise + BN
-        + expanded * squeeze + squeeze + squeeze * expanded + expanded  # SE
-        + expanded * 24 + 4 * 24  # project + BN
+        16 * expanded
+        + 4 * expanded  # expand conv + BN (4 vectors)
+        + 9 * expanded
+        + 4 * expanded  # depthwise + BN
+        + expanded * squeeze
+        + squeeze
+        + squeeze * expanded
+        + expanded  # SE
+        + expanded * 24
+        + 4 * 24  # project + BN
     )
     assert block.count_params() == expected
 

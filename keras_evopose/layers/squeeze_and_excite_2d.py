@@ -74,7 +74,7 @@ class SqueezeAndExcite2D(keras.layers.Layer):
     Example:
 
     >>> layer = keras_evopose.layers.SqueezeAndExcite2D(32, 8)
-    >>> layer(keras.ops.ones((2, 16, 12, 32))).shape
+    >>> tuple(layer(keras.ops.ones((2, 16, 12, 32))).shape)
     (2, 16, 12, 32)
     """
 

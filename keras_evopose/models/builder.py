@@ -30,14 +30,17 @@ def block_arguments(specs, stem_filters, stochastic_depth_rate):
     index = 0
     for stage_index, spec in enumerate(specs, start=1):
         for repeat in range(spec.num_repeats):
-            yield block_name(stage_index, repeat + 1), dict(
-                input_filters=input_filters,
-                output_filters=spec.filters,
-                kernel_size=spec.kernel_size,
-                strides=spec.strides if repeat == 0 else 1,
-                expand_ratio=spec.expand_ratio,
-                squeeze_excite_ratio=spec.squeeze_excite_ratio,
-                stochastic_depth_rate=stochastic_depth_rate * index / total,
+            yield (
+                block_name(stage_index, repeat + 1),
+                dict(
+                    input_filters=input_filters,
+                    output_filters=spec.filters,
+                    kernel_size=spec.kernel_size,
+                    strides=spec.strides if repeat == 0 else 1,
+                    expand_ratio=spec.expand_ratio,
+                    squeeze_excite_ratio=spec.squeeze_excite_ratio,
+                    stochastic_depth_rate=stochastic_depth_rate * index / total,
+                ),
             )
             input_filters = spec.filters
             index += 1
@@ -80,7 +83,9 @@ def backbone_graph(
             level += 1
         if flat:
             sublayers = mbconv_block.mbconv_sublayers(
-                layers_module, activation=activation, prefix=f"{name}_",
+                layers_module,
+                activation=activation,
+                prefix=f"{name}_",
                 **kwargs,
             )
             x = mbconv_block.mbconv_forward(

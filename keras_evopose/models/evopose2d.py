@@ -35,7 +35,7 @@ class EvoPose2D(keras.Model):
     Example:
 
     >>> model = keras_evopose.models.EvoPose2D.from_preset("test")
-    >>> model(keras.ops.ones((1, 64, 48, 3))).shape
+    >>> tuple(model(keras.ops.ones((1, 64, 48, 3))).shape)
     (1, 32, 24, 17)
     >>> small = keras_evopose.models.EvoPose2D.from_preset("small")
     >>> small.count_params()
@@ -136,9 +136,7 @@ class EvoPose2D(keras.Model):
         backbone_config = preset_lib.preset_arguments(preset, "backbone")
         head_config = preset_lib.preset_arguments(preset, "head")
         backbone_names = set(backbone_config) | {"activation"}
-        preset_lib.check_overrides(
-            cls, preset, overrides, extra=backbone_names
-        )
+        preset_lib.check_overrides(cls, preset, overrides, extra=backbone_names)
         for key, value in overrides.items():
             if key in backbone_names:
                 backbone_config[key] = value
@@ -186,7 +184,9 @@ def build_flat_model(model, keras_module):
         activation=config["head_activation"],
     )
     layers_module = keras_module.layers
-    inputs = layers_module.Input(shape=tuple(backbone.image_shape), name="image")
+    inputs = layers_module.Input(
+        shape=tuple(backbone.image_shape), name="image"
+    )
     features, _ = builder.backbone_graph(
         inputs,
         backbone.genotype,

@@ -39,7 +39,7 @@ class EvoPose2DBackbone(keras.Model):
     Example:
 
     >>> backbone = keras_evopose.models.EvoPose2DBackbone.from_preset("test")
-    >>> backbone(keras.ops.ones((1, 64, 48, 3))).shape
+    >>> tuple(backbone(keras.ops.ones((1, 64, 48, 3))).shape)
     (1, 4, 3, 24)
     """
 

@@ -19,7 +19,12 @@ def images(shape=(2, 64, 48, 3), seed=0):
 
 def test_presets_are_listed():
     assert set(EvoPose2D.presets) == {
-        "extra_small", "small", "medium", "large", "test"}
+        "extra_small",
+        "small",
+        "medium",
+        "large",
+        "test",
+    }
     assert EvoPose2DBackbone.presets == EvoPose2D.presets
 
 
@@ -45,7 +50,9 @@ def test_backbone_pyramid_and_output_stride():
 
 
 def test_variable_input_size():
-    backbone = EvoPose2DBackbone.from_preset("test", image_shape=(None, None, 3))
+    backbone = EvoPose2DBackbone.from_preset(
+        "test", image_shape=(None, None, 3)
+    )
     assert tuple(backbone(images((1, 96, 64, 3))).shape) == (1, 6, 4, 24)
 
 
@@ -75,13 +82,26 @@ def test_bad_preset_and_arguments():
 def test_get_config_is_exactly_the_constructor_arguments(test_model):
     backbone_config = test_model.backbone.get_config()
     assert set(backbone_config) == {
-        "name", "trainable", "genotype", "stem_filters", "image_shape",
-        "stochastic_depth_rate", "activation"}
+        "name",
+        "trainable",
+        "genotype",
+        "stem_filters",
+        "image_shape",
+        "stochastic_depth_rate",
+        "activation",
+    }
     config = test_model.get_config()
     assert set(config) == {
-        "name", "trainable", "backbone", "num_keypoints", "head_filters",
-        "head_kernel_size", "final_kernel_size", "spatial_correction",
-        "head_activation"}
+        "name",
+        "trainable",
+        "backbone",
+        "num_keypoints",
+        "head_filters",
+        "head_kernel_size",
+        "final_kernel_size",
+        "spatial_correction",
+        "head_activation",
+    }
 
 
 def test_serialization_round_trip(test_model):
@@ -126,7 +146,9 @@ def test_fit_one_step(test_model):
     model = EvoPose2D.from_preset("test")
     model.compile(optimizer="adam", loss="mse")
     history = model.fit(
-        images((4, 64, 48, 3)), np.zeros((4, 32, 24, 17), "float32"),
-        epochs=1, verbose=0,
+        images((4, 64, 48, 3)),
+        np.zeros((4, 32, 24, 17), "float32"),
+        epochs=1,
+        verbose=0,
     )
     assert np.isfinite(history.history["loss"][0])

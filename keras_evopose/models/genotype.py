@@ -137,8 +137,10 @@ class BlockSpec:
                 f"{context}: token {tokens[0]!r} is not a block type; the "
                 f"only supported type is {BLOCK_TYPE!r} (inverted residual)."
             )
-        by_prefix = {prefix: (name, parse, allowed, meaning)
-                     for prefix, name, parse, allowed, meaning in _TOKENS}
+        by_prefix = {
+            prefix: (name, parse, allowed, meaning)
+            for prefix, name, parse, allowed, meaning in _TOKENS
+        }
         values = {}
         for token in tokens[1:]:
             match = _TOKEN_PATTERN.match(token)
@@ -167,9 +169,7 @@ class BlockSpec:
                 name, value, allowed, meaning, f"{context}: token {token!r}"
             )
             values[name] = value
-        missing = [
-            prefix for prefix, name, *_ in _TOKENS if name not in values
-        ]
+        missing = [prefix for prefix, name, *_ in _TOKENS if name not in values]
         if missing:
             raise ValueError(
                 f"{context}: missing token(s) "

@@ -97,15 +97,21 @@ def test_genotype_must_be_a_non_empty_list():
 
 def test_compound_scaling_reproduces_medium_and_large_presets():
     presets = evopose2d_presets.backbone_presets
-    for name, size in (("small", (256, 192)), ("medium", (384, 288)),
-                       ("large", (512, 384))):
+    for name, size in (
+        ("small", (256, 192)),
+        ("medium", (384, 288)),
+        ("large", (512, 384)),
+    ):
         scaled = compound_scale(evopose2d_presets.SMALL_GENOTYPE, size)
         assert scaled["genotype"] == presets[name]["backbone"]["genotype"]
-        assert scaled["stem_filters"] == presets[name]["backbone"][
-            "stem_filters"]
+        assert (
+            scaled["stem_filters"] == presets[name]["backbone"]["stem_filters"]
+        )
         assert scaled["head_filters"] == presets[name]["head"]["head_filters"]
-        assert scaled["stochastic_depth_rate"] == presets[name]["backbone"][
-            "stochastic_depth_rate"]
+        assert (
+            scaled["stochastic_depth_rate"]
+            == presets[name]["backbone"]["stochastic_depth_rate"]
+        )
 
 
 def test_compound_scale_rejects_bad_sizes():

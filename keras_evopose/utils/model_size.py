@@ -136,8 +136,8 @@ def count_flops(model, input_shape):
             # node gets its inputs' shapes instead of tensors.
             outputs = layer._run_through_graph(
                 _wrap(inputs),
-                operation_fn=lambda op: lambda *a, **k: _wrap(
-                    apply(op, _unwrap(a[0]), **k)
+                operation_fn=lambda op: (
+                    lambda *a, **k: _wrap(apply(op, _unwrap(a[0]), **k))
                 ),
             )
             return _unwrap(outputs)

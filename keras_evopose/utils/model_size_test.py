@@ -35,7 +35,8 @@ def test_composite_layers_are_traversed():
     expected = (
         16 * 8 * 16  # expand 1x1
         + 16 * 16 * 9  # depthwise 3x3
-        + 16 * 2 + 2 * 16  # squeeze-excite 1x1 convs on a 1x1 map
+        + 16 * 2
+        + 2 * 16  # squeeze-excite 1x1 convs on a 1x1 map
         + 16 * 16 * 8  # project 1x1
     )
     assert count_flops(block, (4, 4, 8)) == expected

@@ -1,0 +1,31 @@
+"""Every `>>>` example in the public docstrings runs and prints what it says."""
+
+import doctest
+import importlib
+
+import keras
+import pytest
+
+import keras_evopose
+
+MODULES = [
+    "keras_evopose.layers.squeeze_and_excite_2d",
+    "keras_evopose.layers.mbconv_block",
+    "keras_evopose.layers.deconv_head",
+    "keras_evopose.models.genotype",
+    "keras_evopose.models.evopose2d_backbone",
+    "keras_evopose.models.evopose2d",
+]
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_docstring_examples(module_name):
+    module = importlib.import_module(module_name)
+    result = doctest.testmod(
+        module,
+        extraglobs={"keras": keras, "keras_evopose": keras_evopose},
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+        verbose=False,
+    )
+    assert result.failed == 0
+    assert result.attempted > 0
