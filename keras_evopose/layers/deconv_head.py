@@ -13,6 +13,7 @@ def deconv_head_sublayers(
     spatial_correction=False,
     activation="swish",
     prefix="",
+    dtype=None,
 ):
     """Creates the primitive layers of the heatmap head, keyed by role."""
     init = sublayer_graph.conv_initializer
@@ -25,13 +26,14 @@ def deconv_head_sublayers(
             padding="same",
             use_bias=False,
             kernel_initializer=init(),
+            dtype=dtype,
             name=f"{prefix}deconv{index}",
         )
         layers[f"deconv{index}_bn"] = sublayer_graph.batch_normalization(
-            layers_module, f"{prefix}deconv{index}_bn"
+            layers_module, f"{prefix}deconv{index}_bn", dtype
         )
         layers[f"deconv{index}_activation"] = layers_module.Activation(
-            activation, name=f"{prefix}deconv{index}_activation"
+            activation, dtype=dtype, name=f"{prefix}deconv{index}_activation"
         )
     if spatial_correction:
         layers["correction_dwconv"] = layers_module.DepthwiseConv2D(
@@ -39,19 +41,21 @@ def deconv_head_sublayers(
             padding="same",
             use_bias=False,
             depthwise_initializer=init(),
+            dtype=dtype,
             name=f"{prefix}correction_dwconv",
         )
         layers["correction_bn"] = sublayer_graph.batch_normalization(
-            layers_module, f"{prefix}correction_bn"
+            layers_module, f"{prefix}correction_bn", dtype
         )
         layers["correction_activation"] = layers_module.Activation(
-            activation, name=f"{prefix}correction_activation"
+            activation, dtype=dtype, name=f"{prefix}correction_activation"
         )
     layers["final_conv"] = layers_module.Conv2D(
         num_keypoints,
         final_kernel_size,
         padding="same",
         kernel_initializer=sublayer_graph.heatmap_initializer(),
+        dtype=dtype,
         name=f"{prefix}final_conv",
     )
     return layers
@@ -161,6 +165,7 @@ class DeconvHead(keras.layers.Layer):
             final_kernel_size=final_kernel_size,
             spatial_correction=spatial_correction,
             activation=activation,
+            dtype=self.dtype_policy,
         )
 
     def forward(self, inputs, apply, training=None):

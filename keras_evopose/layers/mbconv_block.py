@@ -31,6 +31,7 @@ def mbconv_sublayers(
     stochastic_depth_rate=0.0,
     activation="swish",
     prefix="",
+    dtype=None,
 ):
     """Creates the primitive layers of one MBConv block, keyed by role.
 
@@ -47,13 +48,14 @@ def mbconv_sublayers(
             padding="same",
             use_bias=False,
             kernel_initializer=init(),
+            dtype=dtype,
             name=f"{prefix}expand_conv",
         )
         layers["expand_bn"] = sublayer_graph.batch_normalization(
-            layers_module, f"{prefix}expand_bn"
+            layers_module, f"{prefix}expand_bn", dtype
         )
         layers["expand_activation"] = layers_module.Activation(
-            activation, name=f"{prefix}expand_activation"
+            activation, dtype=dtype, name=f"{prefix}expand_activation"
         )
     layers["dwconv"] = layers_module.DepthwiseConv2D(
         kernel_size,
@@ -61,13 +63,14 @@ def mbconv_sublayers(
         padding="same",
         use_bias=False,
         depthwise_initializer=init(),
+        dtype=dtype,
         name=f"{prefix}dwconv",
     )
     layers["dwconv_bn"] = sublayer_graph.batch_normalization(
-        layers_module, f"{prefix}dwconv_bn"
+        layers_module, f"{prefix}dwconv_bn", dtype
     )
     layers["dwconv_activation"] = layers_module.Activation(
-        activation, name=f"{prefix}dwconv_activation"
+        activation, dtype=dtype, name=f"{prefix}dwconv_activation"
     )
     if squeeze_excite_ratio > 0:
         # EfficientNet sizes the squeeze from the block *input* channels.
@@ -78,6 +81,7 @@ def mbconv_sublayers(
             bottleneck,
             activation=activation,
             prefix=f"{prefix}se_",
+            dtype=dtype,
         )
         layers.update(
             {f"se_{role}": layer for role, layer in se_layers.items()}
@@ -88,10 +92,11 @@ def mbconv_sublayers(
         padding="same",
         use_bias=False,
         kernel_initializer=init(),
+        dtype=dtype,
         name=f"{prefix}project_conv",
     )
     layers["project_bn"] = sublayer_graph.batch_normalization(
-        layers_module, f"{prefix}project_bn"
+        layers_module, f"{prefix}project_bn", dtype
     )
     if has_residual(input_filters, output_filters, strides):
         if stochastic_depth_rate > 0:
@@ -99,9 +104,10 @@ def mbconv_sublayers(
             layers["drop"] = layers_module.Dropout(
                 stochastic_depth_rate,
                 noise_shape=(None, 1, 1, 1),
+                dtype=dtype,
                 name=f"{prefix}drop",
             )
-        layers["add"] = layers_module.Add(name=f"{prefix}add")
+        layers["add"] = layers_module.Add(dtype=dtype, name=f"{prefix}add")
     return layers
 
 
@@ -237,6 +243,7 @@ class MBConvBlock(keras.layers.Layer):
             squeeze_excite_ratio=squeeze_excite_ratio,
             stochastic_depth_rate=stochastic_depth_rate,
             activation=activation,
+            dtype=self.dtype_policy,
         )
 
     def forward(self, inputs, apply, training=None):

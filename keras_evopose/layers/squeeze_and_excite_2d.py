@@ -11,11 +11,12 @@ def squeeze_and_excite_sublayers(
     activation="swish",
     gate_activation="sigmoid",
     prefix="",
+    dtype=None,
 ):
     """Creates the primitive layers of a squeeze-and-excite gate, by role."""
     return {
         "pool": layers_module.GlobalAveragePooling2D(
-            keepdims=True, name=f"{prefix}pool"
+            keepdims=True, dtype=dtype, name=f"{prefix}pool"
         ),
         "reduce": layers_module.Conv2D(
             bottleneck_filters,
@@ -23,6 +24,7 @@ def squeeze_and_excite_sublayers(
             padding="same",
             activation=activation,
             kernel_initializer=sublayer_graph.conv_initializer(),
+            dtype=dtype,
             name=f"{prefix}reduce",
         ),
         "expand": layers_module.Conv2D(
@@ -31,9 +33,10 @@ def squeeze_and_excite_sublayers(
             padding="same",
             activation=gate_activation,
             kernel_initializer=sublayer_graph.conv_initializer(),
+            dtype=dtype,
             name=f"{prefix}expand",
         ),
-        "excite": layers_module.Multiply(name=f"{prefix}excite"),
+        "excite": layers_module.Multiply(dtype=dtype, name=f"{prefix}excite"),
     }
 
 
@@ -106,6 +109,7 @@ class SqueezeAndExcite2D(keras.layers.Layer):
             bottleneck_filters,
             activation=activation,
             gate_activation=gate_activation,
+            dtype=self.dtype_policy,
         )
 
     def forward(self, inputs, apply):

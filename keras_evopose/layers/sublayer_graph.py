@@ -55,8 +55,8 @@ def heatmap_initializer():
     }
 
 
-def batch_normalization(layers_module, name):
+def batch_normalization(layers_module, name, dtype=None):
     # Keras defaults, stated so the tf_keras twin cannot drift.
     return layers_module.BatchNormalization(
-        axis=-1, momentum=0.99, epsilon=1e-3, name=name
+        axis=-1, momentum=0.99, epsilon=1e-3, dtype=dtype, name=name
     )

@@ -54,6 +54,7 @@ def backbone_graph(
     activation,
     layers_module,
     flat=False,
+    dtype=None,
 ):
     """Applies stem and stages to `inputs`.
 
@@ -69,10 +70,13 @@ def backbone_graph(
         padding="same",
         use_bias=False,
         kernel_initializer=sublayer_graph.conv_initializer(),
+        dtype=dtype,
         name="stem_conv",
     )(inputs)
-    x = sublayer_graph.batch_normalization(layers_module, "stem_bn")(x)
-    x = layers_module.Activation(activation, name="stem_activation")(x)
+    x = sublayer_graph.batch_normalization(layers_module, "stem_bn", dtype)(x)
+    x = layers_module.Activation(
+        activation, dtype=dtype, name="stem_activation"
+    )(x)
     level = 1
     pyramid = {}
     for name, kwargs in block_arguments(
@@ -86,6 +90,7 @@ def backbone_graph(
                 layers_module,
                 activation=activation,
                 prefix=f"{name}_",
+                dtype=dtype,
                 **kwargs,
             )
             x = mbconv_block.mbconv_forward(
@@ -93,17 +98,17 @@ def backbone_graph(
             )
         else:
             x = mbconv_block.MBConvBlock(
-                activation=activation, name=name, **kwargs
+                activation=activation, dtype=dtype, name=name, **kwargs
             )(x)
     pyramid[f"P{level}"] = x
     return x, pyramid
 
 
-def head_graph(features, head_arguments, layers_module, flat=False):
+def head_graph(features, head_arguments, layers_module, flat=False, dtype=None):
     """Applies the heatmap head (`DeconvHead` arguments) to `features`."""
     if flat:
         sublayers = deconv_head.deconv_head_sublayers(
-            layers_module, prefix="head_", **head_arguments
+            layers_module, prefix="head_", dtype=dtype, **head_arguments
         )
         return deconv_head.deconv_head_forward(
             sublayers,
@@ -111,7 +116,9 @@ def head_graph(features, head_arguments, layers_module, flat=False):
             sublayer_graph.call_apply,
             len(head_arguments["filters"]),
         )
-    return deconv_head.DeconvHead(name="head", **head_arguments)(features)
+    return deconv_head.DeconvHead(dtype=dtype, name="head", **head_arguments)(
+        features
+    )
 
 
 def flat_weight_name(path):

@@ -30,7 +30,10 @@ class EvoPose2D(keras.Model):
         spatial_correction: bool, add the EfficientPose depthwise
             correction conv to the head. Defaults to `False`.
         head_activation: activation name of the head. Defaults to `"swish"`.
-        **kwargs: base `keras.Model` arguments (`name`, `dtype`...).
+        dtype: a dtype policy (e.g. `"mixed_bfloat16"`) for the head's
+            layers; `from_preset` passes it to the backbone too. Defaults to
+            the global policy.
+        **kwargs: base `keras.Model` arguments (`name`, `trainable`).
 
     Example:
 
@@ -51,6 +54,7 @@ class EvoPose2D(keras.Model):
         final_kernel_size=1,
         spatial_correction=False,
         head_activation="swish",
+        dtype=None,
         **kwargs,
     ):
         if not isinstance(backbone, keras.Model):
@@ -71,8 +75,13 @@ class EvoPose2D(keras.Model):
         # === Layers and Functional Model ===
         inputs = keras.Input(shape=backbone.input_shape[1:], name="image")
         features = backbone(inputs)
-        heatmaps = builder.head_graph(features, head_arguments, keras.layers)
+        heatmaps = builder.head_graph(
+            features, head_arguments, keras.layers, dtype=dtype
+        )
         super().__init__(inputs=inputs, outputs=heatmaps, **kwargs)
+        if dtype is not None:
+            # A functional model does not take `dtype` from its constructor.
+            self.dtype_policy = keras.dtype_policies.get(dtype)
 
         # === Config ===
         self.backbone = backbone
@@ -103,6 +112,7 @@ class EvoPose2D(keras.Model):
             "final_kernel_size": self.final_kernel_size,
             "spatial_correction": self.spatial_correction,
             "head_activation": self.head_activation,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
         }
 
     @classmethod
@@ -136,6 +146,8 @@ class EvoPose2D(keras.Model):
         backbone_config = preset_lib.preset_arguments(preset, "backbone")
         head_config = preset_lib.preset_arguments(preset, "head")
         backbone_names = set(backbone_config) | {"activation"}
+        if "dtype" in overrides:
+            backbone_config["dtype"] = overrides["dtype"]
         preset_lib.check_overrides(cls, preset, overrides, extra=backbone_names)
         for key, value in overrides.items():
             if key in backbone_names:

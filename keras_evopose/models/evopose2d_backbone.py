@@ -34,7 +34,9 @@ class EvoPose2DBackbone(keras.Model):
         stochastic_depth_rate: float in [0, 1), rate of the last block.
             Defaults to 0.2.
         activation: activation name. Defaults to `"swish"`.
-        **kwargs: base `keras.Model` arguments (`name`, `dtype`...).
+        dtype: a dtype policy (e.g. `"mixed_bfloat16"`) for every layer.
+            Defaults to the global policy.
+        **kwargs: base `keras.Model` arguments (`name`, `trainable`).
 
     Example:
 
@@ -50,6 +52,7 @@ class EvoPose2DBackbone(keras.Model):
         image_shape=(None, None, 3),
         stochastic_depth_rate=0.2,
         activation="swish",
+        dtype=None,
         **kwargs,
     ):
         specs = genotype_lib.decode_genotype(genotype)
@@ -88,8 +91,12 @@ class EvoPose2DBackbone(keras.Model):
             stochastic_depth_rate,
             activation,
             keras.layers,
+            dtype=dtype,
         )
         super().__init__(inputs=inputs, outputs=features, **kwargs)
+        if dtype is not None:
+            # A functional model does not take `dtype` from its constructor.
+            self.dtype_policy = keras.dtype_policies.get(dtype)
 
         # === Config ===
         self.genotype = [spec.to_string() for spec in specs]
@@ -111,6 +118,7 @@ class EvoPose2DBackbone(keras.Model):
             "image_shape": list(self.image_shape),
             "stochastic_depth_rate": self.stochastic_depth_rate,
             "activation": self.activation,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
         }
 
     @classmethod

@@ -89,6 +89,7 @@ def test_get_config_is_exactly_the_constructor_arguments(test_model):
         "image_shape",
         "stochastic_depth_rate",
         "activation",
+        "dtype",
     }
     config = test_model.get_config()
     assert set(config) == {
@@ -101,6 +102,7 @@ def test_get_config_is_exactly_the_constructor_arguments(test_model):
         "final_kernel_size",
         "spatial_correction",
         "head_activation",
+        "dtype",
     }
 
 
@@ -152,3 +154,17 @@ def test_fit_one_step(test_model):
         verbose=0,
     )
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_mixed_precision_policy_reaches_every_layer(tmp_path):
+    model = EvoPose2D.from_preset("test", dtype="mixed_bfloat16")
+    outputs = model(images())
+    assert keras.backend.standardize_dtype(outputs.dtype) == "bfloat16"
+    assert all(
+        keras.backend.standardize_dtype(v.dtype) == "float32"
+        for v in model.weights
+    )  # variables stay float32 under a mixed policy
+    restored = test_case.run_model_saving_test(
+        model, images(), tmp_path, atol=1e-2
+    )
+    assert restored.backbone.dtype_policy.name == "mixed_bfloat16"
