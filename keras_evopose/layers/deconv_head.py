@@ -16,39 +16,34 @@ def deconv_head_sublayers(
     dtype=None,
 ):
     """Creates the primitive layers of the heatmap head, keyed by role."""
-    init = sublayer_graph.conv_initializer
     layers = {}
     for index, width in enumerate(filters, start=1):
-        layers[f"deconv{index}"] = layers_module.Conv2DTranspose(
-            width,
-            kernel_size,
-            strides=2,
-            padding="same",
-            use_bias=False,
-            kernel_initializer=init(),
-            dtype=dtype,
-            name=f"{prefix}deconv{index}",
-        )
-        layers[f"deconv{index}_bn"] = sublayer_graph.batch_normalization(
-            layers_module, f"{prefix}deconv{index}_bn", dtype
-        )
-        layers[f"deconv{index}_activation"] = layers_module.Activation(
-            activation, dtype=dtype, name=f"{prefix}deconv{index}_activation"
+        layers.update(
+            sublayer_graph.conv_bn_sublayers(
+                layers_module,
+                "Conv2DTranspose",
+                f"deconv{index}",
+                f"deconv{index}",
+                activation,
+                prefix=prefix,
+                dtype=dtype,
+                filters=width,
+                kernel_size=kernel_size,
+                strides=2,
+            )
         )
     if spatial_correction:
-        layers["correction_dwconv"] = layers_module.DepthwiseConv2D(
-            3,
-            padding="same",
-            use_bias=False,
-            depthwise_initializer=init(),
-            dtype=dtype,
-            name=f"{prefix}correction_dwconv",
-        )
-        layers["correction_bn"] = sublayer_graph.batch_normalization(
-            layers_module, f"{prefix}correction_bn", dtype
-        )
-        layers["correction_activation"] = layers_module.Activation(
-            activation, dtype=dtype, name=f"{prefix}correction_activation"
+        layers.update(
+            sublayer_graph.conv_bn_sublayers(
+                layers_module,
+                "DepthwiseConv2D",
+                "correction_dwconv",
+                "correction",
+                activation,
+                prefix=prefix,
+                dtype=dtype,
+                kernel_size=3,
+            )
         )
     layers["final_conv"] = layers_module.Conv2D(
         num_keypoints,
@@ -64,13 +59,13 @@ def deconv_head_sublayers(
 def deconv_head_forward(layers, inputs, apply, num_deconvs, training=None):
     x = inputs
     for index in range(1, num_deconvs + 1):
-        x = apply(layers[f"deconv{index}"], x)
-        x = apply(layers[f"deconv{index}_bn"], x, training=training)
-        x = apply(layers[f"deconv{index}_activation"], x)
+        x = sublayer_graph.conv_bn_forward(
+            layers, f"deconv{index}", f"deconv{index}", x, apply, training
+        )
     if "correction_dwconv" in layers:
-        x = apply(layers["correction_dwconv"], x)
-        x = apply(layers["correction_bn"], x, training=training)
-        x = apply(layers["correction_activation"], x)
+        x = sublayer_graph.conv_bn_forward(
+            layers, "correction_dwconv", "correction", x, apply, training
+        )
     return apply(layers["final_conv"], x)
 
 

@@ -1,3 +1,4 @@
+import functools
 import math
 
 import keras
@@ -39,38 +40,33 @@ def mbconv_sublayers(
     transfer and the tf_keras twin match on.
     """
     expanded_filters = input_filters * expand_ratio
-    init = sublayer_graph.conv_initializer
+    conv_bn = functools.partial(
+        sublayer_graph.conv_bn_sublayers,
+        layers_module,
+        prefix=prefix,
+        dtype=dtype,
+    )
     layers = {}
     if expand_ratio != 1:
-        layers["expand_conv"] = layers_module.Conv2D(
-            expanded_filters,
-            1,
-            padding="same",
-            use_bias=False,
-            kernel_initializer=init(),
-            dtype=dtype,
-            name=f"{prefix}expand_conv",
+        layers.update(
+            conv_bn(
+                "Conv2D",
+                "expand_conv",
+                "expand",
+                activation,
+                filters=expanded_filters,
+                kernel_size=1,
+            )
         )
-        layers["expand_bn"] = sublayer_graph.batch_normalization(
-            layers_module, f"{prefix}expand_bn", dtype
+    layers.update(
+        conv_bn(
+            "DepthwiseConv2D",
+            "dwconv",
+            "dwconv",
+            activation,
+            kernel_size=kernel_size,
+            strides=strides,
         )
-        layers["expand_activation"] = layers_module.Activation(
-            activation, dtype=dtype, name=f"{prefix}expand_activation"
-        )
-    layers["dwconv"] = layers_module.DepthwiseConv2D(
-        kernel_size,
-        strides=strides,
-        padding="same",
-        use_bias=False,
-        depthwise_initializer=init(),
-        dtype=dtype,
-        name=f"{prefix}dwconv",
-    )
-    layers["dwconv_bn"] = sublayer_graph.batch_normalization(
-        layers_module, f"{prefix}dwconv_bn", dtype
-    )
-    layers["dwconv_activation"] = layers_module.Activation(
-        activation, dtype=dtype, name=f"{prefix}dwconv_activation"
     )
     if squeeze_excite_ratio > 0:
         # EfficientNet sizes the squeeze from the block *input* channels.
@@ -86,17 +82,14 @@ def mbconv_sublayers(
         layers.update(
             {f"se_{role}": layer for role, layer in se_layers.items()}
         )
-    layers["project_conv"] = layers_module.Conv2D(
-        output_filters,
-        1,
-        padding="same",
-        use_bias=False,
-        kernel_initializer=init(),
-        dtype=dtype,
-        name=f"{prefix}project_conv",
-    )
-    layers["project_bn"] = sublayer_graph.batch_normalization(
-        layers_module, f"{prefix}project_bn", dtype
+    layers.update(
+        conv_bn(
+            "Conv2D",
+            "project_conv",
+            "project",
+            filters=output_filters,
+            kernel_size=1,
+        )
     )
     if has_residual(input_filters, output_filters, strides):
         if stochastic_depth_rate > 0:
@@ -112,14 +105,13 @@ def mbconv_sublayers(
 
 
 def mbconv_forward(layers, inputs, apply, training=None):
+    conv_bn = functools.partial(
+        sublayer_graph.conv_bn_forward, layers, apply=apply, training=training
+    )
     x = inputs
     if "expand_conv" in layers:
-        x = apply(layers["expand_conv"], x)
-        x = apply(layers["expand_bn"], x, training=training)
-        x = apply(layers["expand_activation"], x)
-    x = apply(layers["dwconv"], x)
-    x = apply(layers["dwconv_bn"], x, training=training)
-    x = apply(layers["dwconv_activation"], x)
+        x = conv_bn("expand_conv", "expand", x)
+    x = conv_bn("dwconv", "dwconv", x)
     if "se_pool" in layers:
         x = squeeze_and_excite_2d.squeeze_and_excite_forward(
             {
@@ -129,8 +121,7 @@ def mbconv_forward(layers, inputs, apply, training=None):
             x,
             apply,
         )
-    x = apply(layers["project_conv"], x)
-    x = apply(layers["project_bn"], x, training=training)
+    x = conv_bn("project_conv", "project", x)
     if "add" in layers:
         if "drop" in layers:
             x = apply(layers["drop"], x, training=training)

@@ -60,3 +60,53 @@ def batch_normalization(layers_module, name, dtype=None):
     return layers_module.BatchNormalization(
         axis=-1, momentum=0.99, epsilon=1e-3, dtype=dtype, name=name
     )
+
+
+def conv_bn_sublayers(
+    layers_module,
+    conv_class_name,
+    conv_role,
+    group,
+    activation=None,
+    prefix="",
+    dtype=None,
+    **conv_arguments,
+):
+    """A bias-free conv + BN (+ activation), keyed by role.
+
+    Keys (and layer names after `prefix`): `conv_role`, `{group}_bn` and,
+    when `activation` is given, `{group}_activation`.
+    """
+    conv_class = getattr(layers_module, conv_class_name)
+    initializer_argument = (
+        "depthwise_initializer"
+        if conv_class_name == "DepthwiseConv2D"
+        else "kernel_initializer"
+    )
+    layers = {
+        conv_role: conv_class(
+            padding="same",
+            use_bias=False,
+            dtype=dtype,
+            name=f"{prefix}{conv_role}",
+            **{initializer_argument: conv_initializer()},
+            **conv_arguments,
+        ),
+        f"{group}_bn": batch_normalization(
+            layers_module, f"{prefix}{group}_bn", dtype
+        ),
+    }
+    if activation is not None:
+        layers[f"{group}_activation"] = layers_module.Activation(
+            activation, dtype=dtype, name=f"{prefix}{group}_activation"
+        )
+    return layers
+
+
+def conv_bn_forward(layers, conv_role, group, inputs, apply, training=None):
+    """Runs the layers made by `conv_bn_sublayers`."""
+    x = apply(layers[conv_role], inputs)
+    x = apply(layers[f"{group}_bn"], x, training=training)
+    if f"{group}_activation" in layers:
+        x = apply(layers[f"{group}_activation"], x)
+    return x

@@ -63,20 +63,20 @@ def backbone_graph(
         `{"P1": ..., "P5": ...}` of the last feature map at each stride 2**n.
     """
     specs = genotype_lib.decode_genotype(genotype)
-    x = layers_module.Conv2D(
-        stem_filters,
-        3,
-        strides=genotype_lib.STEM_STRIDES,
-        padding="same",
-        use_bias=False,
-        kernel_initializer=sublayer_graph.conv_initializer(),
+    stem = sublayer_graph.conv_bn_sublayers(
+        layers_module,
+        "Conv2D",
+        "stem_conv",
+        "stem",
+        activation,
         dtype=dtype,
-        name="stem_conv",
-    )(inputs)
-    x = sublayer_graph.batch_normalization(layers_module, "stem_bn", dtype)(x)
-    x = layers_module.Activation(
-        activation, dtype=dtype, name="stem_activation"
-    )(x)
+        filters=stem_filters,
+        kernel_size=3,
+        strides=genotype_lib.STEM_STRIDES,
+    )
+    x = sublayer_graph.conv_bn_forward(
+        stem, "stem_conv", "stem", inputs, sublayer_graph.call_apply
+    )
     level = 1
     pyramid = {}
     for name, kwargs in block_arguments(
