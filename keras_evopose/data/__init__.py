@@ -1,0 +1,22 @@
+"""COCO keypoint data: instances, the tf.data pipeline, TFRecords.
+
+TensorFlow is imported inside the functions that need it.
+"""
+
+from keras_evopose.data.coco_instances import CocoInstances
+from keras_evopose.data.coco_instances import load_coco_instances
+from keras_evopose.data.coco_keypoints import IMAGE_MEAN
+from keras_evopose.data.coco_keypoints import IMAGE_STD
+from keras_evopose.data.coco_keypoints import coco_keypoints_dataset
+from keras_evopose.data.coco_keypoints import normalize_image
+from keras_evopose.data.keypoint_layout import KeypointLayout
+
+__all__ = [
+    "IMAGE_MEAN",
+    "IMAGE_STD",
+    "CocoInstances",
+    "KeypointLayout",
+    "coco_keypoints_dataset",
+    "load_coco_instances",
+    "normalize_image",
+]

@@ -1,0 +1,264 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_evopose.data import KeypointLayout
+from keras_evopose.data import coco_keypoints_dataset
+from keras_evopose.data import geometry
+from keras_evopose.data import load_coco_instances
+from keras_evopose.data import normalize_image
+
+COCO_NAMES = [
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+    "right_knee", "left_ankle", "right_ankle",
+]  # fmt: skip
+LEFT, RIGHT = 5, 6  # the two joints drawn as coloured dots
+INPUT_SIZE = (64, 48)
+
+
+def write_synthetic(tmp_path, annotations=None, categories=None):
+    """A 160x120 black PNG with a red dot at the left shoulder and a green
+    dot at the right shoulder; all 17 joints labelled."""
+    image = np.zeros((160, 120, 3), "uint8")
+    points = np.stack(
+        [np.linspace(40, 80, 17), np.linspace(30, 130, 17)], axis=1
+    )
+    points[LEFT] = (45, 60)
+    points[RIGHT] = (78, 95)
+    for index, colour in ((LEFT, (255, 0, 0)), (RIGHT, (0, 255, 0))):
+        x, y = points[index].astype(int)
+        image[y - 2 : y + 3, x - 2 : x + 3] = colour
+    (tmp_path / "images").mkdir(exist_ok=True)
+    Image.fromarray(image).save(tmp_path / "images" / "1.png")
+    keypoints = np.concatenate([points, np.full((17, 1), 2)], 1)
+    default = [
+        {
+            "id": 7,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 0,
+            "bbox": [30, 20, 60, 120],
+            "keypoints": keypoints.ravel().tolist(),
+            "num_keypoints": 17,
+        }
+    ]
+    data = {
+        "images": [
+            {"id": 1, "file_name": "1.png", "width": 120, "height": 160}
+        ],
+        "annotations": default if annotations is None else annotations,
+        "categories": categories
+        or [{"id": 1, "name": "person", "keypoints": COCO_NAMES}],
+    }
+    path = tmp_path / "annotations.json"
+    path.write_text(json.dumps(data))
+    return path, tmp_path / "images", keypoints
+
+
+def dot_centre(crop, channel):
+    """Centroid of the pixels where `channel` dominates (crop in [0,255])."""
+    other = crop[..., 1 - channel]
+    mask = (crop[..., channel] > 80) & (other < 60)
+    if mask.sum() == 0:
+        return None
+    weights = crop[..., channel] * mask
+    ys, xs = np.mgrid[: crop.shape[0], : crop.shape[1]]
+    return np.array(
+        [
+            (xs * weights).sum() / weights.sum(),
+            (ys * weights).sum() / weights.sum(),
+        ]
+    )
+
+
+def heatmap_peak(heatmap):
+    y, x = np.unravel_index(np.argmax(heatmap), heatmap.shape)
+    return np.array([x, y], "float32")
+
+
+def unnormalize(image):
+    return (
+        image * np.asarray([0.229, 0.224, 0.225]) + [0.485, 0.456, 0.406]
+    ) * 255
+
+
+AUGMENTATIONS = {
+    "none": {},
+    "scale": {"scale_factor": 0.3},
+    "rotation": {"rotation_factor": 40.0, "rotation_probability": 1.0},
+    "flip": {"flip_probability": 1.0},
+    "half_body": {"half_body_probability": 1.0},
+    "all": {
+        "scale_factor": 0.3,
+        "rotation_factor": 40.0,
+        "rotation_probability": 1.0,
+        "flip_probability": 0.5,
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(AUGMENTATIONS))
+def test_keypoints_move_with_pixels(tmp_path, name):
+    annotations, images, _ = write_synthetic(tmp_path)
+    options = dict(
+        scale_factor=0.0,
+        rotation_probability=0.0,
+        flip_probability=0.0,
+        half_body_probability=0.0,
+    )
+    options.update(AUGMENTATIONS[name])
+    dataset = coco_keypoints_dataset(
+        annotations,
+        images,
+        input_size=INPUT_SIZE,
+        heatmap_size=INPUT_SIZE,  # stride 1: compare at pixel precision
+        sigma=1.5,
+        training=True,
+        batch_size=1,
+        seed=3,
+        repeat=True,
+        **options,
+    )
+    checked = 0
+    for image, heatmaps, weights in dataset.take(6):
+        crop = unnormalize(image.numpy()[0])
+        for joint in (LEFT, RIGHT):
+            if weights.numpy()[0, 0, 0, joint] == 0:
+                continue
+            # After a flip the left-shoulder channel must sit on the green
+            # (originally right) dot: the joint swap moves with the mirror.
+            red_is_left = dot_centre(crop, 0) is not None and np.allclose(
+                heatmap_peak(heatmaps.numpy()[0, ..., LEFT]),
+                dot_centre(crop, 0),
+                atol=1.6,
+            )
+            expected = dot_centre(
+                crop, 0 if (joint == LEFT) == red_is_left else 1
+            )
+            if expected is None:
+                continue
+            peak = heatmap_peak(heatmaps.numpy()[0, ..., joint])
+            np.testing.assert_allclose(peak, expected, atol=1.6)
+            checked += 1
+    assert checked >= 4
+    if name == "flip":
+        assert not red_is_left
+
+
+def test_no_augmentation_matches_geometry_exactly(tmp_path):
+    annotations, images, keypoints = write_synthetic(tmp_path)
+    dataset = coco_keypoints_dataset(
+        annotations, images, input_size=INPUT_SIZE, batch_size=1,
+        include_metadata=True,
+    )  # fmt: skip
+    sample = next(iter(dataset))
+    center, scale = geometry.box_to_center_scale(
+        np.asarray([30, 20, 60, 120], "float32"), INPUT_SIZE
+    )
+    np.testing.assert_allclose(sample["center"][0], center)
+    np.testing.assert_allclose(sample["scale"][0], scale)
+    to_crop = geometry.image_to_crop_matrix(center, scale, INPUT_SIZE)
+    to_image = geometry.crop_to_image_matrix(center, scale, INPUT_SIZE)
+    round_trip = geometry.apply_affine(
+        to_image, geometry.apply_affine(to_crop, keypoints[None, :, :2])
+    )
+    np.testing.assert_allclose(round_trip[0], keypoints[:, :2], atol=1e-4)
+
+
+def test_seeded_dataset_is_deterministic(coco_mini):
+    def first_batch():
+        dataset = coco_keypoints_dataset(
+            coco_mini["annotations"], coco_mini["images"],
+            input_size=INPUT_SIZE, heatmap_size=(32, 24), training=True,
+            batch_size=4, seed=11, half_body_probability=0.3,
+        )  # fmt: skip
+        return [tensor.numpy() for tensor in next(iter(dataset))]
+
+    first, second = first_batch(), first_batch()
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_half_body_probability_zero_never_applies(tmp_path):
+    # The reference applied half-body to ~50% of people with probability 0.
+    annotations, images, _ = write_synthetic(tmp_path)
+    dataset = coco_keypoints_dataset(
+        annotations, images, input_size=INPUT_SIZE, training=True,
+        batch_size=16, seed=0, repeat=True, scale_factor=0.0,
+        rotation_probability=0.0, flip_probability=0.0,
+        half_body_probability=0.0, include_metadata=True,
+    )  # fmt: skip
+    sample = next(iter(dataset))
+    np.testing.assert_allclose(sample["scale"], sample["scale"][0])
+
+
+def test_normalize_image_is_imagenet():
+    white = normalize_image(np.full((1, 1, 3), 255, "uint8"))
+    expected = (1 - np.array([0.485, 0.456, 0.406])) / [0.229, 0.224, 0.225]
+    np.testing.assert_allclose(white[0, 0], expected, rtol=1e-6)
+
+
+def annotation(**changes):
+    record = {
+        "id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0,
+        "bbox": [30, 20, 60, 120], "keypoints": [50, 60, 2] * 17,
+    }  # fmt: skip
+    record.update(changes)
+    return record
+
+
+def test_malformed_inputs_are_skipped_and_counted(tmp_path):
+    annotations, images, _ = write_synthetic(
+        tmp_path,
+        annotations=[
+            annotation(id=1),
+            annotation(id=2, iscrowd=1),
+            annotation(id=3, keypoints=[0, 0, 0] * 17),
+            annotation(id=4, bbox=[500, 500, 20, 20]),
+            annotation(id=5, image_id=2),
+        ],
+    )
+    data = json.loads(annotations.read_text())
+    data["images"].append(
+        {"id": 2, "file_name": "missing.jpg", "width": 10, "height": 10}
+    )
+    annotations.write_text(json.dumps(data))
+    instances = load_coco_instances(annotations, images)
+    assert instances.annotation_ids.tolist() == [1]
+    assert dict(instances.skipped) == {
+        "crowd annotation": 1,
+        "no labelled keypoints": 1,
+        "box outside the image": 1,
+        "missing image file": 1,
+        "image file missing or not listed": 1,
+    }
+
+
+def test_malformed_inputs_raise_with_context(tmp_path):
+    annotations, images, _ = write_synthetic(
+        tmp_path, annotations=[annotation(id=42, keypoints=[1, 2, 2] * 5)]
+    )
+    with pytest.raises(ValueError, match=r"annotations.json.*id 42"):
+        load_coco_instances(annotations, images)
+    annotations, images, _ = write_synthetic(
+        tmp_path, categories=[{"id": 1, "name": "person"}]
+    )
+    with pytest.raises(ValueError, match="no category has a `keypoints`"):
+        load_coco_instances(annotations, images)
+    annotations, images, _ = write_synthetic(tmp_path)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_coco_instances(annotations, tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="input_size"):
+        coco_keypoints_dataset(annotations, images, input_size=(64,))
+
+
+def test_layout_comes_from_the_json():
+    layout = KeypointLayout.from_names(COCO_NAMES)
+    assert layout.num_keypoints == 17
+    assert (5, 6) in layout.flip_pairs and len(layout.flip_pairs) == 8
+    assert layout.upper_body == tuple(range(11))
+    assert layout.flip_permutation[:3] == [0, 2, 1]

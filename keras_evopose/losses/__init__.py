@@ -1,0 +1,5 @@
+"""Losses for heatmap pose estimation."""
+
+from keras_evopose.losses.heatmap_mse import HeatmapMSE
+
+__all__ = ["HeatmapMSE"]

@@ -1,0 +1,111 @@
+"""The paper's training recipe as plain Keras objects."""
+
+import math
+
+import keras
+
+from keras_evopose.api_export import keras_evopose_export
+
+
+@keras_evopose_export("keras_evopose.training.learning_rate_schedule")
+def learning_rate_schedule(
+    batch_size,
+    steps_per_epoch,
+    epochs=200,
+    warmup_epochs=5,
+    base_learning_rate=2.5e-4,
+    base_batch_size=32,
+):
+    """The reference schedule: linear scaling, warm-up, cosine decay to 0.
+
+    The peak rate is `base_learning_rate * batch_size / base_batch_size`;
+    the rate starts at `base_learning_rate`, rises linearly to the peak
+    over `warmup_epochs`, then follows a cosine to 0 over the remaining
+    epochs. It is Keras' own `CosineDecay` with warm-up.
+
+    Args:
+        batch_size: int, global batch size.
+        steps_per_epoch: int, optimizer steps per epoch.
+        epochs: int, total epochs (warm-up included). Defaults to 200.
+        warmup_epochs: int or float. Defaults to 5.
+        base_learning_rate: float, the rate at `base_batch_size`.
+        base_batch_size: int. Defaults to 32.
+
+    Returns:
+        A `keras.optimizers.schedules.CosineDecay`.
+
+    Example:
+
+    >>> schedule = keras_evopose.training.learning_rate_schedule(
+    ...     batch_size=512, steps_per_epoch=100, epochs=10, warmup_epochs=1)
+    >>> [round(float(schedule(step)), 6) for step in (0, 100, 1000)]
+    [0.00025, 0.004, 0.0]
+    """
+    for name, value in (
+        ("batch_size", batch_size),
+        ("steps_per_epoch", steps_per_epoch),
+        ("epochs", epochs),
+    ):
+        if int(value) != value or value < 1:
+            raise ValueError(
+                f"`{name}` must be a positive int. Received: {name}={value}"
+            )
+    if not 0 <= warmup_epochs < epochs:
+        raise ValueError(
+            "`warmup_epochs` must be in [0, epochs). Received: "
+            f"warmup_epochs={warmup_epochs}, epochs={epochs}"
+        )
+    peak = base_learning_rate * batch_size / base_batch_size
+    warmup_steps = int(math.ceil(warmup_epochs * steps_per_epoch))
+    decay_steps = int(epochs * steps_per_epoch) - warmup_steps
+    if warmup_steps == 0:
+        return keras.optimizers.schedules.CosineDecay(
+            peak, decay_steps=decay_steps, alpha=0.0
+        )
+    return keras.optimizers.schedules.CosineDecay(
+        base_learning_rate,
+        decay_steps=decay_steps,
+        alpha=0.0,
+        warmup_target=peak,
+        warmup_steps=warmup_steps,
+    )
+
+
+@keras_evopose_export("keras_evopose.training.evopose2d_optimizer")
+def evopose2d_optimizer(
+    batch_size,
+    steps_per_epoch,
+    epochs=200,
+    warmup_epochs=5,
+    base_learning_rate=2.5e-4,
+    base_batch_size=32,
+):
+    """Adam (Keras defaults, no clipping) on `learning_rate_schedule`.
+
+    The reference also adds L2 weight decay 1e-5 on conv kernels; that is
+    a model (regularizer) setting, not an optimizer one.
+
+    Args:
+        batch_size, steps_per_epoch, epochs, warmup_epochs,
+        base_learning_rate, base_batch_size: see `learning_rate_schedule`.
+
+    Returns:
+        A `keras.optimizers.Adam`.
+
+    Example:
+
+    >>> optimizer = keras_evopose.training.evopose2d_optimizer(
+    ...     batch_size=64, steps_per_epoch=10, epochs=3, warmup_epochs=1)
+    >>> type(optimizer).__name__
+    'Adam'
+    """
+    return keras.optimizers.Adam(
+        learning_rate=learning_rate_schedule(
+            batch_size,
+            steps_per_epoch,
+            epochs=epochs,
+            warmup_epochs=warmup_epochs,
+            base_learning_rate=base_learning_rate,
+            base_batch_size=base_batch_size,
+        )
+    )
