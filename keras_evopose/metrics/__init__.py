@@ -1,0 +1,19 @@
+"""Decoding and COCO keypoint evaluation (pycocotools)."""
+
+from keras_evopose.metrics.coco_evaluation import ceiling_ap
+from keras_evopose.metrics.coco_evaluation import coco_keypoint_ap
+from keras_evopose.metrics.coco_evaluation import coco_results
+from keras_evopose.metrics.coco_evaluation import evaluate_coco
+from keras_evopose.metrics.decoding import decode_heatmaps
+from keras_evopose.metrics.decoding import flip_back
+from keras_evopose.metrics.decoding import heatmaps_to_keypoints
+
+__all__ = [
+    "ceiling_ap",
+    "coco_keypoint_ap",
+    "coco_results",
+    "decode_heatmaps",
+    "evaluate_coco",
+    "flip_back",
+    "heatmaps_to_keypoints",
+]

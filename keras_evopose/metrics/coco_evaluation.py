@@ -1,0 +1,357 @@
+"""COCO keypoint evaluation: predictions -> results JSON -> pycocotools."""
+
+import contextlib
+import io
+import json
+
+import numpy as np
+
+from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.data import coco_keypoints
+from keras_evopose.data.coco_instances import read_json
+from keras_evopose.metrics.decoding import flip_back
+from keras_evopose.metrics.decoding import heatmaps_to_keypoints
+
+# pycocotools' stats vector, in order.
+STAT_NAMES = (
+    "ap",
+    "ap50",
+    "ap75",
+    "ap_medium",
+    "ap_large",
+    "ar",
+    "ar50",
+    "ar75",
+    "ar_medium",
+    "ar_large",
+)
+
+
+def rescore(box_scores, keypoints, threshold=0.2):
+    """Instance score = box score * mean of the joint scores above
+    `threshold` (0 when none is), as in the reference."""
+    joint_scores = keypoints[..., 2]
+    confident = joint_scores > threshold
+    mean = np.where(
+        confident.any(-1),
+        (joint_scores * confident).sum(-1) / np.maximum(confident.sum(-1), 1),
+        0.0,
+    )
+    return box_scores * mean
+
+
+@keras_evopose_export("keras_evopose.metrics.coco_results")
+def coco_results(image_ids, keypoints, box_scores, category_id=1):
+    """Builds a COCO keypoint results list (the JSON pycocotools loads).
+
+    Args:
+        image_ids: `(N,)` ints.
+        keypoints: `(N, K, 3)` image `(x, y, score)`.
+        box_scores: `(N,)` person box scores (1 for ground-truth boxes).
+        category_id: int.
+
+    Returns:
+        A list of dicts `{image_id, category_id, keypoints, score}`.
+    """
+    keypoints = np.asarray(keypoints, "float32")
+    scores = rescore(np.asarray(box_scores, "float32"), keypoints)
+    return [
+        {
+            "image_id": int(image_id),
+            "category_id": int(category_id),
+            "keypoints": [round(float(v), 3) for v in points.ravel()],
+            "score": float(score),
+        }
+        for image_id, points, score in zip(image_ids, keypoints, scores)
+    ]
+
+
+@keras_evopose_export("keras_evopose.metrics.coco_keypoint_ap")
+def coco_keypoint_ap(annotations, results, image_ids=None, oks_sigmas=None):
+    """OKS AP/AR of keypoint `results` with pycocotools.
+
+    Args:
+        annotations: path of the ground-truth COCO keypoints JSON.
+        results: a results list (see `coco_results`) or the path of one.
+        image_ids: optional list of image ids to evaluate on. Defaults to
+            the images that have results.
+        oks_sigmas: per-keypoint OKS constants; required unless the set is
+            COCO's 17 joints (pycocotools' default).
+
+    Returns:
+        dict with `ap`, `ap50`, `ap75`, `ap_medium`, `ap_large`, `ar`,
+        `ar50`, `ar75`, `ar_medium`, `ar_large` (floats in [0, 1]; -1
+        where COCO has nothing to measure).
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if isinstance(results, (str, bytes)) or hasattr(results, "__fspath__"):
+        results = read_json(results)
+    if not results:
+        raise ValueError(
+            "coco_keypoint_ap: the results list is empty; nothing to score."
+        )
+    with contextlib.redirect_stdout(io.StringIO()):
+        ground_truth = COCO()
+        ground_truth.dataset = read_json(annotations)
+        ground_truth.createIndex()
+        detections = ground_truth.loadRes(list(results))
+        evaluator = COCOeval(ground_truth, detections, "keypoints")
+        if oks_sigmas is not None:
+            evaluator.params.kpt_oks_sigmas = np.asarray(oks_sigmas, float)
+        elif len(results[0]["keypoints"]) != 51:
+            raise ValueError(
+                "coco_keypoint_ap: results have "
+                f"{len(results[0]['keypoints']) // 3} keypoints; pass "
+                "`oks_sigmas` (pycocotools only knows COCO's 17)."
+            )
+        if image_ids is None:
+            image_ids = sorted({result["image_id"] for result in results})
+        evaluator.params.imgIds = sorted(int(i) for i in image_ids)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return {
+        name: float(value) for name, value in zip(STAT_NAMES, evaluator.stats)
+    }
+
+
+def _predict(
+    heatmap_function,
+    annotations,
+    images,
+    input_size,
+    heatmap_size,
+    detections,
+    batch_size,
+    flip_test,
+    refinement,
+    heatmap_peak,
+    sigma,
+    dataset_options,
+):
+    """Runs `heatmap_function(batch_dict) -> heatmaps` over the eval
+    pipeline and returns (layout, instances, image ids, keypoints, scores)."""
+    from keras_evopose.data.coco_instances import load_coco_instances
+
+    options = dict(
+        input_size=input_size,
+        heatmap_size=heatmap_size,
+        batch_size=batch_size,
+        sigma=sigma,
+        detections=detections,
+        heatmap_peak=heatmap_peak,
+        training=False,
+        include_metadata=True,
+    )
+    options.update(dataset_options)
+    # Loading twice is cheap (JSON only) and gives the layout and ids.
+    instances = load_coco_instances(
+        annotations,
+        images,
+        detections=detections,
+        min_detection_score=options.get("min_detection_score", 0.0),
+        keypoints_from_ground_truth=options.get(
+            "keypoints_from_ground_truth", False
+        ),
+    )
+    dataset = coco_keypoints.coco_keypoints_dataset(
+        annotations, images, **options
+    )
+    permutation = instances.layout.flip_permutation
+    image_ids, keypoints, box_scores = [], [], []
+    for batch in dataset:
+        heatmaps = np.asarray(heatmap_function(batch), "float32")
+        if flip_test:
+            flipped = dict(batch)
+            flipped["image"] = batch["image"][:, :, ::-1, :]
+            heatmaps = 0.5 * (
+                heatmaps + flip_back(heatmap_function(flipped), permutation)
+            )
+        keypoints.append(
+            heatmaps_to_keypoints(
+                heatmaps,
+                batch["center"].numpy(),
+                batch["scale"].numpy(),
+                input_size,
+                refinement=refinement,
+                heatmap_peak=heatmap_peak,
+                sigma=sigma,
+            )
+        )
+        image_ids.append(batch["image_id"].numpy())
+        box_scores.append(batch["score"].numpy())
+    return (
+        instances,
+        np.concatenate(image_ids),
+        np.concatenate(keypoints),
+        np.concatenate(box_scores),
+    )
+
+
+def _evaluate(
+    heatmap_function,
+    annotations,
+    images,
+    input_size,
+    heatmap_size,
+    detections=None,
+    batch_size=32,
+    flip_test=False,
+    refinement="quarter_offset",
+    heatmap_peak=255.0,
+    sigma=None,
+    results_path=None,
+    **dataset_options,
+):
+    input_size, heatmap_size, sigma = coco_keypoints.check_options(
+        input_size, heatmap_size, sigma, batch_size
+    )
+    instances, image_ids, keypoints, box_scores = _predict(
+        heatmap_function,
+        annotations,
+        images,
+        input_size,
+        heatmap_size,
+        detections,
+        batch_size,
+        flip_test,
+        refinement,
+        heatmap_peak,
+        sigma,
+        dataset_options,
+    )
+    results = coco_results(
+        image_ids, keypoints, box_scores, instances.category_id
+    )
+    if results_path is not None:
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(str(results_path), "w") as handle:
+            json.dump(results, handle)
+    return coco_keypoint_ap(
+        annotations,
+        results,
+        image_ids=sorted(set(instances.image_ids.tolist())),
+        oks_sigmas=instances.layout.oks_sigmas,
+    )
+
+
+@keras_evopose_export("keras_evopose.metrics.evaluate_coco")
+def evaluate_coco(
+    model,
+    annotations,
+    images,
+    detections=None,
+    input_size=None,
+    batch_size=32,
+    flip_test=True,
+    refinement="quarter_offset",
+    heatmap_peak=255.0,
+    sigma=None,
+    results_path=None,
+    min_detection_score=0.0,
+):
+    """COCO keypoint AP of a heatmap model on a COCO JSON + image folder.
+
+    Crops every person box (ground truth, or `detections`) without
+    augmentation, predicts heatmaps (averaged with the flipped crop's when
+    `flip_test`), decodes them (`decode_heatmaps`), maps them back to the
+    image, rescores instances (box score x mean joint score above 0.2) and
+    runs pycocotools on the images that have boxes.
+
+    Args:
+        model: a Keras model from images `(batch, H, W, 3)` to heatmaps
+            `(batch, h, w, K)`.
+        annotations: ground-truth COCO keypoints JSON.
+        images: image folder.
+        detections: optional COCO results JSON of person boxes.
+        input_size: `(height, width)`; defaults to the model's input.
+        batch_size: int.
+        flip_test: bool, average with the horizontally flipped crop.
+        refinement: `"quarter_offset"` (reference), `"dark"` or `"none"`.
+        heatmap_peak: float, the training targets' peak (scores = max/peak).
+        sigma: the training targets' sigma (only DARK uses it).
+        results_path: optional path to write the results JSON to.
+        min_detection_score: float, detections below it are dropped.
+
+    Returns:
+        The dict of `coco_keypoint_ap` (`ap`, `ap50`, ...).
+    """
+    if input_size is None:
+        input_size = tuple(model.input_shape[1:3])
+        if None in input_size:
+            raise ValueError(
+                "evaluate_coco: the model has no fixed input size; pass "
+                "`input_size=(height, width)`."
+            )
+    heatmap_size = tuple(model.output_shape[1:3])
+    if None in heatmap_size:
+        heatmap_size = tuple(
+            model.compute_output_shape((1, *input_size, 3))[1:3]
+        )
+
+    def heatmap_function(batch):
+        return model.predict_on_batch(np.asarray(batch["image"]))
+
+    return _evaluate(
+        heatmap_function,
+        annotations,
+        images,
+        input_size,
+        heatmap_size,
+        detections=detections,
+        batch_size=batch_size,
+        flip_test=flip_test,
+        refinement=refinement,
+        heatmap_peak=heatmap_peak,
+        sigma=sigma,
+        results_path=results_path,
+        min_detection_score=min_detection_score,
+    )
+
+
+@keras_evopose_export("keras_evopose.metrics.ceiling_ap")
+def ceiling_ap(
+    annotations,
+    images,
+    input_size=(256, 192),
+    heatmap_size=None,
+    detections=None,
+    refinement="quarter_offset",
+    sigma=None,
+    batch_size=64,
+):
+    """The best AP any model can reach through this pipeline.
+
+    Ground-truth keypoints go through the evaluation crop, become heatmap
+    targets, and are decoded and mapped back exactly like predictions,
+    then scored with pycocotools. With `detections`, each detected box gets
+    the keypoints of the ground-truth person it overlaps most.
+
+    Args:
+        annotations, images: the COCO keypoints JSON and image folder.
+        input_size: `(height, width)` of the crops.
+        heatmap_size: `(height, width)`; defaults to `input_size / 4`.
+        detections: optional COCO results JSON of person boxes.
+        refinement: the decoder's refinement (see `decode_heatmaps`).
+        sigma: Gaussian sigma; defaults to `2 * heatmap_height / 64`.
+        batch_size: int.
+
+    Returns:
+        The dict of `coco_keypoint_ap`.
+    """
+    return _evaluate(
+        lambda batch: batch["heatmaps"].numpy(),
+        annotations,
+        images,
+        input_size,
+        heatmap_size,
+        detections=detections,
+        batch_size=batch_size,
+        flip_test=False,
+        refinement=refinement,
+        sigma=sigma,
+        keypoints_from_ground_truth=detections is not None,
+    )
