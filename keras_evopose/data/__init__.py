@@ -10,6 +10,8 @@ from keras_evopose.data.coco_keypoints import IMAGE_STD
 from keras_evopose.data.coco_keypoints import coco_keypoints_dataset
 from keras_evopose.data.coco_keypoints import normalize_image
 from keras_evopose.data.keypoint_layout import KeypointLayout
+from keras_evopose.data.tfrecords import tfrecord_keypoints_dataset
+from keras_evopose.data.tfrecords import write_tfrecords
 
 __all__ = [
     "IMAGE_MEAN",
@@ -19,4 +21,6 @@ __all__ = [
     "coco_keypoints_dataset",
     "load_coco_instances",
     "normalize_image",
+    "tfrecord_keypoints_dataset",
+    "write_tfrecords",
 ]

@@ -28,6 +28,20 @@ def normalize_image(image):
     return (image / 255.0 - mean) / std
 
 
+# Defaults of the sample options shared by every dataset constructor, in
+# `build_samples`' argument order.
+SAMPLE_OPTIONS = {
+    "padding": 1.25,
+    "scale_factor": 0.3,
+    "rotation_factor": 40.0,
+    "rotation_probability": 0.6,
+    "flip_probability": 0.5,
+    "half_body_probability": 0.0,
+    "half_body_min_keypoints": 8,
+    "heatmap_peak": 255.0,
+}
+
+
 def default_heatmap_size(input_size):
     """Heatmap size when none is given: a quarter of the input (the
     extra_small preset); pass `model.output_shape[1:3]` for other models."""

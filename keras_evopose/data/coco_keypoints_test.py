@@ -262,3 +262,27 @@ def test_layout_comes_from_the_json():
     assert (5, 6) in layout.flip_pairs and len(layout.flip_pairs) == 8
     assert layout.upper_body == tuple(range(11))
     assert layout.flip_permutation[:3] == [0, 2, 1]
+
+
+def test_tfrecords_give_the_same_samples(coco_mini, tmp_path):
+    from keras_evopose.data import tfrecord_keypoints_dataset
+    from keras_evopose.data import write_tfrecords
+
+    paths = write_tfrecords(
+        coco_mini["annotations"],
+        coco_mini["images"],
+        str(tmp_path / "val"),
+        examples_per_shard=32,
+    )
+    assert len(paths) == 3  # 80 people
+    options = dict(input_size=INPUT_SIZE, heatmap_size=(32, 24), batch_size=80)
+    from_json = next(
+        iter(coco_keypoints_dataset(
+            coco_mini["annotations"], coco_mini["images"], **options
+        ))
+    )  # fmt: skip
+    from_records = next(
+        iter(tfrecord_keypoints_dataset(str(tmp_path / "val-*"), **options))
+    )
+    for a, b in zip(from_json, from_records):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
