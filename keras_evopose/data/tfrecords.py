@@ -194,7 +194,8 @@ def tfrecord_keypoints_dataset(
         records = records.shuffle(len(files), seed=seed)
     records = records.interleave(
         tf.data.TFRecordDataset,
-        cycle_length=min(len(files), 10),
+        # Without shuffling, read shards in order (same order as the JSON).
+        cycle_length=min(len(files), 10) if shuffle else 1,
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
