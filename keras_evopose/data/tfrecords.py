@@ -212,8 +212,8 @@ def tfrecord_keypoints_dataset(
         sigma,
         augment,
         seed,
+        batch_size,
+        drop_remainder,
         *options.values(),
     )
-    return coco_keypoints.finish_dataset(
-        samples, batch_size, drop_remainder, include_metadata
-    )
+    return coco_keypoints.finish_dataset(samples, include_metadata)
