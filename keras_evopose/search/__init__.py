@@ -2,3 +2,13 @@
 
 No TensorFlow import here: the search runs on any Keras backend.
 """
+
+from keras_evopose.search.search_space import SearchSpace
+from keras_evopose.search.search_space import genotype_from_string
+from keras_evopose.search.search_space import genotype_to_string
+
+__all__ = [
+    "SearchSpace",
+    "genotype_from_string",
+    "genotype_to_string",
+]

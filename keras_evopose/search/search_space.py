@@ -1,0 +1,382 @@
+"""The EvoPose2D search space: which genes may change, and within what."""
+
+import math
+
+from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.models import genotype as genotype_lib
+from keras_evopose.models import presets as preset_lib
+from keras_evopose.models.evopose2d_presets import ANCESTOR_GENOTYPE
+
+# The genes a mutation may change, in the reference's order
+# ([kernel, repeats, channels / 8, stride]). Expansion ratio and
+# squeeze-excite ratio are fixed per stage by the ancestor.
+GENES = ("kernel_size", "num_repeats", "filters", "strides")
+GENOTYPE_SEPARATOR = ","
+
+
+@keras_evopose_export("keras_evopose.search.genotype_to_string")
+def genotype_to_string(genotype):
+    """Encodes a genotype as one canonical string (a keras-tuner value).
+
+    keras-tuner's gRPC transport carries only int/float/str/bool values, so
+    a trial holds its genotype as the canonical block strings joined by
+    commas. `genotype_from_string` inverts it exactly.
+
+    Args:
+        genotype: list of block strings or `BlockSpec`s.
+
+    Returns:
+        str, e.g. `"ir_r1_k3_s1_e1_c16_se0.25,ir_r2_k3_s2_e6_c24_se0.25,..."`.
+    """
+    return GENOTYPE_SEPARATOR.join(genotype_lib.encode_genotype(genotype))
+
+
+@keras_evopose_export("keras_evopose.search.genotype_from_string")
+def genotype_from_string(text):
+    """Decodes `genotype_to_string`'s output into canonical block strings."""
+    if not isinstance(text, str) or not text:
+        raise ValueError(
+            "A genotype string is the block strings joined by commas, e.g. "
+            "'ir_r1_k3_s1_e1_c16_se0.25,ir_r2_k3_s2_e6_c24_se0.25'. "
+            f"Received: {text!r}"
+        )
+    return genotype_lib.encode_genotype(text.split(GENOTYPE_SEPARATOR))
+
+
+def _default_stride_stages(specs):
+    # The reference lets only the stages after EfficientNet-B0's third
+    # stride-2 stage flip their stride (stages 5-7), so the output stride
+    # stays 16 or 32. The same rule applies to any ancestor.
+    stride_two = [i for i, spec in enumerate(specs, 1) if spec.strides == 2]
+    if len(stride_two) < 3:
+        return ()
+    return tuple(range(stride_two[2] + 1, len(specs) + 1))
+
+
+@keras_evopose_export("keras_evopose.search.SearchSpace")
+class SearchSpace:
+    """Choices and bounds per gene that the EvoPose2D search mutates within.
+
+    A genotype has one stage per ancestor stage, each with four genes: the
+    depthwise kernel size, the number of repeats, the output channels and
+    the stride of its first block. Expansion and squeeze-excite ratios stay
+    those of the ancestor. Every argument except `ancestor` defaults to the
+    reference code's rule applied to the ancestor, so a space can be derived
+    from any ancestor (`SearchSpace(ancestor=...)`,
+    `SearchSpace.from_preset("test")`):
+
+    - kernel sizes: the distinct kernel sizes of the ancestor ({3, 5} for
+      EfficientNet-B0);
+    - repeats: 1 to the ancestor's largest number of repeats (4);
+    - channels of stage i: multiples of `channel_step` from `channel_step`
+      up to the ancestor's channels of stage i (never wider than it);
+    - strides: only `stride_stages` may flip between 1 and 2 (by default the
+      stages after the ancestor's third stride-2 stage: 5, 6 and 7), and at
+      most `log2(max_output_stride / 2)` stages may have stride 2 (the stem
+      halves the input), i.e. 4 for the default output stride 32.
+
+    Args:
+        ancestor: list of block strings, the generation-0 genotype. Defaults
+            to EfficientNet-B0's block table (`ANCESTOR_GENOTYPE`).
+        kernel_sizes: list of allowed depthwise kernel sizes. Defaults to the
+            ancestor's distinct kernel sizes.
+        max_repeats: int, largest number of repeats of a stage. Defaults to
+            the ancestor's largest.
+        channel_step: int, channels move in multiples of it. Defaults to 8.
+        stride_stages: list of 1-based stage indices whose stride may change.
+            Defaults to the stages after the ancestor's third stride-2 stage.
+        max_output_stride: int, a power of 2 from 2 to 32: the largest
+            total downsampling of the backbone. Defaults to 32.
+
+    Example:
+
+    >>> space = keras_evopose.search.SearchSpace()
+    >>> space.kernel_sizes, space.max_repeats, space.stride_stages
+    ((3, 5), 4, (5, 6, 7))
+    >>> space.channel_choices(1)
+    (8, 16)
+    >>> space.contains(space.ancestor)
+    True
+    """
+
+    def __init__(
+        self,
+        ancestor=None,
+        kernel_sizes=None,
+        max_repeats=None,
+        channel_step=8,
+        stride_stages=None,
+        max_output_stride=32,
+    ):
+        if ancestor is None:
+            ancestor = list(ANCESTOR_GENOTYPE)
+        specs = genotype_lib.decode_genotype(ancestor)
+        self.ancestor = [spec.to_string() for spec in specs]
+        self._ancestor_specs = specs
+        num_stages = len(specs)
+
+        if (
+            isinstance(max_output_stride, bool)
+            or not isinstance(max_output_stride, int)
+            or max_output_stride < genotype_lib.STEM_STRIDES
+            or max_output_stride > genotype_lib.MAX_OUTPUT_STRIDE
+            or max_output_stride & (max_output_stride - 1)
+        ):
+            raise ValueError(
+                f"max_output_stride={max_output_stride!r} is not allowed: it "
+                "must be a power of 2 from 2 to "
+                f"{genotype_lib.MAX_OUTPUT_STRIDE} (2, 4, 8, 16 or 32)."
+            )
+        self.max_output_stride = max_output_stride
+
+        if kernel_sizes is None:
+            kernel_sizes = sorted({spec.kernel_size for spec in specs})
+        kernel_sizes = tuple(
+            sorted(set(_as_int_list(kernel_sizes, "kernel_sizes")))
+        )
+        allowed_kernels = sorted(genotype_lib._KERNEL_SIZES)
+        for kernel in kernel_sizes:
+            if kernel not in allowed_kernels:
+                raise ValueError(
+                    f"kernel_sizes contains {kernel}, which is not allowed; "
+                    f"each kernel size must be one of {allowed_kernels}."
+                )
+        if not kernel_sizes:
+            raise ValueError("kernel_sizes must not be empty. Received: []")
+        self.kernel_sizes = kernel_sizes
+
+        largest_repeats = max(spec.num_repeats for spec in specs)
+        if max_repeats is None:
+            max_repeats = largest_repeats
+        if (
+            isinstance(max_repeats, bool)
+            or not isinstance(max_repeats, int)
+            or not largest_repeats <= max_repeats <= 32
+        ):
+            raise ValueError(
+                f"max_repeats={max_repeats!r} is out of range: it must be an "
+                f"int from the ancestor's largest number of repeats "
+                f"({largest_repeats}) to 32."
+            )
+        self.max_repeats = max_repeats
+
+        if (
+            isinstance(channel_step, bool)
+            or not isinstance(channel_step, int)
+            or not 1 <= channel_step <= 4096
+        ):
+            raise ValueError(
+                f"channel_step={channel_step!r} is out of range: it must be "
+                "an int from 1 to 4096 (the reference uses 8)."
+            )
+        self.channel_step = channel_step
+
+        if stride_stages is None:
+            stride_stages = _default_stride_stages(specs)
+        stride_stages = tuple(
+            sorted(set(_as_int_list(stride_stages, "stride_stages")))
+        )
+        for stage in stride_stages:
+            if not 1 <= stage <= num_stages:
+                raise ValueError(
+                    f"stride_stages contains {stage}, which is out of range: "
+                    f"stages are numbered 1 to {num_stages} for this "
+                    "ancestor."
+                )
+        self.stride_stages = stride_stages
+
+        # Checked last: every field above is needed to state what is wrong.
+        for index, spec in enumerate(specs, 1):
+            if spec.kernel_size not in self.kernel_sizes:
+                raise ValueError(
+                    f"The ancestor's stage {index} has kernel size "
+                    f"{spec.kernel_size}, outside kernel_sizes="
+                    f"{list(self.kernel_sizes)}. Add it to kernel_sizes."
+                )
+            if spec.filters % channel_step:
+                raise ValueError(
+                    f"The ancestor's stage {index} has {spec.filters} "
+                    f"channels, not a multiple of channel_step="
+                    f"{channel_step}. Use a channel_step that divides every "
+                    "stage's channels."
+                )
+        if self._num_stride_two(specs) > self.max_stride_two_stages:
+            raise ValueError(
+                f"The ancestor has output stride "
+                f"{genotype_lib.output_stride(specs)}, above "
+                f"max_output_stride={max_output_stride}. Raise "
+                "max_output_stride or use another ancestor."
+            )
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        """Derives a space whose ancestor is a preset's genotype.
+
+        Args:
+            preset: a preset name, e.g. `"test"` or `"small"`.
+            **kwargs: other `SearchSpace` arguments.
+        """
+        genotype = preset_lib.preset_arguments(preset, "backbone")["genotype"]
+        return cls(ancestor=list(genotype), **kwargs)
+
+    @property
+    def num_stages(self):
+        return len(self._ancestor_specs)
+
+    @property
+    def max_stride_two_stages(self):
+        """Most stages with stride 2 that `max_output_stride` allows."""
+        return int(
+            math.log2(self.max_output_stride // genotype_lib.STEM_STRIDES)
+        )
+
+    @property
+    def repeats_range(self):
+        """`(1, max_repeats)`, inclusive."""
+        return (1, self.max_repeats)
+
+    def channel_choices(self, stage):
+        """Allowed output channels of a 1-based `stage`, ascending."""
+        self._check_stage(stage)
+        largest = self._ancestor_specs[stage - 1].filters
+        return tuple(range(self.channel_step, largest + 1, self.channel_step))
+
+    def fixed_genes(self, stage):
+        """`expand_ratio` and `squeeze_excite_ratio` of a stage (fixed)."""
+        self._check_stage(stage)
+        spec = self._ancestor_specs[stage - 1]
+        return {
+            "expand_ratio": spec.expand_ratio,
+            "squeeze_excite_ratio": spec.squeeze_excite_ratio,
+        }
+
+    def validate(self, genotype):
+        """Checks that `genotype` lies in this space.
+
+        Args:
+            genotype: list of block strings or `BlockSpec`s.
+
+        Returns:
+            The genotype's canonical block strings.
+
+        Raises:
+            ValueError: naming the stage, the gene, its value and the
+                allowed values, for the first gene outside the space.
+        """
+        specs = genotype_lib.decode_genotype(list(genotype))
+        if len(specs) != self.num_stages:
+            raise ValueError(
+                f"The genotype has {len(specs)} stages; this search space "
+                f"has {self.num_stages} (one per ancestor stage)."
+            )
+        for stage, spec in enumerate(specs, 1):
+            ancestor = self._ancestor_specs[stage - 1]
+            checks = (
+                ("kernel_size", spec.kernel_size, self.kernel_sizes),
+                (
+                    "num_repeats",
+                    spec.num_repeats,
+                    tuple(range(1, self.max_repeats + 1)),
+                ),
+                ("filters", spec.filters, self.channel_choices(stage)),
+                (
+                    "strides",
+                    spec.strides,
+                    (1, 2)
+                    if stage in self.stride_stages
+                    else (ancestor.strides,),
+                ),
+                ("expand_ratio", spec.expand_ratio, (ancestor.expand_ratio,)),
+                (
+                    "squeeze_excite_ratio",
+                    spec.squeeze_excite_ratio,
+                    (ancestor.squeeze_excite_ratio,),
+                ),
+            )
+            for gene, value, allowed in checks:
+                if value not in allowed:
+                    raise ValueError(
+                        f"Stage {stage} ({spec.to_string()!r}): {gene}="
+                        f"{value} is outside the search space; allowed: "
+                        f"{_describe(allowed)}."
+                    )
+        num_stride_two = self._num_stride_two(specs)
+        if num_stride_two > self.max_stride_two_stages:
+            raise ValueError(
+                f"The genotype has {num_stride_two} stride-2 stages; at most "
+                f"{self.max_stride_two_stages} are allowed "
+                f"(max_output_stride={self.max_output_stride})."
+            )
+        return [spec.to_string() for spec in specs]
+
+    def contains(self, genotype):
+        """Whether `genotype` is valid and inside this space."""
+        try:
+            self.validate(genotype)
+        except ValueError:
+            return False
+        return True
+
+    def get_config(self):
+        return {
+            "ancestor": list(self.ancestor),
+            "kernel_sizes": list(self.kernel_sizes),
+            "max_repeats": self.max_repeats,
+            "channel_step": self.channel_step,
+            "stride_stages": list(self.stride_stages),
+            "max_output_stride": self.max_output_stride,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, SearchSpace)
+            and self.get_config() == other.get_config()
+        )
+
+    def __repr__(self):
+        return f"SearchSpace({self.get_config()!r})"
+
+    def _check_stage(self, stage):
+        if (
+            isinstance(stage, bool)
+            or not isinstance(stage, int)
+            or not 1 <= stage <= self.num_stages
+        ):
+            raise ValueError(
+                f"stage={stage!r} is out of range: stages are numbered 1 to "
+                f"{self.num_stages}."
+            )
+
+    @staticmethod
+    def _num_stride_two(specs):
+        return sum(1 for spec in specs if spec.strides == 2)
+
+
+def _as_int_list(values, name):
+    if isinstance(values, (str, int)) or not hasattr(values, "__iter__"):
+        raise ValueError(
+            f"{name} must be a list of ints. Received: {name}={values!r}"
+        )
+    values = list(values)
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(
+                f"{name} must be a list of ints. Received: {name}={values!r}"
+            )
+    return values
+
+
+def _describe(allowed):
+    allowed = tuple(allowed)
+    if len(allowed) > 4 and all(
+        b - a == allowed[1] - allowed[0] for a, b in zip(allowed, allowed[1:])
+    ):
+        return (
+            f"{allowed[0]} to {allowed[-1]} in steps of "
+            f"{allowed[1] - allowed[0]}"
+        )
+    return ", ".join(str(value) for value in allowed)
