@@ -3,12 +3,18 @@
 No TensorFlow import here: the search runs on any Keras backend.
 """
 
+from keras_evopose.search.mutation import mutate
+from keras_evopose.search.pareto import dominates
+from keras_evopose.search.pareto import non_dominated_sort
 from keras_evopose.search.search_space import SearchSpace
 from keras_evopose.search.search_space import genotype_from_string
 from keras_evopose.search.search_space import genotype_to_string
 
 __all__ = [
     "SearchSpace",
+    "dominates",
     "genotype_from_string",
     "genotype_to_string",
+    "mutate",
+    "non_dominated_sort",
 ]

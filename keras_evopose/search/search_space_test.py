@@ -118,16 +118,18 @@ def test_genotype_string_round_trip():
         genotype_from_string("ir_r1_k3_s1_e1_c16_se0.25,ir_x")
 
 
-def test_docstring_example():
+@pytest.mark.parametrize("module_name", ["search_space", "mutation", "pareto"])
+def test_docstring_examples(module_name):
     import doctest
+    import importlib
 
     import keras
 
     import keras_evopose
-    from keras_evopose.search import search_space
 
+    module = importlib.import_module(f"keras_evopose.search.{module_name}")
     result = doctest.testmod(
-        search_space,
+        module,
         extraglobs={"keras": keras, "keras_evopose": keras_evopose},
         optionflags=doctest.NORMALIZE_WHITESPACE,
     )

@@ -1,0 +1,79 @@
+import random
+
+import pytest
+
+from keras_evopose.models import decode_genotype
+from keras_evopose.search.mutation import mutate
+from keras_evopose.search.mutation import possible_mutations
+from keras_evopose.search.search_space import GENES
+from keras_evopose.search.search_space import SearchSpace
+
+
+def changed_genes(parent, child):
+    changes = []
+    for stage, (a, b) in enumerate(
+        zip(decode_genotype(parent), decode_genotype(child)), 1
+    ):
+        for gene in GENES:
+            if getattr(a, gene) != getattr(b, gene):
+                changes.append(
+                    (stage, gene, getattr(a, gene), getattr(b, gene))
+                )
+    return changes
+
+
+def test_random_walk_changes_one_gene_and_stays_in_the_space():
+    space = SearchSpace()
+    rng = random.Random(0)
+    genotype = space.ancestor
+    seen_genes = set()
+    for _ in range(500):
+        child, description = mutate(genotype, space, rng)
+        changes = changed_genes(genotype, child)
+        assert len(changes) == 1, (genotype, child)
+        stage, gene, old, new = changes[0]
+        assert description == f"stage {stage} {gene} {old}->{new}"
+        if gene == "num_repeats":
+            assert abs(new - old) == 1
+        if gene == "strides":
+            assert stage in space.stride_stages
+        assert space.contains(child)
+        seen_genes.add(gene)
+        genotype = child
+    assert seen_genes == set(GENES)
+
+
+def test_mutation_is_pure_and_seeded():
+    space = SearchSpace()
+    first = [mutate(space.ancestor, space, random.Random(s)) for s in range(20)]
+    second = [
+        mutate(space.ancestor, space, random.Random(s)) for s in range(20)
+    ]
+    assert first == second
+    assert len({tuple(child) for child, _ in first}) > 10
+
+
+def test_stride_budget_blocks_a_fifth_stride_two_stage():
+    space = SearchSpace()
+    # The ancestor already has four stride-2 stages (output stride 32):
+    # stages 5 and 7 may not become stride 2, stage 6 may become stride 1.
+    stride_options = [
+        (stage, values)
+        for stage, gene, values in possible_mutations(space.ancestor, space)
+        if gene == "strides"
+    ]
+    assert stride_options == [(6, [1])]
+
+
+def test_no_possible_mutation_is_a_clear_error():
+    space = SearchSpace(ancestor=["ir_r1_k3_s1_e1_c8_se0.25"], channel_step=8)
+    with pytest.raises(ValueError, match="No gene of this genotype can change"):
+        mutate(space.ancestor, space, random.Random(0))
+
+
+def test_parent_outside_the_space_is_rejected():
+    space = SearchSpace.from_preset("test")
+    parent = list(space.ancestor)
+    parent[0] = parent[0].replace("k3", "k7")
+    with pytest.raises(ValueError, match="kernel_size=7"):
+        mutate(parent, space, random.Random(0))
