@@ -12,6 +12,9 @@ from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.data.keypoint_layout import KeypointLayout
 
 logger = logging.getLogger("keras_evopose.data")
+# Skip summaries already logged in this process: the evaluator reads the
+# same JSON more than once and should not repeat them.
+_LOGGED = set()
 
 
 def _is_remote(path):
@@ -175,6 +178,8 @@ def load_coco_instances(
             continue
         image_records[record["id"]] = record
 
+    # Ground-truth skips only matter when the ground truth gives the boxes.
+    people_skipped = collections.Counter()
     people = collections.defaultdict(list)
     for record in data["annotations"]:
         if record.get("category_id") != category["id"]:
@@ -195,19 +200,19 @@ def load_coco_instances(
                 f"`bbox` [x, y, w, h]. Received: bbox={box}."
             )
         if record["image_id"] not in image_records:
-            skipped["image file missing or not listed"] += 1
+            people_skipped["image file missing or not listed"] += 1
             continue
         if record.get("iscrowd", 0):
-            skipped["crowd annotation"] += 1
+            people_skipped["crowd annotation"] += 1
             continue
         keypoints = np.asarray(keypoints, "float32").reshape(-1, 3)
         if not np.any(keypoints[:, 2] > 0):
-            skipped["no labelled keypoints"] += 1
+            people_skipped["no labelled keypoints"] += 1
             continue
         image = image_records[record["image_id"]]
         clipped = _clip_box(box, image["width"], image["height"])
         if clipped[2] <= 0 or clipped[3] <= 0:
-            skipped["box outside the image"] += 1
+            people_skipped["box outside the image"] += 1
             logger.debug(
                 "%s: annotation id %s has box %s outside its image "
                 "(%dx%d), skipped",
@@ -222,6 +227,7 @@ def load_coco_instances(
 
     rows = []
     if detections is None:
+        skipped.update(people_skipped)
         for image_id in sorted(people):
             for annotation_id, box, keypoints in people[image_id]:
                 rows.append((image_id, annotation_id, box, keypoints, 1.0))
@@ -268,7 +274,10 @@ def load_coco_instances(
             rows.append((image_id, -1, clipped, keypoints, score))
 
     for reason, count in sorted(skipped.items()):
-        logger.warning("%s: skipped %d (%s)", annotations, count, reason)
+        message = f"{annotations}: skipped {count} ({reason})"
+        if message not in _LOGGED:
+            _LOGGED.add(message)
+            logger.warning(message)
     if not rows:
         raise ValueError(
             f"{annotations}: no usable person instance (skipped: "

@@ -21,6 +21,22 @@ UPPER_BODY_NAMES = (
     "right_wrist",
 )
 
+# The COCO person keypoints and skeleton (1-based, as in the COCO JSON),
+# used only where no JSON is at hand (e.g. `keras-evopose predict`).
+COCO_PERSON_CATEGORY = {
+    "keypoints": [
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+        "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+        "right_knee", "left_ankle", "right_ankle",
+    ],
+    "skeleton": [
+        [16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13],
+        [6, 7], [6, 8], [7, 9], [8, 10], [9, 11], [2, 3], [1, 2], [1, 3],
+        [2, 4], [3, 5], [4, 6], [5, 7],
+    ],
+}  # fmt: skip
+
 # COCO's per-keypoint OKS constants (pycocotools' defaults), by name.
 COCO_OKS_SIGMAS = {
     "nose": 0.026,
@@ -120,6 +136,11 @@ class KeypointLayout:
             upper_body=upper_body,
             oks_sigmas=sigmas,
         )
+
+    @classmethod
+    def coco_person(cls):
+        """The 17-joint COCO person layout (`COCO_PERSON_CATEGORY`)."""
+        return cls.from_category(COCO_PERSON_CATEGORY)
 
     @classmethod
     def from_category(cls, category):

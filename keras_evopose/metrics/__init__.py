@@ -7,6 +7,7 @@ from keras_evopose.metrics.coco_evaluation import evaluate_coco
 from keras_evopose.metrics.decoding import decode_heatmaps
 from keras_evopose.metrics.decoding import flip_back
 from keras_evopose.metrics.decoding import heatmaps_to_keypoints
+from keras_evopose.metrics.predict_keypoints import predict_keypoints
 
 __all__ = [
     "ceiling_ap",
@@ -16,4 +17,5 @@ __all__ = [
     "evaluate_coco",
     "flip_back",
     "heatmaps_to_keypoints",
+    "predict_keypoints",
 ]

@@ -1,0 +1,39 @@
+import json
+
+from keras_evopose.cli import main
+
+
+def test_check_data_json_report(coco_mini, capsys):
+    status = main(
+        [
+            "check-data",
+            "--annotations", str(coco_mini["annotations"]),
+            "--images", str(coco_mini["images"]),
+            "--input-size", "64x48",
+            "--heatmap-size", "32x24",
+            "--detections", str(coco_mini["detections"]),
+            "--json",
+        ]
+    )  # fmt: skip
+    assert status == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["instances"] == 80
+    assert report["skipped"] == {
+        "crowd annotation": 1,
+        "no labelled keypoints": 51,
+    }
+    assert report["detections"]["boxes_used"] == 118
+    assert report["ceiling_ap"]["ground_truth_boxes"]["ap"] >= 0.97
+    assert report["ceiling_ap"]["detection_boxes"]["ap"] >= 0.97
+
+
+def test_check_data_user_errors(coco_mini, capsys, tmp_path):
+    base = ["check-data", "--images", str(coco_mini["images"])]
+    status = main(
+        base + ["--annotations", str(coco_mini["annotations"]),
+                "--input-size", "256"]
+    )  # fmt: skip
+    assert status == 2
+    assert "HEIGHTxWIDTH" in capsys.readouterr().err
+    assert main(base + ["--annotations", str(tmp_path / "no.json")]) == 2
+    assert "No such file" in capsys.readouterr().err

@@ -1,0 +1,103 @@
+"""Keypoints of people in one image, given their boxes."""
+
+import numpy as np
+
+from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.data import coco_keypoints
+from keras_evopose.metrics.decoding import flip_back
+from keras_evopose.metrics.decoding import heatmaps_to_keypoints
+
+
+@keras_evopose_export("keras_evopose.metrics.predict_keypoints")
+def predict_keypoints(
+    model,
+    image,
+    boxes,
+    layout=None,
+    flip_test=True,
+    refinement="quarter_offset",
+    heatmap_peak=255.0,
+    padding=1.25,
+):
+    """Top-down keypoints for `boxes` in one image file.
+
+    The crops go through the same pipeline as evaluation (no
+    augmentation), so results match `evaluate_coco`.
+
+    Args:
+        model: heatmap model (input size read from it).
+        image: path of a JPEG/PNG image (local or `tf.io.gfile` URL).
+        boxes: `(N, 4)` COCO `[x, y, w, h]` person boxes.
+        layout: `KeypointLayout` (flip pairs for the flip test); defaults
+            to COCO person when the model has 17 heatmaps.
+        flip_test: bool, average with the mirrored crop.
+        refinement, heatmap_peak: see `decode_heatmaps`.
+        padding: float, box padding (as in training).
+
+    Returns:
+        `(N, K, 3)` float32 array of image `(x, y, score)`.
+    """
+    import tensorflow as tf
+
+    from keras_evopose.data.keypoint_layout import KeypointLayout
+
+    boxes = np.asarray(boxes, "float32").reshape(-1, 4)
+    if len(boxes) == 0:
+        raise ValueError("predict_keypoints: `boxes` is empty.")
+    input_size = tuple(model.input_shape[1:3])
+    heatmap_size = tuple(model.output_shape[1:3])
+    num_keypoints = model.output_shape[-1]
+    if layout is None:
+        if num_keypoints != 17:
+            raise ValueError(
+                f"The model predicts {num_keypoints} keypoints; pass its "
+                "`layout` (KeypointLayout) for the flip test."
+            )
+        layout = KeypointLayout.coco_person()
+    with tf.io.gfile.GFile(str(image), "rb") as handle:
+        encoded = handle.read()
+    count = len(boxes)
+    records = tf.data.Dataset.from_tensor_slices(
+        {
+            "image_bytes": [encoded] * count,
+            "image_id": np.zeros(count, "int64"),
+            "annotation_id": np.arange(count, dtype="int64"),
+            "box": boxes,
+            "keypoints": np.zeros((count, num_keypoints, 3), "float32"),
+            "score": np.ones(count, "float32"),
+        }
+    )
+    options = dict(coco_keypoints.SAMPLE_OPTIONS)
+    options.update(padding=padding, heatmap_peak=heatmap_peak)
+    samples = coco_keypoints.build_samples(
+        records,
+        layout,
+        input_size,
+        heatmap_size,
+        coco_keypoints.default_sigma(heatmap_size),
+        False,
+        0,
+        32,
+        False,
+        *options.values(),
+    )
+    outputs = []
+    for batch in samples:
+        crops = batch["image"].numpy()
+        heatmaps = np.asarray(model.predict_on_batch(crops), "float32")
+        if flip_test:
+            mirrored = model.predict_on_batch(crops[:, :, ::-1])
+            heatmaps = 0.5 * (
+                heatmaps + flip_back(mirrored, layout.flip_permutation)
+            )
+        outputs.append(
+            heatmaps_to_keypoints(
+                heatmaps,
+                batch["center"].numpy(),
+                batch["scale"].numpy(),
+                input_size,
+                refinement=refinement,
+                heatmap_peak=heatmap_peak,
+            )
+        )
+    return np.concatenate(outputs)

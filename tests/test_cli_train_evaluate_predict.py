@@ -1,0 +1,52 @@
+"""`keras-evopose train` -> `evaluate` -> `predict` on the bundled images."""
+
+import json
+
+from keras_evopose.cli import main
+
+
+def test_train_evaluate_predict(coco_mini, tmp_path, capsys):
+    annotations = str(coco_mini["annotations"])
+    images = str(coco_mini["images"])
+    model_path = str(tmp_path / "test.keras")
+    status = main(
+        [
+            "train", "--preset", "test", "--annotations", annotations,
+            "--images", images, "--epochs", "1", "--steps-per-epoch", "2",
+            "--batch-size", "4", "--output", model_path, "--verbose", "0",
+        ]
+    )  # fmt: skip
+    assert status == 0
+    capsys.readouterr()
+
+    status = main(
+        [
+            "evaluate", "--model", model_path, "--annotations", annotations,
+            "--images", images, "--no-flip", "--json",
+        ]
+    )  # fmt: skip
+    assert status == 0
+    stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(stats) >= {"ap", "ap50", "ar"}
+
+    output = tmp_path / "pose.png"
+    status = main(
+        [
+            "predict", str(coco_mini["images"] / "000000000785.jpg"),
+            "--boxes", "277,46,225,334", "--model", model_path,
+            "--output", str(output), "--json",
+        ]
+    )  # fmt: skip
+    assert status == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(result["keypoints"]) == 1 and len(result["keypoints"][0]) == 17
+    assert output.read_bytes()[:4] == b"\x89PNG"
+
+    status = main(
+        [
+            "predict", str(coco_mini["images"] / "000000000785.jpg"),
+            "--boxes", "1,2,3", "--model", model_path,
+        ]
+    )  # fmt: skip
+    assert status == 2
+    assert "X,Y,W,H" in capsys.readouterr().err
