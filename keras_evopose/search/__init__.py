@@ -3,6 +3,8 @@
 No TensorFlow import here: the search runs on any Keras backend.
 """
 
+from keras_evopose.search.evolution_oracle import EvolutionOracle
+from keras_evopose.search.evolution_oracle import EvolutionTuner
 from keras_evopose.search.mutation import mutate
 from keras_evopose.search.pareto import dominates
 from keras_evopose.search.pareto import non_dominated_sort
@@ -11,6 +13,8 @@ from keras_evopose.search.search_space import genotype_from_string
 from keras_evopose.search.search_space import genotype_to_string
 
 __all__ = [
+    "EvolutionOracle",
+    "EvolutionTuner",
     "SearchSpace",
     "dominates",
     "genotype_from_string",
