@@ -1,0 +1,19 @@
+"""Deployment: LiteRT export (post-training quantization) and TFMOT
+quantization-aware training.
+
+TensorFlow, TFMOT and tf_keras are imported inside the functions.
+"""
+
+from keras_evopose.export.litert import export_litert
+from keras_evopose.export.litert import tensor_dtypes
+from keras_evopose.export.litert_model import LiteRTModel
+from keras_evopose.export.qat import export_qat_litert
+from keras_evopose.export.qat import quantize_aware
+
+__all__ = [
+    "LiteRTModel",
+    "export_litert",
+    "export_qat_litert",
+    "quantize_aware",
+    "tensor_dtypes",
+]
