@@ -87,12 +87,16 @@ def build_samples(
 ):
     """Maps a dataset of instance records to batches of sample dicts.
 
-    A record holds `image` (a path, or encoded bytes when it has
-    `image_is_bytes`), `image_id`, `annotation_id`, `box`, `keypoints`
-    `(K, 3)` and `score`. Each output dict holds `image` (the normalized
-    crop), `heatmaps` `(h, w, K)`, `target_weights` `(1, 1, K)` and the
+    A record holds `image_path` (or `image_bytes`: the encoded file),
+    `image_id`, `annotation_id`, `box`, `keypoints` `(K, 3)` and `score`.
+    Each output batch dict holds `image` (the normalized crops), `heatmaps`
+    `(batch, h, w, K)`, `target_weights` `(batch, 1, 1, K)` and the
     metadata needed to map predictions back: `center`, `scale`,
-    `image_id`, `annotation_id`, `score` (all with a batch axis).
+    `image_id`, `annotation_id`, `score`.
+
+    Only decoding and the warp run per sample; augmentation draws, crop
+    matrices, keypoint transforms, normalization and Gaussians run once
+    per batch, which keeps the per-sample work close to a bare decode.
     """
     import tensorflow as tf
 
@@ -110,97 +114,92 @@ def build_samples(
             "with `upper_body` or set half_body_probability=0."
         )
 
-    def half_body(keypoints, center, scale, seeds):
-        visible = keypoints[:, 2] > 0
-        num_upper = tf.reduce_sum(tf.cast(visible & upper, "int32"))
-        num_lower = tf.reduce_sum(tf.cast(visible & ~upper, "int32"))
-        choose_upper = tf.random.stateless_uniform([], seeds[0]) < 0.5
+    def half_body(keypoints, center, scale, seeds, count):
+        visible = keypoints[..., 2] > 0
+        num_upper = tf.reduce_sum(tf.cast(visible & upper, "int32"), -1)
+        num_lower = tf.reduce_sum(tf.cast(visible & ~upper, "int32"), -1)
+        choose_upper = tf.random.stateless_uniform([count], seeds[0]) < 0.5
         # Take the chosen half if it has 2 visible joints, else the other.
         use_upper = tf.where(choose_upper, num_upper >= 2, num_lower < 2)
-        selected = visible & tf.where(use_upper, upper, ~upper)
-        count = tf.reduce_sum(tf.cast(selected, "float32"))
+        selected = visible & tf.where(use_upper[:, None], upper, ~upper)
+        num_selected = tf.reduce_sum(tf.cast(selected, "float32"), -1)
+        num_visible = tf.reduce_sum(tf.cast(visible, "int32"), -1)
+        draw = tf.random.stateless_uniform([count], seeds[1])
         apply = (
-            (tf.random.stateless_uniform([], seeds[1]) < half_body_probability)
-            & (
-                tf.reduce_sum(tf.cast(visible, "int32"))
-                > half_body_min_keypoints
-            )
-            & (count >= 2)
+            (draw < half_body_probability)
+            & (num_visible > half_body_min_keypoints)
+            & (num_selected >= 2)
         )
-        points = keypoints[:, :2]
-        big = tf.fill(tf.shape(points), 1e9)
-        low = tf.reduce_min(tf.where(selected[:, None], points, big), 0)
-        high = tf.reduce_max(tf.where(selected[:, None], points, -big), 0)
+        points = keypoints[..., :2]
+        mask = selected[..., None]
+        low = tf.reduce_min(tf.where(mask, points, 1e9), -2)
+        high = tf.reduce_max(tf.where(mask, points, -1e9), -2)
         mean = tf.math.divide_no_nan(
-            tf.reduce_sum(tf.where(selected[:, None], points, 0.0), 0), count
+            tf.reduce_sum(tf.where(mask, points, 0.0), -2),
+            num_selected[:, None],
         )
         extent = high - low
-        box_height = tf.maximum(extent[1], extent[0] * height / width)
+        box_height = tf.maximum(extent[:, 1], extent[:, 0] * height / width)
         new_scale = 1.5 * padding * box_height / height
         return (
-            tf.where(apply, mean, center),
+            tf.where(apply[:, None], mean, center),
             tf.where(apply, new_scale, scale),
         )
 
-    def transform(record, random_seed):
-        if "image_bytes" in record:
-            encoded = record["image_bytes"]
-        else:
-            encoded = tf.io.read_file(record["image_path"])
-        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-        keypoints = record["keypoints"]
+    def plan(batch, random_seed):
+        """Crop matrices and heatmap-space keypoints for a batch."""
+        keypoints = batch["keypoints"]
+        count = tf.shape(keypoints)[0]
         center, scale = geometry.box_to_center_scale(
-            record["box"], input_size, padding, xp=tf
+            batch["box"], input_size, padding, xp=tf
         )
-        rotation = tf.constant(0.0)
-        flip = tf.constant(False)
+        rotation = tf.zeros([count])
+        flip = tf.zeros([count], "bool")
         if augment:
             seeds = tf.random.experimental.stateless_split(
-                tf.stack([random_seed, tf.constant(0, "int64")]), 7
+                tf.stack([random_seed, tf.constant(0, "int64")]), 6
             )
             if half_body_probability > 0:
-                center, scale = half_body(keypoints, center, scale, seeds[:2])
+                center, scale = half_body(
+                    keypoints, center, scale, seeds[:2], count
+                )
             scale = scale * tf.clip_by_value(
-                1.0 + scale_factor * tf.random.stateless_normal([], seeds[2]),
+                1.0
+                + scale_factor * tf.random.stateless_normal([count], seeds[2]),
                 1.0 - scale_factor,
                 1.0 + scale_factor,
             )
             angle = tf.clip_by_value(
-                rotation_factor * tf.random.stateless_normal([], seeds[3]),
+                rotation_factor * tf.random.stateless_normal([count], seeds[3]),
                 -2.0 * rotation_factor,
                 2.0 * rotation_factor,
             )
             rotate = (
-                tf.random.stateless_uniform([], seeds[4]) < rotation_probability
+                tf.random.stateless_uniform([count], seeds[4])
+                < rotation_probability
             )
             rotation = tf.where(rotate, angle, 0.0)
-            flip = tf.random.stateless_uniform([], seeds[5]) < flip_probability
+            flip = (
+                tf.random.stateless_uniform([count], seeds[5])
+                < flip_probability
+            )
 
         crop_to_image = geometry.crop_to_image_matrix(
             center, scale, input_size, rotation, flip, xp=tf
         )
-        transforms = tf.concat(
-            [tf.reshape(crop_to_image, [6]), tf.zeros([2])], 0
-        )
-        crop = tf.raw_ops.ImageProjectiveTransformV3(
-            images=image[None],
-            transforms=transforms[None],
-            output_shape=tf.constant([height, width], "int32"),
-            fill_value=0.0,
-            interpolation="BILINEAR",
-            fill_mode="CONSTANT",
-        )[0]
-        crop.set_shape((height, width, 3))
-
         image_to_crop = geometry.image_to_crop_matrix(
             center, scale, input_size, rotation, flip, xp=tf
         )
-        points = geometry.apply_affine(image_to_crop, keypoints[:, :2], xp=tf)
-        visibility = keypoints[:, 2]
+        points = geometry.apply_affine(image_to_crop, keypoints[..., :2], xp=tf)
+        visibility = keypoints[..., 2]
         # A flipped crop shows the left joints where the right ones were.
-        points = tf.where(flip, tf.gather(points, permutation), points)
+        points = tf.where(
+            flip[:, None, None], tf.gather(points, permutation, axis=1), points
+        )
         visibility = tf.where(
-            flip, tf.gather(visibility, permutation), visibility
+            flip[:, None],
+            tf.gather(visibility, permutation, axis=1),
+            visibility,
         )
         heatmap_x, heatmap_y = geometry.crop_to_heatmap(
             points, input_size, heatmap_size
@@ -213,21 +212,44 @@ def build_samples(
             & (heatmap_y < heatmap_height - 0.5),
             "float32",
         )
-        return {
-            "image": crop,
-            "heatmap_x": heatmap_x,
-            "heatmap_y": heatmap_y,
-            "target_weights": weights,
-            "center": center,
-            "scale": scale,
-            "image_id": record["image_id"],
-            "annotation_id": record["annotation_id"],
-            "score": record["score"],
+        planned = {
+            key: batch[key] for key in ("image_id", "annotation_id", "score")
         }
+        planned["encoded"] = (
+            batch["image_bytes"]
+            if "image_bytes" in batch
+            else batch["image_path"]
+        )
+        planned.update(
+            transform=tf.concat(
+                [tf.reshape(crop_to_image, [-1, 6]), tf.zeros([count, 2])], 1
+            ),
+            heatmap_x=heatmap_x,
+            heatmap_y=heatmap_y,
+            target_weights=weights,
+            center=center,
+            scale=scale,
+        )
+        return planned
+
+    def warp(sample):
+        encoded = sample.pop("encoded")
+        if not reads_bytes:
+            encoded = tf.io.read_file(encoded)
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        crop = tf.raw_ops.ImageProjectiveTransformV3(
+            images=image[None],
+            transforms=sample.pop("transform")[None],
+            output_shape=tf.constant([height, width], "int32"),
+            fill_value=0.0,
+            interpolation="BILINEAR",
+            fill_mode="CONSTANT",
+        )[0]
+        crop.set_shape((height, width, 3))
+        sample["image"] = crop
+        return sample
 
     def render(batch):
-        # Normalization and Gaussians run once per batch: far fewer ops
-        # per sample than doing them in the per-sample map.
         batch = dict(batch)
         batch["image"] = normalize_image(batch["image"])
         heatmap_x = batch.pop("heatmap_x")
@@ -250,13 +272,18 @@ def build_samples(
         batch["target_weights"] = weights[:, None, None, :]
         return batch
 
+    reads_bytes = "image_bytes" in records.element_spec
     randomness = tf.data.Dataset.random(
         seed=seed, rerandomize_each_iteration=True
     )
     return (
-        tf.data.Dataset.zip((records, randomness))
-        .map(transform, num_parallel_calls=tf.data.AUTOTUNE)
-        .batch(batch_size, drop_remainder=drop_remainder)
+        tf.data.Dataset.zip(
+            (records.batch(batch_size, drop_remainder), randomness)
+        )
+        .map(plan, num_parallel_calls=tf.data.AUTOTUNE)
+        .unbatch()
+        .map(warp, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size, drop_remainder)
         .map(render, num_parallel_calls=tf.data.AUTOTUNE)
     )
 
