@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES = [
     "keras_evopose.cli.evaluate",
     "keras_evopose.cli.predict",
     "keras_evopose.cli.check_data",
+    "keras_evopose.cli.export",
 ]
 
 

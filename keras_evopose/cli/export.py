@@ -1,0 +1,158 @@
+"""`keras-evopose export`: write a LiteRT `.tflite` file (int8, float16
+or float32) and compare its heatmaps with the Keras model's."""
+
+import json
+import os
+import pathlib
+
+from keras_evopose.cli import UsageError
+
+# The bundled COCO val2017 subset of a source checkout (calibration default).
+BUNDLED_DATA = (
+    pathlib.Path(__file__).resolve().parents[2] / "data/coco_kpt_mini"
+)
+BUNDLED_ANNOTATIONS = (
+    BUNDLED_DATA / "annotations" / "person_keypoints_val2017_mini.json"
+)
+BUNDLED_IMAGES = BUNDLED_DATA / "val2017"
+
+
+def add_parser(subparsers):
+    from keras_evopose.cli.evaluate import add_model_arguments
+
+    parser = subparsers.add_parser(
+        "export",
+        help="write a LiteRT .tflite file (full-integer int8 by --int8)",
+        description=(
+            "Exports a model to LiteRT with a fixed batch-1 input. --int8 "
+            "writes a full-integer file (int8 weights, activations, input "
+            "and output; int32 biases) calibrated on person crops of a COCO "
+            "keypoints JSON + images (the bundled COCO subset by default). "
+            "Prints the file's tensor dtypes and the max/mean difference "
+            "between its heatmaps and the Keras model's on those crops."
+        ),
+    )
+    add_model_arguments(parser)
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument(
+        "--int8", action="store_true", help="full-integer quantization"
+    )
+    precision.add_argument(
+        "--float16", action="store_true", help="float16 weights"
+    )
+    parser.add_argument(
+        "--output", default=None, help="default: <name>_<precision>.tflite"
+    )
+    parser.add_argument(
+        "--annotations",
+        default=None,
+        help="COCO JSON of the calibration/comparison crops "
+        "(default: the bundled data/coco_kpt_mini)",
+    )
+    parser.add_argument("--images", default=None, help="image folder")
+    parser.add_argument(
+        "--num-calibration-samples",
+        type=int,
+        default=100,
+        help="crops that calibrate the int8 ranges (default 100)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object"
+    )
+    parser.set_defaults(func=run)
+
+
+def crop_images(model, annotations, images, limit=None):
+    """Normalized person crops `(N, H, W, 3)` at the model's input size
+    (ground-truth boxes, no augmentation), as a NumPy array."""
+    import numpy as np
+
+    from keras_evopose.data import coco_keypoints_dataset
+
+    dataset = coco_keypoints_dataset(
+        annotations,
+        images,
+        input_size=tuple(model.input_shape[1:3]),
+        heatmap_size=tuple(model.output_shape[1:3]),
+        batch_size=32,
+    )
+    batches = []
+    count = 0
+    for batch_images, _, _ in dataset:
+        batches.append(np.asarray(batch_images))
+        count += len(batches[-1])
+        if limit is not None and count >= limit:
+            break
+    return np.concatenate(batches)[:limit]
+
+
+def heatmap_difference(model, litert_model, images):
+    """Max and mean absolute heatmap difference, and the heatmap range."""
+    import numpy as np
+
+    expected = model.predict(images, verbose=0)
+    actual = litert_model.predict(images)
+    error = np.abs(actual - expected)
+    return {
+        "max_error": float(error.max()),
+        "mean_error": float(error.mean()),
+        "heatmap_min": float(expected.min()),
+        "heatmap_max": float(expected.max()),
+    }
+
+
+def run(args):
+    from keras_evopose.cli.evaluate import load_model
+    from keras_evopose.export import LiteRTModel
+    from keras_evopose.export import export_litert
+    from keras_evopose.export import tensor_dtypes
+
+    if args.num_calibration_samples < 1:
+        raise UsageError(
+            "--num-calibration-samples must be >= 1; got "
+            f"{args.num_calibration_samples}"
+        )
+    if (args.annotations is None) != (args.images is None):
+        raise UsageError("give both --annotations and --images, or neither")
+    annotations, images = args.annotations, args.images
+    if annotations is None:
+        if not BUNDLED_ANNOTATIONS.exists():
+            raise UsageError(
+                "the bundled COCO subset is not in this installation; "
+                "pass --annotations and --images for calibration"
+            )
+        annotations, images = BUNDLED_ANNOTATIONS, BUNDLED_IMAGES
+    quantization = "int8" if args.int8 else "float16" if args.float16 else None
+    model = load_model(args)
+    name = args.preset or pathlib.Path(args.model).stem
+    output = args.output or f"{name}_{quantization or 'float32'}.tflite"
+    crops = crop_images(model, annotations, images)
+    export_litert(
+        model,
+        output,
+        quantization=quantization,
+        representative_data=crops,
+        num_calibration_samples=args.num_calibration_samples,
+    )
+    report = {
+        "output": str(output),
+        "bytes": os.path.getsize(output),
+        "quantization": quantization or "float32",
+        "tensor_dtypes": tensor_dtypes(output),
+        "num_compared_crops": len(crops),
+        **heatmap_difference(model, LiteRTModel(output), crops),
+    }
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"wrote {report['output']} ({report['bytes']:,} bytes)")
+    dtypes = ", ".join(f"{k} x{v}" for k, v in report["tensor_dtypes"].items())
+    print(f"  tensors    {dtypes}")
+    print(
+        f"  heatmaps vs Keras on {report['num_compared_crops']} crops: "
+        f"max |diff| {report['max_error']:.4g}, "
+        f"mean |diff| {report['mean_error']:.4g} "
+        f"(Keras heatmaps in [{report['heatmap_min']:.4g}, "
+        f"{report['heatmap_max']:.4g}])"
+    )
+    return 0
