@@ -15,6 +15,7 @@ MODULES = [
     "keras_evopose.models.genotype",
     "keras_evopose.models.evopose2d_backbone",
     "keras_evopose.models.evopose2d",
+    "keras_evopose.search.weight_transfer",
 ]
 
 
