@@ -1,5 +1,8 @@
-"""Keras callbacks: COCO keypoint evaluation into the epoch logs."""
+"""Keras callbacks: COCO keypoint evaluation, weight transfer from a parent."""
 
 from keras_evopose.callbacks.coco_evaluation import COCOEvaluation
+from keras_evopose.callbacks.weight_transfer_callback import (
+    WeightTransferCallback,
+)
 
-__all__ = ["COCOEvaluation"]
+__all__ = ["COCOEvaluation", "WeightTransferCallback"]

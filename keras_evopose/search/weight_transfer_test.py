@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_evopose.models import EvoPose2D
+from keras_evopose.models.presets import preset_arguments
 from keras_evopose.search.weight_transfer import INPUT
 from keras_evopose.search.weight_transfer import OUTPUT
 from keras_evopose.search.weight_transfer import SPATIAL
@@ -14,7 +15,7 @@ from keras_evopose.search.weight_transfer import transfer_weights
 
 # The `test` preset: stage 3 is k5, 2 repeats, 16 channels; stage 4 is k3,
 # 1 repeat, 24 channels, stride 2.
-GENOTYPE = EvoPose2D.from_preset("test").backbone.genotype
+GENOTYPE = list(preset_arguments("test", "backbone")["genotype"])
 
 
 def mutated(stage, old, new):
