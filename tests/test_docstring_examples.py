@@ -16,6 +16,12 @@ MODULES = [
     "keras_evopose.models.evopose2d_backbone",
     "keras_evopose.models.evopose2d",
     "keras_evopose.search.weight_transfer",
+    "keras_evopose.data.keypoint_layout",
+    "keras_evopose.data.coco_instances",
+    "keras_evopose.data.coco_keypoints",
+    "keras_evopose.losses.heatmap_mse",
+    "keras_evopose.training.recipe",
+    "keras_evopose.metrics.decoding",
 ]
 
 
