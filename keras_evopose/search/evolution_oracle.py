@@ -571,6 +571,19 @@ class EvolutionTuner(keras_tuner.Tuner):
         self.transfer_weights = transfer_weights
         self._trial_began = True
 
+    def _populate_initial_space(self):
+        # keras-tuner builds the hypermodel once with empty values to find
+        # its hyperparameters; here the space is the Oracle's SearchSpace
+        # and a model cannot be built without a genotype.
+        return
+
+    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+        # keras-tuner imports tensorboard on the TensorFlow backend even
+        # without a TensorBoard callback, and TensorFlow 2.21 no longer
+        # installs it: only a TensorBoard callback needs it.
+        if any(c.__class__.__name__ == "TensorBoard" for c in callbacks):
+            super()._configure_tensorboard_dir(callbacks, trial, execution)
+
     def run_trial(self, trial, *args, **kwargs):
         if "epochs" in kwargs:
             raise ValueError(
@@ -585,9 +598,7 @@ class EvolutionTuner(keras_tuner.Tuner):
         )
         callbacks = [ModelSizeCallback()]
         if parent_trial_id and self.transfer_weights:
-            from keras_evopose.callbacks.weight_transfer import (
-                WeightTransferCallback,
-            )
+            from keras_evopose.callbacks import WeightTransferCallback
 
             parent = self.oracle.get_trial(parent_trial_id)
             callbacks.append(
