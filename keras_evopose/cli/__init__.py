@@ -13,6 +13,7 @@ import sys
 
 SUBCOMMAND_MODULES = [
     "keras_evopose.cli.info",
+    "keras_evopose.cli.search",
     "keras_evopose.cli.train",
     "keras_evopose.cli.evaluate",
     "keras_evopose.cli.predict",
