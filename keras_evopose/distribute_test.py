@@ -148,3 +148,29 @@ def test_default_scope_is_the_default_strategy():
     strategy = distribute.strategy_from_flags()
     assert strategy is tf.distribute.get_strategy()
     assert strategy.num_replicas_in_sync == 1
+
+
+def test_train_command_with_tpu_flag_fails_clearly(coco_mini, tmp_path, capsys):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.distribute needs the TensorFlow backend")
+    from keras_evopose.cli import main
+
+    status = main(
+        [
+            "train",
+            "--preset",
+            "test",
+            "--annotations",
+            str(coco_mini["annotations"]),
+            "--images",
+            str(coco_mini["images"]),
+            "--output",
+            str(tmp_path / "model.keras"),
+            "--tpu",
+            "local",
+        ]
+    )
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "No TPU could be reached for --tpu='local'" in error
+    assert not (tmp_path / "model.keras").exists()

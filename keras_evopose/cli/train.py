@@ -3,6 +3,9 @@
 import math
 
 from keras_evopose.cli import UsageError
+from keras_evopose.distribute import add_distribution_arguments
+from keras_evopose.distribute import average_replica_statistics
+from keras_evopose.distribute import distribution_scope
 
 
 def add_parser(subparsers):
@@ -36,6 +39,7 @@ def add_parser(subparsers):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="model.keras")
     parser.add_argument("--verbose", type=int, default=2)
+    add_distribution_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -58,41 +62,49 @@ def run(args):
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
     keras.utils.set_random_seed(args.seed)
     instances = load_coco_instances(args.annotations, args.images)
-    model = EvoPose2D.from_preset(
-        args.preset, num_keypoints=instances.layout.num_keypoints
-    )
-    steps = args.steps_per_epoch or math.ceil(len(instances) / args.batch_size)
-    dataset = coco_keypoints_dataset(
-        args.annotations,
-        args.images,
-        input_size=tuple(model.input_shape[1:3]),
-        heatmap_size=tuple(model.output_shape[1:3]),
-        training=True,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        repeat=True,
-        half_body_probability=args.half_body_probability,
-    )
-    model.compile(
-        optimizer=evopose2d_optimizer(
-            args.batch_size,
-            steps,
+    # Build, compile and fit inside the strategy (--tpu / --mirrored).
+    with distribution_scope(tpu=args.tpu, mirrored=args.mirrored):
+        model = EvoPose2D.from_preset(
+            args.preset, num_keypoints=instances.layout.num_keypoints
+        )
+        steps = args.steps_per_epoch or math.ceil(
+            len(instances) / args.batch_size
+        )
+        dataset = coco_keypoints_dataset(
+            args.annotations,
+            args.images,
+            input_size=tuple(model.input_shape[1:3]),
+            heatmap_size=tuple(model.output_shape[1:3]),
+            training=True,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            repeat=True,
+            half_body_probability=args.half_body_probability,
+        )
+        model.compile(
+            optimizer=evopose2d_optimizer(
+                args.batch_size,
+                steps,
+                epochs=args.epochs,
+                warmup_epochs=min(args.warmup_epochs, args.epochs - 1),
+                base_learning_rate=args.base_learning_rate,
+            ),
+            loss=HeatmapMSE(),
+        )
+        callbacks = []
+        if args.val_annotations:
+            callbacks.append(
+                COCOEvaluation(args.val_annotations, args.val_images)
+            )
+        model.fit(
+            dataset,
             epochs=args.epochs,
-            warmup_epochs=min(args.warmup_epochs, args.epochs - 1),
-            base_learning_rate=args.base_learning_rate,
-        ),
-        loss=HeatmapMSE(),
-    )
-    callbacks = []
-    if args.val_annotations:
-        callbacks.append(COCOEvaluation(args.val_annotations, args.val_images))
-    model.fit(
-        dataset,
-        epochs=args.epochs,
-        steps_per_epoch=steps,
-        callbacks=callbacks,
-        verbose=args.verbose,
-    )
+            steps_per_epoch=steps,
+            callbacks=callbacks,
+            verbose=args.verbose,
+        )
+    # MirroredStrategy leaves per-replica BN statistics (no-op otherwise).
+    average_replica_statistics(model)
     model.save(args.output)
     print(f"saved {args.output}")
     return 0
