@@ -64,6 +64,13 @@ def add_parser(subparsers):
         choices=["quarter_offset", "dark", "none"],
     )
     parser.add_argument(
+        "--oks-nms",
+        type=float,
+        default=None,
+        metavar="THRESHOLD",
+        help="OKS non-maximum suppression of the results (HRNet: 0.9)",
+    )
+    parser.add_argument(
         "--results", default=None, help="write the results JSON here"
     )
     parser.add_argument(
@@ -88,6 +95,7 @@ def run(args):
         flip_test=not args.no_flip,
         refinement=args.refinement,
         results_path=args.results,
+        oks_nms_threshold=args.oks_nms,
     )
     if args.json:
         print(json.dumps(stats))

@@ -4,6 +4,7 @@ from keras_evopose.metrics.coco_evaluation import ceiling_ap
 from keras_evopose.metrics.coco_evaluation import coco_keypoint_ap
 from keras_evopose.metrics.coco_evaluation import coco_results
 from keras_evopose.metrics.coco_evaluation import evaluate_coco
+from keras_evopose.metrics.coco_evaluation import oks_nms
 from keras_evopose.metrics.decoding import decode_heatmaps
 from keras_evopose.metrics.decoding import flip_back
 from keras_evopose.metrics.decoding import heatmaps_to_keypoints
@@ -17,5 +18,6 @@ __all__ = [
     "evaluate_coco",
     "flip_back",
     "heatmaps_to_keypoints",
+    "oks_nms",
     "predict_keypoints",
 ]

@@ -40,6 +40,46 @@ def rescore(box_scores, keypoints, threshold=0.2):
     return box_scores * mean
 
 
+@keras_evopose_export("keras_evopose.metrics.oks_nms")
+def oks_nms(image_ids, keypoints, scores, areas, oks_sigmas, threshold=0.9):
+    """Greedy per-image non-maximum suppression by object keypoint
+    similarity (OKS), as HRNet applies to detector-box results.
+
+    Args:
+        image_ids: `(N,)` ints.
+        keypoints: `(N, K, 3)` image `(x, y, score)`.
+        scores: `(N,)` instance scores (higher first).
+        areas: `(N,)` instance areas (box `w * h`).
+        oks_sigmas: `(K,)` per-keypoint OKS constants.
+        threshold: float, an instance is dropped when its OKS with a
+            kept, higher-scoring instance of the same image exceeds it.
+
+    Returns:
+        Sorted int array of the indices kept.
+    """
+    image_ids = np.asarray(image_ids)
+    keypoints = np.asarray(keypoints, "float32")
+    scores = np.asarray(scores, "float32")
+    areas = np.asarray(areas, "float32")
+    variances = (2.0 * np.asarray(oks_sigmas, "float32")) ** 2
+    kept = []
+    for image_id in np.unique(image_ids):
+        order = np.flatnonzero(image_ids == image_id)
+        order = order[np.argsort(-scores[order], kind="stable")]
+        while order.size:
+            best, rest = order[0], order[1:]
+            kept.append(best)
+            distances = np.sum(
+                (keypoints[rest, :, :2] - keypoints[best, :, :2]) ** 2, -1
+            )
+            scale = (areas[rest] + areas[best])[:, None] / 2.0 + np.spacing(1)
+            similarity = np.mean(
+                np.exp(-distances / variances / scale / 2.0), -1
+            )
+            order = rest[similarity <= threshold]
+    return np.sort(np.asarray(kept, "int64"))
+
+
 @keras_evopose_export("keras_evopose.metrics.coco_results")
 def coco_results(image_ids, keypoints, box_scores, category_id=1):
     """Builds a COCO keypoint results list (the JSON pycocotools loads).
@@ -203,6 +243,7 @@ def _evaluate(
     heatmap_peak=255.0,
     sigma=None,
     results_path=None,
+    oks_nms_threshold=None,
     **dataset_options,
 ):
     input_size, heatmap_size, sigma = coco_keypoints.check_options(
@@ -225,6 +266,22 @@ def _evaluate(
     results = coco_results(
         image_ids, keypoints, box_scores, instances.category_id
     )
+    if oks_nms_threshold is not None:
+        if instances.layout.oks_sigmas is None:
+            raise ValueError(
+                "oks_nms_threshold needs OKS sigmas, which this keypoint "
+                f"set ({instances.layout.names}) does not define."
+            )
+        # The pipeline keeps the instances' order, so boxes line up.
+        kept = oks_nms(
+            image_ids,
+            keypoints,
+            [result["score"] for result in results],
+            instances.boxes[:, 2] * instances.boxes[:, 3],
+            instances.layout.oks_sigmas,
+            oks_nms_threshold,
+        )
+        results = [results[index] for index in kept]
     if results_path is not None:
         import tensorflow as tf
 
@@ -252,6 +309,7 @@ def evaluate_coco(
     sigma=None,
     results_path=None,
     min_detection_score=0.0,
+    oks_nms_threshold=None,
 ):
     """COCO keypoint AP of a heatmap model on a COCO JSON + image folder.
 
@@ -275,6 +333,10 @@ def evaluate_coco(
         sigma: the training targets' sigma (only DARK uses it).
         results_path: optional path to write the results JSON to.
         min_detection_score: float, detections below it are dropped.
+        oks_nms_threshold: optional float (HRNet uses 0.9): drop results
+            whose OKS with a higher-scoring result of the same image
+            exceeds it (`oks_nms`). Defaults to `None` (off, as in the
+            reference).
 
     Returns:
         The dict of `coco_keypoint_ap` (`ap`, `ap50`, ...).
@@ -309,6 +371,7 @@ def evaluate_coco(
         sigma=sigma,
         results_path=results_path,
         min_detection_score=min_detection_score,
+        oks_nms_threshold=oks_nms_threshold,
     )
 
 

@@ -102,3 +102,21 @@ def test_bad_inputs_raise(tmp_path):
     path.write_text(json.dumps({"images": [], "annotations": []}))
     with pytest.raises(ValueError, match="empty"):
         coco_keypoint_ap(path, [])
+
+
+def test_oks_nms_drops_duplicates_of_one_person():
+    from keras_evopose.metrics import oks_nms
+
+    rng = np.random.default_rng(0)
+    person = np.concatenate([rng.uniform(0, 100, (17, 2)), np.ones((17, 1))], 1)
+    other = person + [300, 0, 0]
+    keypoints = np.stack([person, person + [0.5, 0.5, 0], other, person])
+    kept = oks_nms(
+        image_ids=[1, 1, 1, 2],
+        keypoints=keypoints,
+        scores=[0.9, 0.95, 0.5, 0.1],
+        areas=[1e4] * 4,
+        oks_sigmas=[0.05] * 17,
+    )
+    # The 0.9 copy of the 0.95 person goes; another image is untouched.
+    assert kept.tolist() == [1, 2, 3]
