@@ -5,9 +5,7 @@ import json
 import os
 
 from keras_evopose.cli import UsageError
-
-# First bytes of the image formats tf.io.decode_image reads.
-IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
+from keras_evopose.data.coco_keypoints import IMAGE_SIGNATURES
 
 
 def parse_size(text):

@@ -28,6 +28,10 @@ def normalize_image(image):
     return (image / 255.0 - mean) / std
 
 
+# First bytes of the image formats `tf.io.decode_image` reads (JPEG, PNG,
+# GIF, BMP): checked before decoding so a bad file is named in the error.
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
+
 # Defaults of the sample options shared by every dataset constructor, in
 # `build_samples`' argument order.
 SAMPLE_OPTIONS = {
@@ -234,9 +238,26 @@ def build_samples(
 
     def warp(sample):
         encoded = sample.pop("encoded")
+        source = sample["image_id"]
         if not reads_bytes:
+            source = encoded
             encoded = tf.io.read_file(encoded)
-        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        # Name the file in the error instead of failing inside the decoder.
+        known = tf.reduce_any(
+            [
+                tf.equal(
+                    tf.strings.substr(encoded, 0, len(signature)), signature
+                )
+                for signature in IMAGE_SIGNATURES
+            ]
+        )
+        check = tf.debugging.Assert(
+            known, ["Not a JPEG/PNG/GIF/BMP image:", source], summarize=1
+        )
+        with tf.control_dependencies([check]):
+            image = tf.io.decode_image(
+                encoded, channels=3, expand_animations=False
+            )
         crop = tf.raw_ops.ImageProjectiveTransformV3(
             images=image[None],
             transforms=sample.pop("transform")[None],

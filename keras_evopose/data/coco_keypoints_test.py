@@ -286,3 +286,26 @@ def test_tfrecords_give_the_same_samples(coco_mini, tmp_path):
     )
     for a, b in zip(from_json, from_records):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_corrupt_image_error_names_the_file(tmp_path):
+    import tensorflow as tf
+
+    annotations, images, _ = write_synthetic(tmp_path)
+    (images / "1.png").write_bytes(b"this is not an image")
+    dataset = coco_keypoints_dataset(annotations, images, batch_size=1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="1.png"):
+        next(iter(dataset))
+
+
+def test_half_body_probability_is_a_probability(tmp_path):
+    annotations, images, _ = write_synthetic(tmp_path)
+    dataset = coco_keypoints_dataset(
+        annotations, images, input_size=INPUT_SIZE, training=True,
+        batch_size=200, seed=0, repeat=True, scale_factor=0.0,
+        rotation_probability=0.0, flip_probability=0.0,
+        half_body_probability=0.3, include_metadata=True,
+    )  # fmt: skip
+    scales = next(iter(dataset))["scale"].numpy()
+    applied = np.mean(~np.isclose(scales, scales.max()))
+    assert 0.2 < applied < 0.4, applied
