@@ -22,6 +22,7 @@ import keras_tuner
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.search.mutation import mutate
 from keras_evopose.search.pareto import non_dominated_sort
+from keras_evopose.search.search_space import GENOTYPE_SEPARATOR
 from keras_evopose.search.search_space import SearchSpace
 from keras_evopose.search.search_space import genotype_from_string
 from keras_evopose.search.search_space import genotype_to_string
@@ -201,6 +202,7 @@ class EvolutionOracle(keras_tuner.Oracle):
         self.size_metric = size_metric
         self.max_mutation_attempts = max_mutation_attempts
         self._ancestor_string = genotype_to_string(search_space.ancestor)
+        self._objective_cache = {}
 
     @property
     def objectives(self):
@@ -235,7 +237,8 @@ class EvolutionOracle(keras_tuner.Oracle):
                 self.search_space,
                 rng,
             )
-            child = genotype_to_string(child)
+            # `mutate` returns canonical block strings: join, don't re-parse.
+            child = GENOTYPE_SEPARATOR.join(child)
             if not self._duplicate({"genotype": child}):
                 return self._running(
                     child,
@@ -277,6 +280,18 @@ class EvolutionOracle(keras_tuner.Oracle):
             A list of floats (one per objective), or `None` if a value is
             missing or not finite.
         """
+        if trial.status != COMPLETED:
+            return self._objective_values(trial)
+        # A completed trial's metrics no longer change (end_trial is
+        # idempotent), so its values are computed once per process.
+        if trial.trial_id not in self._objective_cache:
+            self._objective_cache[trial.trial_id] = self._objective_values(
+                trial
+            )
+        values = self._objective_cache[trial.trial_id]
+        return None if values is None else list(values)
+
+    def _objective_values(self, trial):
         values = []
         for objective in self.objectives:
             value = self._best_value(trial, objective.name, objective.direction)
@@ -395,6 +410,7 @@ class EvolutionOracle(keras_tuner.Oracle):
                 if ongoing.trial_id == trial.trial_id:
                     self.ongoing_trials.pop(tuner_id)
             return
+        self._objective_cache.pop(trial.trial_id, None)
         super().end_trial(trial)
 
     def _check_consecutive_failures(self):

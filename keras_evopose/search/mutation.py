@@ -37,9 +37,10 @@ def possible_mutations(genotype, space):
         `kernel_size`, `num_repeats`, `filters`, `strides` and `values` the
         non-empty list of new values it may take.
     """
-    from keras_evopose.models import decode_genotype
+    return _options(space.validate_specs(genotype), space)
 
-    specs = decode_genotype(space.validate(genotype))
+
+def _options(specs, space):
     num_stride_two = sum(1 for spec in specs if spec.strides == 2)
     options = []
     for stage, spec in enumerate(specs, 1):
@@ -84,9 +85,8 @@ def mutate(genotype, space, rng):
     >>> space.contains(child), child != space.ancestor
     (True, True)
     """
-    from keras_evopose.models import decode_genotype
-
-    options = possible_mutations(genotype, space)
+    specs = list(space.validate_specs(genotype))
+    options = _options(specs, space)
     if not options:
         raise ValueError(
             "No gene of this genotype can change within the search space "
@@ -95,7 +95,6 @@ def mutate(genotype, space, rng):
         )
     stage, gene, values = options[rng.randrange(len(options))]
     value = values[rng.randrange(len(values))]
-    specs = list(decode_genotype(list(genotype)))
     old = getattr(specs[stage - 1], gene)
     specs[stage - 1] = specs[stage - 1].replace(**{gene: value})
     child = [spec.to_string() for spec in specs]

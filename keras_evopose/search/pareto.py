@@ -79,8 +79,14 @@ def non_dominated_sort(points, directions):
     array = _as_minimized(points, directions)
     if len(array) == 0:
         return []
-    no_worse = np.all(array[:, None, :] <= array[None, :, :], axis=2)
-    better = np.any(array[:, None, :] < array[None, :, :], axis=2)
+    # One (n, n) comparison per objective: reducing an (n, n, m) array over
+    # its short last axis is several times slower.
+    num_points = len(array)
+    no_worse = np.ones((num_points, num_points), dtype=bool)
+    better = np.zeros((num_points, num_points), dtype=bool)
+    for column in array.T:
+        no_worse &= column[:, None] <= column[None, :]
+        better |= column[:, None] < column[None, :]
     # dominated_by[i, j]: point j dominates point i.
     dominated_by = (no_worse & better).T
     num_dominators = dominated_by.sum(axis=1)

@@ -263,6 +263,10 @@ class SearchSpace:
             ValueError: naming the stage, the gene, its value and the
                 allowed values, for the first gene outside the space.
         """
+        return [spec.to_string() for spec in self.validate_specs(genotype)]
+
+    def validate_specs(self, genotype):
+        """Like `validate`, but returns the decoded `BlockSpec`s."""
         specs = genotype_lib.decode_genotype(list(genotype))
         if len(specs) != self.num_stages:
             raise ValueError(
@@ -307,7 +311,7 @@ class SearchSpace:
                 f"{self.max_stride_two_stages} are allowed "
                 f"(max_output_stride={self.max_output_stride})."
             )
-        return [spec.to_string() for spec in specs]
+        return specs
 
     def contains(self, genotype):
         """Whether `genotype` is valid and inside this space."""
