@@ -1,9 +1,12 @@
 """keras-evopose: EvoPose2D pose networks and their neuroevolution search.
 
 `keras_evopose.layers`, `.models`, `.search` and `.utils` never import
-TensorFlow, so they run on the JAX backend too; `.data`, `.export` and
-`.metrics` import it lazily where they need it.
+TensorFlow, so they run on the JAX backend too; `.data`, `.losses`,
+`.training`, `.metrics`, `.callbacks` and `.export` need TensorFlow (for
+tf.data, pycocotools glue and LiteRT) and are imported on first access.
 """
+
+import importlib
 
 from keras_evopose import layers
 from keras_evopose import models
@@ -11,4 +14,28 @@ from keras_evopose import search
 from keras_evopose import utils
 from keras_evopose.version import __version__
 
-__all__ = ["layers", "models", "search", "utils", "__version__"]
+_LAZY_SUBPACKAGES = (
+    "callbacks",
+    "data",
+    "export",
+    "losses",
+    "metrics",
+    "training",
+)
+
+
+def __getattr__(name):
+    # Imported on first use so `import keras_evopose` stays TensorFlow-free.
+    if name in _LAZY_SUBPACKAGES:
+        return importlib.import_module(f"keras_evopose.{name}")
+    raise AttributeError(f"module 'keras_evopose' has no attribute {name!r}")
+
+
+__all__ = [
+    "layers",
+    "models",
+    "search",
+    "utils",
+    "__version__",
+    *_LAZY_SUBPACKAGES,
+]
