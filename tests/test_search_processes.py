@@ -81,16 +81,16 @@ def free_port():
 @pytest.mark.slow
 def test_chief_and_two_workers(tmp_path):
     port = free_port()
-    chief = start(tmp_path, "--max-trials", "5", tuner_id="chief", port=port)
+    chief = start(tmp_path, "--max-trials", "4", tuner_id="chief", port=port)
     workers = [
-        start(tmp_path, "--max-trials", "5", tuner_id=f"tuner{i}", port=port)
+        start(tmp_path, "--max-trials", "4", tuner_id=f"tuner{i}", port=port)
         for i in range(2)
     ]
     outputs = wait_all([chief, *workers])
     for process, output in zip([chief, *workers], outputs):
         assert process.returncode == 0, output[-3000:]
     trials = read_trials(tmp_path / "search")
-    assert len(trials) == 5
+    assert len(trials) == 4
     genotypes = set()
     for trial in trials.values():
         assert trial["status"] == "COMPLETED", trial
@@ -98,7 +98,7 @@ def test_chief_and_two_workers(tmp_path):
         begins = [p for p in trial["probe"] if p["event"] == "begin"]
         assert len(begins) == 1, trial["probe"]
         genotypes.add(values(trial)["genotype"])
-    assert len(genotypes) == 5
+    assert len(genotypes) == 4
     tuners = {trial["probe"][0]["tuner_id"] for trial in trials.values()}
     assert tuners == {"tuner0", "tuner1"}
     # Some child started from weights its parent learned on the other

@@ -43,7 +43,8 @@ SETTINGS = {
     "ancestor_epochs": (6, "epochs of generation 0 (the paper: 30)"),
     "child_epochs": (2, "epochs of each child (the paper: 5)"),
     "batch_size": (16, "batch size"),
-    "learning_rate": (2e-3, "Adam learning rate"),
+    "passes_per_epoch": (3, "passes over search-train per epoch"),
+    "learning_rate": (5e-3, "Adam learning rate"),
     "num_parents": (4, "parent pool size (the paper's mu)"),
     "selection": ("fitness", "parent pool: 'fitness' or 'pareto'"),
     "target_params": (5e6, "T of the fitness loss * (T / params) ** w"),
@@ -141,7 +142,13 @@ def resolve_settings(args):
             settings[name] = value
     if args.resume:
         settings["output"] = str(args.resume)
-    for name in ("max_trials", "ancestor_epochs", "child_epochs", "batch_size"):
+    for name in (
+        "max_trials",
+        "ancestor_epochs",
+        "child_epochs",
+        "batch_size",
+        "passes_per_epoch",
+    ):
         if not isinstance(settings[name], int) or settings[name] < 1:
             raise UsageError(
                 f"{name} must be a positive int; got {settings[name]!r}"
@@ -219,6 +226,7 @@ class _DatasetFactory:
         self.input_size = tuple(input_size)
         self.training = training
         self.batch_size = settings["batch_size"]
+        self.passes = settings["passes_per_epoch"] if training else 1
         self.seed = settings["seed"]
         self._cache = {}
 
@@ -236,8 +244,13 @@ class _DatasetFactory:
                 batch_size=self.batch_size,
                 seed=self.seed,
             )
-            # Validation crops never change: decode them once.
-            self._cache[key] = dataset if self.training else dataset.cache()
+            # Validation crops never change: decode them once. Several
+            # passes per epoch amortize each trial's tracing over more steps.
+            self._cache[key] = (
+                dataset.repeat(self.passes)
+                if self.training
+                else dataset.cache()
+            )
         return self._cache[key]
 
 
