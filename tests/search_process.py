@@ -100,7 +100,6 @@ def main():
         oracle,
         preset="test",
         model_kwargs={"image_shape": [32, 24, 3]},
-        compile_kwargs={"jit_compile": keras.backend.backend() != "tensorflow"},
         ancestor_epochs=2,
         child_epochs=1,
         directory=args.directory,

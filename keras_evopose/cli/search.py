@@ -507,10 +507,6 @@ def run_search(settings, resume=False, verbose=1):
                 "class_name": "Adam",
                 "config": {"learning_rate": settings["learning_rate"]},
             },
-            # On CPU, XLA compilation of every child's train step costs
-            # more than the few epochs it trains (measured: ~2x slower
-            # first epoch); JAX always compiles.
-            "jit_compile": keras.backend.backend() != "tensorflow",
         },
         ancestor_epochs=settings["ancestor_epochs"],
         child_epochs=settings["child_epochs"],

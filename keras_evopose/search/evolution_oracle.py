@@ -455,6 +455,14 @@ class ModelSizeCallback(keras.callbacks.Callback):
             logs["flops"] = float(self.flops)
 
 
+def _tensorflow_without_gpu():
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return not tf.config.list_physical_devices("GPU")
+
+
 class _EvoPose2DHyperModel(keras_tuner.HyperModel):
     """Builds and compiles `EvoPose2D.from_preset(preset, genotype=...)`."""
 
@@ -482,6 +490,11 @@ class _EvoPose2DHyperModel(keras_tuner.HyperModel):
             from keras_evopose.losses import HeatmapMSE
 
             kwargs["loss"] = HeatmapMSE()
+        if "jit_compile" not in kwargs and _tensorflow_without_gpu():
+            # Children train for a few epochs: on CPU, XLA compilation of
+            # each new train step costs more than it saves (measured: the
+            # first epoch of the `test` preset 2-3x slower).
+            kwargs["jit_compile"] = False
         model.compile(optimizer=optimizer, **kwargs)
         return model
 
@@ -513,11 +526,12 @@ class EvolutionTuner(keras_tuner.Tuner):
 
     By default the model is `EvoPose2D.from_preset(preset, genotype=...,
     **model_kwargs)` compiled with `compile_kwargs` (default optimizer
-    `"adam"`, loss `keras_evopose.losses.HeatmapMSE`). Training and
-    validation data may then be given as functions of the heatmap size
-    `(height, width) -> dataset`, so children whose stride mutation changes
-    the heatmap resolution get matching targets. A custom `hypermodel`
-    (a function of `hp` returning a compiled model, reading
+    `"adam"`, loss `keras_evopose.losses.HeatmapMSE`, and no XLA on a
+    TensorFlow CPU, where compiling each child costs more than it saves).
+    Training and validation data may then be given as functions of the
+    heatmap size `(height, width) -> dataset`, so children whose stride
+    mutation changes the heatmap resolution get matching targets. A custom
+    `hypermodel` (a function of `hp` returning a compiled model, reading
     `hp.get("genotype")` with `keras_evopose.search.genotype_from_string`)
     replaces all of that.
 
