@@ -1,0 +1,105 @@
+"""EvolutionTuner with a tiny stand-in model (fast): epochs, logs, NaN."""
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from keras_evopose.search import EvolutionOracle
+from keras_evopose.search import EvolutionTuner
+from keras_evopose.search import SearchSpace
+from keras_evopose.search import genotype_from_string
+
+
+def make_hypermodel(loss):
+    def build(hp):
+        # Width from the genotype, so children differ in size.
+        specs = genotype_from_string(hp.get("genotype"))
+        width = int(specs[-1].split("_c")[1].split("_")[0])
+        model = keras.Sequential(
+            [
+                keras.Input((4,)),
+                keras.layers.Dense(width),
+                keras.layers.Dense(1),
+            ]
+        )
+        model.compile(optimizer="sgd", loss=loss)
+        return model
+
+    return build
+
+
+EPOCHS = []
+
+
+class EpochCounter(keras.callbacks.Callback):
+    # keras-tuner deep-copies callbacks per trial: record in a global.
+    def on_train_begin(self, logs=None):
+        EPOCHS.append(self.params["epochs"])
+
+
+def nan_loss(y_true, y_pred):
+    return keras.ops.mean(y_pred) * np.nan
+
+
+def make_tuner(tmp_path, loss, max_trials):
+    oracle = EvolutionOracle(
+        objective=[
+            keras_tuner.Objective("val_loss", "min"),
+            keras_tuner.Objective("num_params", "min"),
+        ],
+        search_space=SearchSpace.from_preset("test"),
+        max_trials=max_trials,
+        seed=0,
+    )
+    tuner = EvolutionTuner(
+        oracle,
+        hypermodel=make_hypermodel(loss),
+        ancestor_epochs=3,
+        child_epochs=1,
+        transfer_weights=False,
+        directory=str(tmp_path),
+        project_name="p",
+    )
+    return oracle, tuner
+
+
+DATA = (
+    np.ones((8, 4), "float32"),
+    np.ones((8, 1), "float32"),
+)
+
+
+def test_epochs_and_size_logs(tmp_path):
+    oracle, tuner = make_tuner(tmp_path, "mse", max_trials=2)
+    tuner.search(
+        *DATA, validation_data=DATA, callbacks=[EpochCounter()], verbose=0
+    )
+    # User callbacks pass through; the ancestor trains longer.
+    assert EPOCHS == [3, 1]
+    ancestor, child = oracle.trials["0"], oracle.trials["1"]
+    assert ancestor.status == child.status == "COMPLETED"
+    assert child.hyperparameters.values["parent_trial_id"] == "0"
+    # num_params reached the Oracle from the epoch logs.
+    assert oracle.objective_values(ancestor)[1] == (4 * 24 + 24) + 25
+    with pytest.raises(ValueError, match="ancestor_epochs and child_epochs"):
+        tuner.run_trial(ancestor, *DATA, epochs=3)
+
+
+def test_nan_loss_fails_the_trial_and_stops_cleanly(tmp_path):
+    oracle, tuner = make_tuner(tmp_path, nan_loss, max_trials=3)
+    tuner.search(*DATA, validation_data=DATA, verbose=0)
+    # The ancestor failed (not retried); with nothing to mutate the search
+    # stops instead of idling.
+    assert [t.status for t in oracle.trials.values()] == ["FAILED"]
+    assert "training loss is nan" in oracle.trials["0"].message
+
+
+def test_bad_arguments(tmp_path):
+    oracle = EvolutionOracle(search_space=SearchSpace.from_preset("test"))
+    with pytest.raises(ValueError, match="child_epochs=0"):
+        EvolutionTuner(oracle, child_epochs=0, directory=str(tmp_path))
+    with pytest.raises(ValueError, match="needs an EvolutionOracle"):
+        EvolutionTuner(
+            keras_tuner.oracles.RandomSearchOracle(), directory=str(tmp_path)
+        )
