@@ -174,3 +174,15 @@ def test_train_command_with_tpu_flag_fails_clearly(coco_mini, tmp_path, capsys):
     error = capsys.readouterr().err
     assert "No TPU could be reached for --tpu='local'" in error
     assert not (tmp_path / "model.keras").exists()
+
+
+def test_search_command_with_tpu_flag_fails_clearly(tmp_path, capsys):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.distribute needs the TensorFlow backend")
+    from keras_evopose.cli import main
+
+    output = tmp_path / "search"
+    status = main(["search", "--tpu", "local", "--output", str(output)])
+    assert status == 2
+    assert "No TPU could be reached" in capsys.readouterr().err
+    assert not output.exists()

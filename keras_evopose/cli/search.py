@@ -14,6 +14,8 @@ import pathlib
 import shutil
 
 from keras_evopose.cli import UsageError
+from keras_evopose.distribute import add_distribution_arguments
+from keras_evopose.distribute import strategy_from_flags
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
 BUNDLED = REPOSITORY / "data" / "coco_kpt_mini"
@@ -95,6 +97,7 @@ def add_parser(subparsers):
             default=None,
             help=f"{help_text} (default: {default})",
         )
+    add_distribution_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -437,6 +440,11 @@ def _epoch_bar_callback(verbose):
 
 def run(args):
     settings = resolve_settings(args)
+    # --tpu / --mirrored: a tf.distribute strategy keras-tuner builds,
+    # compiles and fits every child in (TensorFlow backend).
+    strategy = None
+    if args.tpu or args.mirrored:
+        strategy = strategy_from_flags(tpu=args.tpu, mirrored=args.mirrored)
     output = pathlib.Path(settings["output"])
     project = output / PROJECT
     if project.exists() and not args.resume:
@@ -446,10 +454,15 @@ def run(args):
                 f"--resume {output}, or start over with --overwrite"
             )
         shutil.rmtree(project)
-    return run_search(settings, resume=bool(args.resume), verbose=args.verbose)
+    return run_search(
+        settings,
+        resume=bool(args.resume),
+        verbose=args.verbose,
+        distribution_strategy=strategy,
+    )
 
 
-def run_search(settings, resume=False, verbose=1):
+def run_search(settings, resume=False, verbose=1, distribution_strategy=None):
     """Runs (or resumes) a search; returns 0. Used by the CLI and tests."""
     import time
 
@@ -514,6 +527,7 @@ def run_search(settings, resume=False, verbose=1):
         directory=str(output),
         project_name=PROJECT,
         overwrite=not resume,
+        distribution_strategy=distribution_strategy,
     )
     oracle.verbose = 0
     num_done = sum(
