@@ -64,7 +64,7 @@ def main(argv=None):
             keras_tuner.Objective("num_params", "min"),
         ],
         search_space=keras_evopose.search.SearchSpace.from_preset("test"),
-        max_trials=3 if args.quick else 8,
+        max_trials=2 if args.quick else 8,
         seed=1,
     )
     tuner = keras_evopose.search.EvolutionTuner(
