@@ -12,6 +12,7 @@ the best model (by fitness) as `best_model.keras` in `OUTPUT`.
 import json
 import pathlib
 import shutil
+import warnings
 
 from keras_evopose.cli import UsageError
 from keras_evopose.distribute import add_distribution_arguments
@@ -477,8 +478,9 @@ def run_search(settings, resume=False, verbose=1, distribution_strategy=None):
     start = time.time()
     output = pathlib.Path(settings["output"])
     output.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        (output / CONFIG_FILE).write_text(json.dumps(settings, indent=2))
+    # Rewritten on resume too: flags given then (e.g. --max-trials) hold
+    # for the next resume as well.
+    (output / CONFIG_FILE).write_text(json.dumps(settings, indent=2))
     keras.utils.set_random_seed(settings["seed"])
     ancestor = ancestor_genotype(settings)
     space = SearchSpace(ancestor=ancestor)
@@ -556,7 +558,12 @@ def run_search(settings, resume=False, verbose=1, distribution_strategy=None):
             else -r["fitness"]
         ),
     )
-    model = tuner.load_model(oracle.get_trial(best["trial_id"]))
+    with warnings.catch_warnings():
+        # The checkpoint also holds the optimizer, which is not needed here.
+        warnings.filterwarnings(
+            "ignore", message="Skipping variable loading for optimizer"
+        )
+        model = tuner.load_model(oracle.get_trial(best["trial_id"]))
     model.save(output / "best_model.keras")
     if verbose:
         print(
