@@ -433,7 +433,7 @@ class EvolutionOracle(keras_tuner.Oracle):
                 )
 
 
-class ModelSizeCallback(keras.callbacks.Callback):
+class _ModelSizeCallback(keras.callbacks.Callback):
     """Writes `num_params` and `flops` (MACs) into every epoch's logs."""
 
     def on_train_begin(self, logs=None):
@@ -626,7 +626,7 @@ class EvolutionTuner(keras_tuner.Tuner):
         kwargs["epochs"] = (
             self.child_epochs if parent_trial_id else self.ancestor_epochs
         )
-        callbacks = [ModelSizeCallback()]
+        callbacks = [_ModelSizeCallback()]
         if parent_trial_id and self.transfer_weights:
             from keras_evopose.callbacks import WeightTransferCallback
 
