@@ -18,8 +18,12 @@ from keras_evopose.cli import UsageError
 from keras_evopose.distribute import add_distribution_arguments
 from keras_evopose.distribute import strategy_from_flags
 
+# The bundled images sit in the repository, next to the package (editable
+# install); from a regular install, the current directory's `data/`.
 REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
 BUNDLED = REPOSITORY / "data" / "coco_kpt_mini"
+if not BUNDLED.exists():
+    BUNDLED = pathlib.Path("data") / "coco_kpt_mini"
 CONFIG_FILE = "search_config.json"
 PROJECT = "tuner"
 
