@@ -2,7 +2,7 @@
 
 `keras_evopose.layers`, `.models`, `.search` and `.utils` never import
 TensorFlow, so they run on the JAX backend too; `.data`, `.losses`,
-`.training`, `.metrics`, `.callbacks` and `.export` need TensorFlow (for
+`.training`, `.metrics`, `.callbacks`, `.distribute` and `.export` need TensorFlow (for
 tf.data, pycocotools glue and LiteRT) and are imported on first access.
 """
 
@@ -17,6 +17,7 @@ from keras_evopose.version import __version__
 _LAZY_SUBPACKAGES = (
     "callbacks",
     "data",
+    "distribute",
     "export",
     "losses",
     "metrics",
