@@ -2,8 +2,8 @@
 
 `keras_evopose.layers`, `.models`, `.search` and `.utils` never import
 TensorFlow, so they run on the JAX backend too; `.data`, `.losses`,
-`.training`, `.metrics`, `.callbacks`, `.distribute` and `.export` need TensorFlow (for
-tf.data, pycocotools glue and LiteRT) and are imported on first access.
+`.training`, `.metrics`, `.callbacks`, `.distribute` and `.export` need
+TensorFlow (tf.data, LiteRT) and are imported on first access.
 """
 
 import importlib
