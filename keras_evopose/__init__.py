@@ -1,7 +1,8 @@
 """keras-evopose: EvoPose2D pose networks and their neuroevolution search.
 
-`keras_evopose.layers`, `.models`, `.search` and `.utils` never import
-TensorFlow, so they run on the JAX backend too; `.data`, `.losses`,
+`keras_evopose.layers`, `.models`, `.search`, `.utils` and `.losses` never
+import TensorFlow, so they run on the JAX backend too (`.losses` is imported
+here so that saved models compiled with `HeatmapMSE` load). `.data`,
 `.training`, `.metrics`, `.callbacks`, `.distribute` and `.export` need
 TensorFlow (tf.data, LiteRT) and are imported on first access.
 """
@@ -9,6 +10,7 @@ TensorFlow (tf.data, LiteRT) and are imported on first access.
 import importlib
 
 from keras_evopose import layers
+from keras_evopose import losses
 from keras_evopose import models
 from keras_evopose import search
 from keras_evopose import utils
@@ -19,7 +21,6 @@ _LAZY_SUBPACKAGES = (
     "data",
     "distribute",
     "export",
-    "losses",
     "metrics",
     "training",
 )
@@ -34,6 +35,7 @@ def __getattr__(name):
 
 __all__ = [
     "layers",
+    "losses",
     "models",
     "search",
     "utils",
