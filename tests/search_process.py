@@ -104,7 +104,10 @@ def main():
         child_epochs=1,
         directory=args.directory,
         project_name="search",
-        overwrite=not args.resume,
+        # Only the chief starts the shared project afresh: a worker that
+        # overwrote it would delete trials the others are running.
+        overwrite=not args.resume
+        and "chief" in os.environ.get("KERASTUNER_TUNER_ID", "chief"),
     )
     tuner.epoch_sleep = args.epoch_sleep
     tuner.search(

@@ -90,7 +90,7 @@ def test_chief_and_two_workers(tmp_path):
     for process, output in zip([chief, *workers], outputs):
         assert process.returncode == 0, output[-3000:]
     trials = read_trials(tmp_path / "search")
-    assert len(trials) == 4
+    assert len(trials) == 4, "\n\n".join(o[-2000:] for o in outputs)
     genotypes = set()
     for trial in trials.values():
         assert trial["status"] == "COMPLETED", trial

@@ -10,6 +10,7 @@ the best model (by fitness) as `best_model.keras` in `OUTPUT`.
 """
 
 import json
+import os
 import pathlib
 import shutil
 import warnings
@@ -452,7 +453,11 @@ def run(args):
         strategy = strategy_from_flags(tpu=args.tpu, mirrored=args.mirrored)
     output = pathlib.Path(settings["output"])
     project = output / PROJECT
-    if project.exists() and not args.resume:
+    # In keras-tuner's distributed mode only the chief may clear the shared
+    # project: a worker that did would delete trials already running.
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "chief")
+    is_worker = "chief" not in tuner_id
+    if project.exists() and not args.resume and not is_worker:
         if not args.overwrite:
             raise UsageError(
                 f"{output} already holds a search: continue it with "
@@ -532,7 +537,9 @@ def run_search(settings, resume=False, verbose=1, distribution_strategy=None):
         max_model_size=settings["max_model_size"],
         directory=str(output),
         project_name=PROJECT,
-        overwrite=not resume,
+        # `run` cleared the project when asked to; never let keras-tuner
+        # delete a directory other processes may share.
+        overwrite=False,
         distribution_strategy=distribution_strategy,
     )
     oracle.verbose = 0
