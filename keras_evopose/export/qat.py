@@ -65,10 +65,12 @@ def multiply_quantize_config_class():
             return []
 
         def set_quantize_weights(self, layer, quantize_weights):
-            pass
+            # Multiply has no weights: nothing to put back.
+            del layer, quantize_weights
 
         def set_quantize_activations(self, layer, quantize_activations):
-            pass
+            # Only the output is quantized (get_output_quantizers).
+            del layer, quantize_activations
 
         def get_output_quantizers(self, layer):
             return [
