@@ -26,6 +26,19 @@ class UsageError(Exception):
     """A user error: printed as one line, exit status 2, no traceback."""
 
 
+def parse_size(text, name="size"):
+    """`"256x192"` -> `(256, 192)` (height x width); UsageError otherwise."""
+    try:
+        height, width = (int(value) for value in str(text).lower().split("x"))
+    except ValueError:
+        raise UsageError(
+            f"{name} must be HEIGHTxWIDTH, e.g. 256x192; received {text!r}"
+        ) from None
+    if height <= 0 or width <= 0:
+        raise UsageError(f"{name} must be positive; received {text!r}")
+    return height, width
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-evopose",

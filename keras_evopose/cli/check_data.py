@@ -4,21 +4,8 @@ its ceiling AP through the crop -> heatmap -> decode path."""
 import json
 import os
 
-from keras_evopose.cli import UsageError
+from keras_evopose.cli import parse_size
 from keras_evopose.data.coco_keypoints import IMAGE_SIGNATURES
-
-
-def parse_size(text):
-    """`"256x192"` -> `(256, 192)` (height x width)."""
-    try:
-        height, width = (int(value) for value in str(text).lower().split("x"))
-    except ValueError:
-        raise UsageError(
-            f"sizes are HEIGHTxWIDTH, e.g. 256x192; received {text!r}"
-        ) from None
-    if height <= 0 or width <= 0:
-        raise UsageError(f"sizes must be positive; received {text!r}")
-    return height, width
 
 
 def add_parser(subparsers):

@@ -16,6 +16,7 @@ import shutil
 import warnings
 
 from keras_evopose.cli import UsageError
+from keras_evopose.cli import parse_size
 from keras_evopose.distribute import add_distribution_arguments
 from keras_evopose.distribute import strategy_from_flags
 
@@ -215,15 +216,7 @@ def ancestor_genotype(settings):
 def parse_image_size(text):
     if text is None:
         return None
-    try:
-        height, width = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise UsageError(
-            f"image_size must be HEIGHTxWIDTH such as 64x48; got {text!r}"
-        ) from None
-    if height <= 0 or width <= 0:
-        raise UsageError(f"image_size must be positive; got {text!r}")
-    return height, width
+    return parse_size(text, "image_size")
 
 
 class _DatasetFactory:

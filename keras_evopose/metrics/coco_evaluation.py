@@ -9,7 +9,7 @@ import numpy as np
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.data import coco_keypoints
 from keras_evopose.data.coco_instances import read_json
-from keras_evopose.metrics.decoding import flip_back
+from keras_evopose.metrics.decoding import flip_test_heatmaps
 from keras_evopose.metrics.decoding import heatmaps_to_keypoints
 
 # pycocotools' stats vector, in order.
@@ -202,13 +202,14 @@ def _predict(
     permutation = instances.layout.flip_permutation
     image_ids, keypoints, box_scores = [], [], []
     for batch in dataset:
-        heatmaps = np.asarray(heatmap_function(batch), "float32")
         if flip_test:
-            flipped = dict(batch)
-            flipped["image"] = batch["image"][:, :, ::-1, :]
-            heatmaps = 0.5 * (
-                heatmaps + flip_back(heatmap_function(flipped), permutation)
+            heatmaps = flip_test_heatmaps(
+                lambda images: heatmap_function({**batch, "image": images}),
+                batch["image"],
+                permutation,
             )
+        else:
+            heatmaps = np.asarray(heatmap_function(batch), "float32")
         keypoints.append(
             heatmaps_to_keypoints(
                 heatmaps,

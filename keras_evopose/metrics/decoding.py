@@ -163,6 +163,22 @@ def flip_back(heatmaps, flip_permutation):
     return heatmaps[:, :, ::-1, :][..., list(flip_permutation)]
 
 
+def flip_test_heatmaps(heatmap_function, images, flip_permutation):
+    """Averages the heatmaps of `images` and of their mirror images.
+
+    Args:
+        heatmap_function: callable, images `(batch, H, W, 3)` -> heatmaps.
+        images: array of crops.
+        flip_permutation: list of K ints, `KeypointLayout.flip_permutation`.
+
+    Returns:
+        float32 array of averaged heatmaps.
+    """
+    heatmaps = np.asarray(heatmap_function(images), "float32")
+    mirrored = heatmap_function(images[:, :, ::-1, :])
+    return 0.5 * (heatmaps + flip_back(mirrored, flip_permutation))
+
+
 @keras_evopose_export("keras_evopose.metrics.heatmaps_to_keypoints")
 def heatmaps_to_keypoints(
     heatmaps,

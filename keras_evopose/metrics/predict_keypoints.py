@@ -4,7 +4,7 @@ import numpy as np
 
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.data import coco_keypoints
-from keras_evopose.metrics.decoding import flip_back
+from keras_evopose.metrics.decoding import flip_test_heatmaps
 from keras_evopose.metrics.decoding import heatmaps_to_keypoints
 
 
@@ -84,12 +84,12 @@ def predict_keypoints(
     outputs = []
     for batch in samples:
         crops = batch["image"].numpy()
-        heatmaps = np.asarray(model.predict_on_batch(crops), "float32")
         if flip_test:
-            mirrored = model.predict_on_batch(crops[:, :, ::-1])
-            heatmaps = 0.5 * (
-                heatmaps + flip_back(mirrored, layout.flip_permutation)
+            heatmaps = flip_test_heatmaps(
+                model.predict_on_batch, crops, layout.flip_permutation
             )
+        else:
+            heatmaps = np.asarray(model.predict_on_batch(crops), "float32")
         outputs.append(
             heatmaps_to_keypoints(
                 heatmaps,
