@@ -197,7 +197,9 @@ def main(argv=None):
                 row["report"] = {
                     "copied": len(report.copied),
                     "adapted": len(report.adapted),
+                    "zeroed": len(report.zeroed),
                     "fresh": len(report.fresh),
+                    "notes": report.notes,
                 }
             curve = train(
                 child,

@@ -22,7 +22,12 @@ BLOCK_PATH = re.compile(
 
 COPIED = "copied"
 ADAPTED = "adapted"
+ZEROED = "zeroed"
 FRESH = "fresh"
+
+# The last BN of an MBConv block's residual branch: zero gamma and beta make
+# the branch output 0, so `input + branch` is the identity.
+RESIDUAL_BRANCH_BN = ("project_bn/gamma", "project_bn/beta")
 
 # Per-axis roles of a weight array. A new entry (one the parent lacks) along
 # an OUTPUT axis keeps the child's own value (its initializer's draw): it is
@@ -42,12 +47,15 @@ class TransferEntry:
     Attributes:
         path: the child variable's path, e.g. `stage2_block1/dwconv/kernel`.
         status: `"copied"` (same shape, values copied), `"adapted"` (shapes
-            differ: overlap copied, the rest filled by the documented rule)
-            or `"fresh"` (no usable parent variable: child value kept).
+            differ: overlap copied, the rest filled by the documented rule),
+            `"zeroed"` (the last BN gamma or beta of a new repeat, set to
+            zero so the block starts as an identity) or `"fresh"` (no
+            usable parent variable: child value kept).
         source: the parent variable's path, or `None` when fresh.
         shape: the child variable's shape.
         source_shape: the parent variable's shape, or `None`.
-        reason: why a variable stayed fresh (empty otherwise).
+        reason: why a variable stayed fresh or was zeroed (empty
+            otherwise).
     """
 
     path: str
@@ -64,6 +72,8 @@ class TransferEntry:
         text = f"{self.status:8s}{self.path} {self.shape}"
         if self.source != self.path or self.source_shape != self.shape:
             text += f" <- {self.source} {self.source_shape}"
+        if self.reason:
+            text += f": {self.reason}"
         return text
 
 
@@ -72,17 +82,23 @@ class TransferEntry:
 class TransferReport:
     """The result of `transfer_weights`: one `TransferEntry` per child variable.
 
-    `print(report)` shows the counts and every variable that was not a plain
-    same-path copy; `report.summary(show_all=True)` lists all of them.
+    `print(report)` shows the counts, the structural notes and every
+    variable that was not a plain same-path copy;
+    `report.summary(show_all=True)` lists all of them.
 
     Attributes:
         entries: list of `TransferEntry`, in the child's variable order.
         unused_parent_paths: parent variables no child variable took values
             from (e.g. the blocks of a removed repeat).
+        notes: list of str, one per structural change that decides whether
+            the child starts with the parent's function: each new repeat
+            (started as an identity, or why it could not be) and each
+            changed stride (weights kept, function not preserved).
     """
 
     entries: list
     unused_parent_paths: list
+    notes: list = dataclasses.field(default_factory=list)
 
     def _paths(self, status):
         return [e.path for e in self.entries if e.status == status]
@@ -96,6 +112,11 @@ class TransferReport:
     def adapted(self):
         """Paths of the child variables filled from a differently shaped one."""
         return self._paths(ADAPTED)
+
+    @property
+    def zeroed(self):
+        """Paths of the child variables set to zero (new-repeat identity)."""
+        return self._paths(ZEROED)
 
     @property
     def fresh(self):
@@ -120,9 +141,10 @@ class TransferReport:
         lines = [
             f"Weight transfer: {len(self.entries)} child variables: "
             f"{len(self.copied)} copied, {len(self.adapted)} adapted, "
-            f"{len(self.fresh)} fresh; {len(self.unused_parent_paths)} "
-            "parent variables unused."
+            f"{len(self.zeroed)} zeroed, {len(self.fresh)} fresh; "
+            f"{len(self.unused_parent_paths)} parent variables unused."
         ]
+        lines.extend(f"  note    {note}" for note in self.notes)
         for entry in self.entries:
             plain = (
                 entry.status == COPIED
@@ -156,6 +178,7 @@ class TransferReport:
                 for e in self.entries
             ],
             "unused_parent_paths": list(self.unused_parent_paths),
+            "notes": list(self.notes),
         }
 
 
@@ -177,14 +200,17 @@ def _variables_by_path(model, argument):
     return variables
 
 
+def _all_layers(model):
+    if hasattr(model, "_flatten_layers"):
+        return list(model._flatten_layers(include_self=True, recursive=True))
+    return [model]
+
+
 def _owning_layers(model):
     """Maps `id(variable)` to the innermost layer that holds it."""
     owners = {}
     counts = {}
-    layers = [model]
-    if hasattr(model, "_flatten_layers"):
-        layers = list(model._flatten_layers(include_self=True, recursive=True))
-    for layer in layers:
+    for layer in _all_layers(model):
         weights = layer.weights
         for variable in weights:
             key = id(variable)
@@ -275,6 +301,61 @@ def _last_block_sources(parent_paths):
     return {key: path for key, (_, path) in last.items()}
 
 
+def _block_name(match):
+    """`stage3_block2` from a `BLOCK_PATH` match (any prefix dropped)."""
+    return match["stage"].rsplit("/", 1)[-1] + match["block"]
+
+
+def _has_identity_shortcut(layers_by_name, block_name):
+    """Whether block `block_name` of a model adds its input to its branch.
+
+    `True`/`False` for an `MBConvBlock` (its `add` sublayer) or a flat
+    twin (a layer `<block>_add`); `None` when the model holds neither.
+    """
+    block = layers_by_name.get(block_name)
+    if block is not None and hasattr(block, "sublayers"):
+        return "add" in block.sublayers
+    if f"{block_name}_add" in layers_by_name:
+        return True
+    if f"{block_name}_project_bn" in layers_by_name:
+        return False
+    return None
+
+
+def _stride_notes(parent, child):
+    """One note per layer whose stride differs between parent and child."""
+    parent_strides = {
+        variable.path.rsplit("/", 1)[0]: tuple(layer.strides)
+        for variable, layer in _layers_with_strides(parent)
+    }
+    notes = []
+    for variable, layer in _layers_with_strides(child):
+        owner_path = variable.path.rsplit("/", 1)[0]
+        old = parent_strides.pop(owner_path, None)
+        new = tuple(layer.strides)
+        if old is not None and old != new:
+            notes.append(
+                f"{owner_path}: stride {old} -> {new}. Every weight is "
+                "kept (no shape depends on the stride), but the layers "
+                "after it see features at another scale, so the child "
+                "does not start with the parent's function."
+            )
+    return notes
+
+
+def _layers_with_strides(model):
+    """`(first variable, owning layer)` of every strided layer."""
+    owners = _owning_layers(model)
+    seen = set()
+    for variable in model.weights:
+        layer = owners.get(id(variable))
+        if layer is None or id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        if getattr(layer, "strides", None) is not None:
+            yield variable, layer
+
+
 def _to_numpy(variable):
     return np.asarray(keras.ops.convert_to_numpy(variable.value))
 
@@ -294,7 +375,13 @@ def transfer_weights(parent, child):
     2. Otherwise, for a block the parent lacks (`stage2_block4` when the
        parent's stage 2 has 3 repeats), the source is the same role in the
        parent's **last block of the same stage** (`stage2_block3/dwconv/
-       kernel`).
+       kernel`). The new block's residual branch then ends in a zero: its
+       `project_bn` gamma and beta are set to 0, so the block adds nothing
+       to its identity shortcut and the child starts with the parent's
+       function (zero-init residual BN, Goyal et al. 2017). A new repeat
+       is always its stage's last block (stride 1, equal input and output
+       widths), so it always has that shortcut; a block that has none
+       keeps the copy and the report says it is not an identity.
     3. Otherwise the child keeps its own value and the report lists it as
        fresh, with the reason.
 
@@ -306,6 +393,10 @@ def transfer_weights(parent, child):
     therefore leaves the network's function unchanged; shrinking crops.
     BN vectors follow the output rule: new channels keep the child's
     initial gamma 1, beta 0, moving mean 0, moving variance 1.
+
+    A changed stride changes no shape: every weight is copied, and the
+    report notes that the function is not preserved (the later layers see
+    features at another scale).
 
     Works on any Keras backend and inside a `tf.distribute` strategy scope
     (values go through numpy and `Variable.assign`).
@@ -341,13 +432,24 @@ def transfer_weights(parent, child):
     owners = _owning_layers(child)
 
     plan = []
+    new_blocks = {}  # child block name -> parent block it copies
     for path, variable in child_variables.items():
         source = path if path in parent_variables else None
         if source is None:
             match = BLOCK_PATH.match(path)
             if match is not None:
                 source = last_blocks.get((match["stage"], match["role"]))
+                if source is not None:
+                    new_blocks[_block_name(match)] = _block_name(
+                        BLOCK_PATH.match(source)
+                    )
         plan.append((path, variable, source))
+    layers_by_name = {layer.name: layer for layer in _all_layers(child)}
+    identity_blocks = {
+        name
+        for name in new_blocks
+        if _has_identity_shortcut(layers_by_name, name)
+    }
     if not any(source is not None for _, _, source in plan):
         raise ValueError(
             "transfer_weights: `parent` and `child` share no variable paths "
@@ -389,13 +491,43 @@ def transfer_weights(parent, child):
             continue
         used.add(source)
         parent_value = _to_numpy(source_variable)
+        reason = ""
         if source_shape == shape:
             value, status = parent_value, COPIED
         else:
             roles = _axis_roles(owners.get(id(variable)), variable)
             value = adapt_array(parent_value, _to_numpy(variable), roles)
             status = ADAPTED
+        match = BLOCK_PATH.match(path)
+        if (
+            match is not None
+            and _block_name(match) in identity_blocks
+            and match["role"].endswith(RESIDUAL_BRANCH_BN)
+        ):
+            value = np.zeros_like(value)
+            status = ZEROED
+            reason = "new repeat: its residual branch starts at zero"
         variable.assign(value.astype(_numpy_dtype(variable)))
-        entries.append(TransferEntry(path, status, source, shape, source_shape))
+        entries.append(
+            TransferEntry(path, status, source, shape, source_shape, reason)
+        )
     unused = [path for path in parent_variables if path not in used]
-    return TransferReport(entries=entries, unused_parent_paths=unused)
+    notes = []
+    for name, source_block in new_blocks.items():
+        if name in identity_blocks:
+            notes.append(
+                f"{name}: new repeat, a copy of {source_block} with "
+                "project_bn gamma and beta at zero, so it starts as an "
+                "identity."
+            )
+        else:
+            notes.append(
+                f"{name}: new repeat, a copy of {source_block}. It has no "
+                "identity shortcut (or none was found), so it cannot start "
+                "as an identity: the child's function differs from the "
+                "parent's."
+            )
+    notes.extend(_stride_notes(parent, child))
+    return TransferReport(
+        entries=entries, unused_parent_paths=unused, notes=notes
+    )

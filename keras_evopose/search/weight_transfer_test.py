@@ -197,17 +197,38 @@ def test_channels_shrink_keeps_the_leading_slice(parent):
     assert report.fresh == []
 
 
-def test_extra_repeat_copies_the_last_block_of_the_same_stage(parent):
-    _, _, after, report = transfer(parent, mutated(3, "_r2_", "_r3_"))
+def test_extra_repeat_copies_the_last_block_as_an_identity(parent, images):
+    child, _, after, report = transfer(parent, mutated(3, "_r2_", "_r3_"))
     old = values(parent)
     new_paths = [p for p in after if p.startswith("stage3_block3/")]
     assert len(new_paths) == 19
+    zeroed = ["stage3_block3/project_bn/gamma", "stage3_block3/project_bn/beta"]
+    assert report.zeroed == zeroed
     for path in new_paths:
         source = path.replace("stage3_block3/", "stage3_block2/")
         entry = report[path]
-        assert (entry.status, entry.source) == ("copied", source)
-        np.testing.assert_array_equal(after[path], old[source])
+        assert entry.source == source
+        if path in zeroed:
+            assert entry.status == "zeroed"
+            np.testing.assert_array_equal(after[path], 0)
+        else:
+            assert entry.status == "copied"
+            np.testing.assert_array_equal(after[path], old[source])
     assert report.fresh == [] and report.unused_parent_paths == []
+    assert report.notes == [
+        "stage3_block3: new repeat, a copy of stage3_block2 with "
+        "project_bn gamma and beta at zero, so it starts as an identity."
+    ]
+    assert "zeroed  stage3_block3/project_bn/gamma" in report.summary()
+    # The residual branch adds zero: the parent's function, in inference
+    # and in training mode (BN batch statistics times a zero gamma).
+    assert_same_outputs(child, parent, images)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(child(images, training=True)),
+        keras.ops.convert_to_numpy(parent(images, training=True)),
+        rtol=1e-4,
+        atol=1e-5 * float(np.abs(outputs(parent, images)).max()),
+    )
 
 
 def test_extra_repeat_after_a_single_block_adapts_its_input(parent):
@@ -228,6 +249,7 @@ def test_extra_repeat_after_a_single_block_adapts_its_input(parent):
     assert report["stage4_block2/project_conv/kernel"].source == (
         "stage4_block1/project_conv/kernel"
     )
+    assert report["stage4_block2/project_bn/gamma"].status == "zeroed"
 
 
 def test_last_block_is_numeric_and_per_stage():
@@ -258,9 +280,38 @@ def test_missing_repeat_drops_the_parent_block(parent):
     assert "unused" in report.summary()
 
 
-def test_stride_change_copies_everything(parent):
-    _, _, _, report = transfer(parent, mutated(4, "_s2_", "_s1_"))
+def test_stride_change_keeps_every_weight_and_says_so(parent):
+    _, _, after, report = transfer(parent, mutated(4, "_s2_", "_s1_"))
     assert len(report.copied) == len(report.entries)
+    for path, value in values(parent).items():
+        np.testing.assert_array_equal(after[path], value)
+    assert len(report.notes) == 1
+    note = report.notes[0]
+    assert note.startswith("stage4_block1/dwconv: stride (2, 2) -> (1, 1).")
+    assert "Every weight is kept" in note
+    assert "does not start with the parent's function" in note
+    assert note in report.summary()
+
+
+def test_new_block_without_shortcut_keeps_the_copy():
+    # A flat model whose new block has a project_bn but no `_add` layer.
+    def flat(num_blocks):
+        image = keras.Input((4, 4, 8))
+        x = image
+        for block in range(1, num_blocks + 1):
+            x = keras.layers.Conv2D(8, 1, name=f"stage1_block{block}_conv")(x)
+            x = keras.layers.BatchNormalization(
+                name=f"stage1_block{block}_project_bn"
+            )(x)
+        return keras.Model(image, x)
+
+    parent, child = flat(1), flat(2)
+    for variable in parent.weights:
+        variable.assign(np.full(variable.shape, 0.5, "float32"))
+    report = transfer_weights(parent, child)
+    assert report.zeroed == []
+    assert report["stage1_block2_project_bn/gamma"].status == "copied"
+    assert "cannot start as an identity" in report.notes[0]
 
 
 def test_adapt_array_transposed_layout():
