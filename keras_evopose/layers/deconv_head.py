@@ -14,6 +14,8 @@ def deconv_head_sublayers(
     activation="swish",
     prefix="",
     dtype=None,
+    kernel_regularizer=None,
+    batch_norm_momentum=sublayer_graph.BATCH_NORM_MOMENTUM,
 ):
     """Creates the primitive layers of the heatmap head, keyed by role."""
     layers = {}
@@ -27,6 +29,8 @@ def deconv_head_sublayers(
                 activation,
                 prefix=prefix,
                 dtype=dtype,
+                kernel_regularizer=kernel_regularizer,
+                batch_norm_momentum=batch_norm_momentum,
                 filters=width,
                 kernel_size=kernel_size,
                 strides=2,
@@ -42,6 +46,7 @@ def deconv_head_sublayers(
                 activation,
                 prefix=prefix,
                 dtype=dtype,
+                batch_norm_momentum=batch_norm_momentum,
                 kernel_size=3,
             )
         )
@@ -50,6 +55,7 @@ def deconv_head_sublayers(
         final_kernel_size,
         padding="same",
         kernel_initializer=sublayer_graph.heatmap_initializer(),
+        kernel_regularizer=kernel_regularizer,
         dtype=dtype,
         name=f"{prefix}final_conv",
     )
@@ -93,6 +99,11 @@ class DeconvHead(keras.layers.Layer):
         spatial_correction: bool, add the depthwise correction conv.
             Defaults to `False`.
         activation: activation name. Defaults to `"swish"`.
+        kernel_regularizer: regularizer of the transposed-conv and heatmap
+            conv kernels (not the depthwise correction kernel, not biases),
+            e.g. `keras.regularizers.L2(1e-5)`. Defaults to `None`.
+        batch_norm_momentum: float in [0, 1), momentum of the BN moving
+            statistics. Defaults to 0.99.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`...).
 
     Call arguments:
@@ -118,6 +129,8 @@ class DeconvHead(keras.layers.Layer):
         final_kernel_size=1,
         spatial_correction=False,
         activation="swish",
+        kernel_regularizer=None,
+        batch_norm_momentum=sublayer_graph.BATCH_NORM_MOMENTUM,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -152,6 +165,12 @@ class DeconvHead(keras.layers.Layer):
         self.final_kernel_size = final_kernel_size
         self.spatial_correction = bool(spatial_correction)
         self.activation = activation
+        self.kernel_regularizer = sublayer_graph.get_regularizer(
+            "DeconvHead", kernel_regularizer
+        )
+        self.batch_norm_momentum = sublayer_graph.check_batch_norm_momentum(
+            "DeconvHead", batch_norm_momentum
+        )
         self.sublayers = deconv_head_sublayers(
             keras.layers,
             num_keypoints,
@@ -161,6 +180,8 @@ class DeconvHead(keras.layers.Layer):
             spatial_correction=spatial_correction,
             activation=activation,
             dtype=self.dtype_policy,
+            kernel_regularizer=self.kernel_regularizer,
+            batch_norm_momentum=self.batch_norm_momentum,
         )
 
     def forward(self, inputs, apply, training=None):
@@ -197,6 +218,10 @@ class DeconvHead(keras.layers.Layer):
                 "final_kernel_size": self.final_kernel_size,
                 "spatial_correction": self.spatial_correction,
                 "activation": self.activation,
+                "kernel_regularizer": sublayer_graph.serialize_regularizer(
+                    self.kernel_regularizer
+                ),
+                "batch_norm_momentum": self.batch_norm_momentum,
             }
         )
         return config

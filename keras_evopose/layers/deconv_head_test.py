@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -31,8 +32,43 @@ def test_bad_arguments():
         DeconvHead(17, filters=[128, 0])
 
 
+def test_kernel_regularizer_and_batch_norm_momentum():
+    head = DeconvHead(
+        5,
+        filters=[8, 8],
+        spatial_correction=True,
+        kernel_regularizer=keras.regularizers.L2(1e-5),
+        batch_norm_momentum=0.9,
+    )
+    head.build((None, 4, 3, 6))
+    regularized = sorted(
+        v.path for v in head.weights if getattr(v, "regularizer", None)
+    )
+    # Transposed convs and the heatmap conv; not the depthwise correction.
+    assert [p.split("/", 1)[1] for p in regularized] == [
+        "deconv1/kernel",
+        "deconv2/kernel",
+        "final_conv/kernel",
+    ]
+    assert len(head.losses) == 3
+    momenta = {
+        layer.momentum
+        for layer in head.sublayers.values()
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
+    assert momenta == {0.9}
+    with pytest.raises(ValueError, match="batch_norm_momentum"):
+        DeconvHead(5, batch_norm_momentum=-0.1)
+
+
 def test_serialization_and_saving(tmp_path):
-    head = DeconvHead(5, filters=[8, 8], spatial_correction=True)
+    head = DeconvHead(
+        5,
+        filters=[8, 8],
+        spatial_correction=True,
+        kernel_regularizer=keras.regularizers.L2(1e-5),
+        batch_norm_momentum=0.9,
+    )
     test_case.run_serialization_test(head)
     model = test_case.wrap_layer(head, (4, 3, 6))
     test_case.run_model_saving_test(

@@ -33,6 +33,8 @@ def mbconv_sublayers(
     activation="swish",
     prefix="",
     dtype=None,
+    kernel_regularizer=None,
+    batch_norm_momentum=sublayer_graph.BATCH_NORM_MOMENTUM,
 ):
     """Creates the primitive layers of one MBConv block, keyed by role.
 
@@ -45,6 +47,8 @@ def mbconv_sublayers(
         layers_module,
         prefix=prefix,
         dtype=dtype,
+        kernel_regularizer=kernel_regularizer,
+        batch_norm_momentum=batch_norm_momentum,
     )
     layers = {}
     if expand_ratio != 1:
@@ -78,6 +82,7 @@ def mbconv_sublayers(
             activation=activation,
             prefix=f"{prefix}se_",
             dtype=dtype,
+            kernel_regularizer=kernel_regularizer,
         )
         layers.update(
             {f"se_{role}": layer for role, layer in se_layers.items()}
@@ -163,6 +168,14 @@ class MBConvBlock(keras.layers.Layer):
         stochastic_depth_rate: float in [0, 1), probability of *dropping* the
             residual branch of a sample in training. Defaults to 0.
         activation: activation name. Defaults to `"swish"`.
+        kernel_regularizer: regularizer of the expansion, squeeze-and-excite
+            and projection conv kernels, e.g. `keras.regularizers.L2(1e-5)`
+            (the paper's weight decay). The depthwise kernel, biases and BN
+            are not regularized, as in the reference. Defaults to `None`.
+        batch_norm_momentum: float in [0, 1), momentum of the BN moving
+            statistics. Defaults to 0.99 (Keras' default); a short run
+            such as a 5-epoch search child may want less (e.g. 0.9) so the
+            statistics follow its own weights.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`...).
 
     Call arguments:
@@ -190,6 +203,8 @@ class MBConvBlock(keras.layers.Layer):
         squeeze_excite_ratio=0.25,
         stochastic_depth_rate=0.0,
         activation="swish",
+        kernel_regularizer=None,
+        batch_norm_momentum=sublayer_graph.BATCH_NORM_MOMENTUM,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -224,6 +239,12 @@ class MBConvBlock(keras.layers.Layer):
         self.squeeze_excite_ratio = squeeze_excite_ratio
         self.stochastic_depth_rate = stochastic_depth_rate
         self.activation = activation
+        self.kernel_regularizer = sublayer_graph.get_regularizer(
+            "MBConvBlock", kernel_regularizer
+        )
+        self.batch_norm_momentum = sublayer_graph.check_batch_norm_momentum(
+            "MBConvBlock", batch_norm_momentum
+        )
         self.sublayers = mbconv_sublayers(
             keras.layers,
             input_filters,
@@ -235,6 +256,8 @@ class MBConvBlock(keras.layers.Layer):
             stochastic_depth_rate=stochastic_depth_rate,
             activation=activation,
             dtype=self.dtype_policy,
+            kernel_regularizer=self.kernel_regularizer,
+            batch_norm_momentum=self.batch_norm_momentum,
         )
 
     def forward(self, inputs, apply, training=None):
@@ -276,6 +299,10 @@ class MBConvBlock(keras.layers.Layer):
                 "squeeze_excite_ratio": self.squeeze_excite_ratio,
                 "stochastic_depth_rate": self.stochastic_depth_rate,
                 "activation": self.activation,
+                "kernel_regularizer": sublayer_graph.serialize_regularizer(
+                    self.kernel_regularizer
+                ),
+                "batch_norm_momentum": self.batch_norm_momentum,
             }
         )
         return config

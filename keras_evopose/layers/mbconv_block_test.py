@@ -85,8 +85,54 @@ def test_channel_mismatch_is_a_clear_error():
         MBConvBlock(16, 16)(np.ones((1, 4, 4, 8)))
 
 
+def test_kernel_regularizer_covers_every_conv_but_the_depthwise():
+    block = MBConvBlock(
+        8, 8, kernel_regularizer=keras.regularizers.L2(1e-2), name="block"
+    )
+    block.build((None, 4, 4, 8))
+    regularized = sorted(
+        v.path for v in block.weights if getattr(v, "regularizer", None)
+    )
+    assert regularized == [
+        "block/expand_conv/kernel",
+        "block/project_conv/kernel",
+        "block/se_expand/kernel",
+        "block/se_reduce/kernel",
+    ]
+    # Keras `l2`: 1e-2 * sum(w ** 2) per kernel, no 1/2.
+    expected = sorted(
+        1e-2 * float(np.sum(keras.ops.convert_to_numpy(v) ** 2))
+        for v in block.weights
+        if v.path in regularized
+    )
+    losses = sorted(float(loss) for loss in block.losses)
+    np.testing.assert_allclose(losses, expected, rtol=1e-5)
+    assert MBConvBlock(8, 8).losses == []
+
+
+def test_batch_norm_momentum_reaches_every_bn():
+    block = MBConvBlock(8, 16, batch_norm_momentum=0.9)
+    momenta = {
+        layer.name: layer.momentum
+        for layer in block.sublayers.values()
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
+    assert momenta == {"expand_bn": 0.9, "dwconv_bn": 0.9, "project_bn": 0.9}
+    with pytest.raises(ValueError, match="batch_norm_momentum"):
+        MBConvBlock(8, 8, batch_norm_momentum=1.0)
+    with pytest.raises(ValueError, match="kernel_regularizer"):
+        MBConvBlock(8, 8, kernel_regularizer="no_such_regularizer")
+
+
 def test_serialization_and_saving(tmp_path):
-    block = MBConvBlock(8, 8, kernel_size=5, stochastic_depth_rate=0.1)
+    block = MBConvBlock(
+        8,
+        8,
+        kernel_size=5,
+        stochastic_depth_rate=0.1,
+        kernel_regularizer=keras.regularizers.L2(1e-4),
+        batch_norm_momentum=0.9,
+    )
     test_case.run_serialization_test(block)
     model = test_case.wrap_layer(block, (8, 6, 8))
     test_case.run_model_saving_test(

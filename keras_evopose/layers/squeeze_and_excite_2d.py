@@ -12,6 +12,7 @@ def squeeze_and_excite_sublayers(
     gate_activation="sigmoid",
     prefix="",
     dtype=None,
+    kernel_regularizer=None,
 ):
     """Creates the primitive layers of a squeeze-and-excite gate, by role."""
     return {
@@ -24,6 +25,7 @@ def squeeze_and_excite_sublayers(
             padding="same",
             activation=activation,
             kernel_initializer=sublayer_graph.conv_initializer(),
+            kernel_regularizer=kernel_regularizer,
             dtype=dtype,
             name=f"{prefix}reduce",
         ),
@@ -33,6 +35,7 @@ def squeeze_and_excite_sublayers(
             padding="same",
             activation=gate_activation,
             kernel_initializer=sublayer_graph.conv_initializer(),
+            kernel_regularizer=kernel_regularizer,
             dtype=dtype,
             name=f"{prefix}expand",
         ),
@@ -66,6 +69,8 @@ class SqueezeAndExcite2D(keras.layers.Layer):
         bottleneck_filters: int, channels of the squeeze step.
         activation: activation of the squeeze conv. Defaults to `"swish"`.
         gate_activation: activation of the gate. Defaults to `"sigmoid"`.
+        kernel_regularizer: regularizer of both conv kernels (not the
+            biases), e.g. `keras.regularizers.L2(1e-5)`. Defaults to `None`.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`...).
 
     Input shape:
@@ -87,6 +92,7 @@ class SqueezeAndExcite2D(keras.layers.Layer):
         bottleneck_filters,
         activation="swish",
         gate_activation="sigmoid",
+        kernel_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -103,6 +109,9 @@ class SqueezeAndExcite2D(keras.layers.Layer):
         self.bottleneck_filters = bottleneck_filters
         self.activation = activation
         self.gate_activation = gate_activation
+        self.kernel_regularizer = sublayer_graph.get_regularizer(
+            "SqueezeAndExcite2D", kernel_regularizer
+        )
         self.sublayers = squeeze_and_excite_sublayers(
             keras.layers,
             filters,
@@ -110,6 +119,7 @@ class SqueezeAndExcite2D(keras.layers.Layer):
             activation=activation,
             gate_activation=gate_activation,
             dtype=self.dtype_policy,
+            kernel_regularizer=self.kernel_regularizer,
         )
 
     def forward(self, inputs, apply):
@@ -138,6 +148,9 @@ class SqueezeAndExcite2D(keras.layers.Layer):
                 "bottleneck_filters": self.bottleneck_filters,
                 "activation": self.activation,
                 "gate_activation": self.gate_activation,
+                "kernel_regularizer": sublayer_graph.serialize_regularizer(
+                    self.kernel_regularizer
+                ),
             }
         )
         return config

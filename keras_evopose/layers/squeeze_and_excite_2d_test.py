@@ -26,8 +26,23 @@ def test_bad_arguments_and_mismatch():
         SqueezeAndExcite2D(8, 2)(np.ones((1, 2, 2, 4)))
 
 
+def test_kernel_regularizer_on_both_kernels_not_biases():
+    layer = SqueezeAndExcite2D(
+        8, 2, kernel_regularizer=keras.regularizers.L2(1e-3), name="se"
+    )
+    layer.build((None, 4, 4, 8))
+    regularized = [
+        v.path for v in layer.weights if getattr(v, "regularizer", None)
+    ]
+    assert sorted(regularized) == [
+        "se/expand/kernel",
+        "se/reduce/kernel",
+    ]
+    assert len(layer.losses) == 2
+
+
 def test_serialization_and_saving(tmp_path):
-    layer = SqueezeAndExcite2D(8, 2, activation="relu")
+    layer = SqueezeAndExcite2D(8, 2, activation="relu", kernel_regularizer="l2")
     test_case.run_serialization_test(layer)
     model = test_case.wrap_layer(layer, (4, 4, 8))
     test_case.run_model_saving_test(

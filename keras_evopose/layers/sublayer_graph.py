@@ -15,6 +15,8 @@ means:
   multiply-accumulates.
 """
 
+import keras
+
 
 def call_apply(layer, inputs, **kwargs):
     return layer(inputs, **kwargs)
@@ -55,11 +57,50 @@ def heatmap_initializer():
     }
 
 
-def batch_normalization(layers_module, name, dtype=None):
+BATCH_NORM_MOMENTUM = 0.99
+
+
+def batch_normalization(
+    layers_module, name, dtype=None, momentum=BATCH_NORM_MOMENTUM
+):
     # Keras defaults, stated so the tf_keras twin cannot drift.
     return layers_module.BatchNormalization(
-        axis=-1, momentum=0.99, epsilon=1e-3, dtype=dtype, name=name
+        axis=-1, momentum=momentum, epsilon=1e-3, dtype=dtype, name=name
     )
+
+
+def check_batch_norm_momentum(owner, value):
+    """Raises a ValueError naming `owner` unless 0 <= value < 1."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0.0 <= value < 1.0
+    ):
+        raise ValueError(
+            f"{owner}: `batch_norm_momentum` must be a float in [0, 1) "
+            "(the weight of the old moving statistics; Keras' default is "
+            f"0.99). Received: batch_norm_momentum={value!r}"
+        )
+    return float(value)
+
+
+def get_regularizer(owner, value):
+    """`keras.regularizers.get` with an error that names `owner`."""
+    try:
+        return keras.regularizers.get(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"{owner}: `kernel_regularizer` must be None, a "
+            "keras.regularizers.Regularizer, its name or its serialized "
+            f"config. Received: kernel_regularizer={value!r} ({error})"
+        ) from None
+
+
+def serialize_regularizer(regularizer):
+    """The config-dict form of a regularizer (`None` stays `None`)."""
+    if regularizer is None:
+        return None
+    return keras.regularizers.serialize(regularizer)
 
 
 def conv_bn_sublayers(
@@ -70,30 +111,39 @@ def conv_bn_sublayers(
     activation=None,
     prefix="",
     dtype=None,
+    kernel_regularizer=None,
+    batch_norm_momentum=BATCH_NORM_MOMENTUM,
     **conv_arguments,
 ):
     """A bias-free conv + BN (+ activation), keyed by role.
 
     Keys (and layer names after `prefix`): `conv_role`, `{group}_bn` and,
-    when `activation` is given, `{group}_activation`.
+    when `activation` is given, `{group}_activation`. `kernel_regularizer`
+    applies to Conv2D and Conv2DTranspose kernels only, never to a
+    depthwise kernel: the reference regularizes exactly that set.
     """
     conv_class = getattr(layers_module, conv_class_name)
-    initializer_argument = (
-        "depthwise_initializer"
-        if conv_class_name == "DepthwiseConv2D"
-        else "kernel_initializer"
-    )
+    if conv_class_name == "DepthwiseConv2D":
+        kernel_arguments = {"depthwise_initializer": conv_initializer()}
+    else:
+        kernel_arguments = {
+            "kernel_initializer": conv_initializer(),
+            "kernel_regularizer": kernel_regularizer,
+        }
     layers = {
         conv_role: conv_class(
             padding="same",
             use_bias=False,
             dtype=dtype,
             name=f"{prefix}{conv_role}",
-            **{initializer_argument: conv_initializer()},
+            **kernel_arguments,
             **conv_arguments,
         ),
         f"{group}_bn": batch_normalization(
-            layers_module, f"{prefix}{group}_bn", dtype
+            layers_module,
+            f"{prefix}{group}_bn",
+            dtype,
+            momentum=batch_norm_momentum,
         ),
     }
     if activation is not None:
