@@ -8,14 +8,14 @@ TensorFlow (tf.data, LiteRT) and are imported on first access.
 """
 
 import importlib
+import os
+import sys
 
-from keras_evopose import layers
-from keras_evopose import losses
-from keras_evopose import models
-from keras_evopose import search
-from keras_evopose import utils
 from keras_evopose.version import __version__
 
+# Imported by `import keras_evopose`: they register every class a saved
+# model can refer to, so `keras.saving.load_model` finds them.
+_SERIALIZABLE_SUBPACKAGES = ("layers", "losses", "models", "search", "utils")
 _LAZY_SUBPACKAGES = (
     "callbacks",
     "data",
@@ -26,19 +26,27 @@ _LAZY_SUBPACKAGES = (
 )
 
 
+def _import_serializable():
+    for name in _SERIALIZABLE_SUBPACKAGES:
+        importlib.import_module(f"keras_evopose.{name}")
+
+
 def __getattr__(name):
     # Imported on first use so `import keras_evopose` stays TensorFlow-free.
-    if name in _LAZY_SUBPACKAGES:
+    if name in _SERIALIZABLE_SUBPACKAGES + _LAZY_SUBPACKAGES:
         return importlib.import_module(f"keras_evopose.{name}")
     raise AttributeError(f"module 'keras_evopose' has no attribute {name!r}")
 
 
+# The `keras-evopose` command imports Keras (and so TensorFlow) only when
+# a subcommand runs, after it has set TensorFlow's log level, so that
+# `keras-evopose --help` takes a fraction of a second (see cli/__init__.py).
+_SCRIPT = os.path.basename((getattr(sys, "argv", None) or [""])[0])
+if _SCRIPT not in ("keras-evopose", "keras-evopose.exe"):
+    _import_serializable()
+
 __all__ = [
-    "layers",
-    "losses",
-    "models",
-    "search",
-    "utils",
+    *_SERIALIZABLE_SUBPACKAGES,
     "__version__",
     *_LAZY_SUBPACKAGES,
 ]

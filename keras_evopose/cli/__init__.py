@@ -3,23 +3,72 @@
 Each subcommand lives in its own module of this package with two functions:
 `add_parser(subparsers)` (registers the subcommand and its flags and sets
 `func`) and the function it points to, which returns an exit code. To add a
-subcommand, write the module and list it in `SUBCOMMAND_MODULES`.
+subcommand, write the module and list it in `SUBCOMMANDS`.
+
+Start-up is kept fast and quiet: `keras-evopose --help`, `--version` and
+usage errors import neither Keras nor TensorFlow (only the chosen
+subcommand's module is imported), and Keras/TensorFlow are imported once,
+after `--log-level` has set TensorFlow's log threshold, with the start-up
+lines of TensorFlow's native libraries (CUDA probing, CPU features, oneDNN)
+dropped unless `--log-level info` or `debug` asks for them.
 """
 
 import argparse
+import contextlib
 import importlib
+import logging
+import math
 import os
+import re
 import sys
+import tempfile
 
-SUBCOMMAND_MODULES = [
-    "keras_evopose.cli.info",
-    "keras_evopose.cli.search",
-    "keras_evopose.cli.train",
-    "keras_evopose.cli.evaluate",
-    "keras_evopose.cli.predict",
-    "keras_evopose.cli.check_data",
-    "keras_evopose.cli.export",
-]
+# name: (module, one-line help for `keras-evopose --help`).
+SUBCOMMANDS = {
+    "info": (
+        "keras_evopose.cli.info",
+        "print a preset's genotype, input size, params and FLOPs",
+    ),
+    "search": (
+        "keras_evopose.cli.search",
+        "evolve EvoPose2D networks (Pareto: loss vs parameters)",
+    ),
+    "train": (
+        "keras_evopose.cli.train",
+        "train a preset with the paper's recipe on COCO keypoints",
+    ),
+    "evaluate": (
+        "keras_evopose.cli.evaluate",
+        "COCO keypoint AP/AR of a model on a COCO JSON + images",
+    ),
+    "predict": (
+        "keras_evopose.cli.predict",
+        "predict keypoints for person boxes and draw them on the image",
+    ),
+    "check-data": (
+        "keras_evopose.cli.check_data",
+        "validate a COCO keypoints dataset and report its ceiling AP",
+    ),
+    "export": (
+        "keras_evopose.cli.export",
+        "write a LiteRT .tflite file (full-integer int8 by --int8)",
+    ),
+}
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# TF_CPP_MIN_LOG_LEVEL per --log-level: 0 shows everything, 2 only errors.
+# TensorFlow's native warnings are start-up and end-of-dataset chatter
+# (e.g. "Local rendezvous is aborting ... End of sequence"), so the
+# default "warning" keeps only its errors.
+_TF_CPP_LEVELS = {"debug": "0", "info": "0", "warning": "2", "error": "3"}
+# A line of absl/TensorFlow native logging, severity + date, time, thread,
+# file:line: "I0000 00:00:1795546291.206504   10407 port.cc:153] ...".
+_NATIVE_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+:\d+\] ")
+_NATIVE_LOG_NOTICES = (
+    "WARNING: All log messages before absl::InitializeLog() is called",
+    # The second line of cpu_feature_guard's message.
+    "To enable the following instructions:",
+)
 
 
 class UsageError(Exception):
@@ -39,7 +88,152 @@ def parse_size(text, name="size"):
     return height, width
 
 
-def build_parser():
+def check_input_size(size, stride, name="--input-size"):
+    """Checks an input `(height, width)` against a network's stride.
+
+    Every side must be a positive multiple of `stride` (the backbone's
+    output stride, e.g. 16 for `small`; the heatmap stride, 4, for the
+    ceiling-AP pipeline), else the heatmaps would not line up with the
+    targets (and a side below the stride leaves nothing to predict).
+
+    Args:
+        size: `(height, width)` in pixels, e.g. from `parse_size`.
+        stride: int, the total downsampling each side must be divisible by.
+        name: the flag or setting named in the error message.
+
+    Returns:
+        `size` as a tuple of ints.
+
+    Raises:
+        UsageError: naming `name`, the stride and the nearest valid sizes.
+    """
+    height, width = (int(side) for side in size)
+    if height % stride == 0 and width % stride == 0 and min(size) > 0:
+        return height, width
+
+    def nearest(side):
+        # The multiples of `stride` just below and above `side`, >= stride.
+        below = max(stride, side // stride * stride)
+        above = max(stride, math.ceil(side / stride) * stride)
+        return sorted({below, above}, key=lambda value: abs(value - side))
+
+    candidates = sorted(
+        {(h, w) for h in nearest(height) for w in nearest(width)},
+        key=lambda hw: abs(hw[0] - height) + abs(hw[1] - width),
+    )
+    suggestions = ", ".join(f"{h}x{w}" for h, w in candidates[:3])
+    raise UsageError(
+        f"{name} {height}x{width}: height and width must be multiples of "
+        f"{stride} (the network's stride); nearest valid sizes: "
+        f"{suggestions}"
+    )
+
+
+def check_file(path, name, kind="file"):
+    """UsageError naming `name` if a local `path` is missing (URLs pass)."""
+    path = str(path)
+    if "://" in path:
+        return path
+    exists = os.path.isdir(path) if kind == "folder" else os.path.isfile(path)
+    if not exists:
+        raise UsageError(f"{name} {path}: no such {kind}; check the path")
+    return path
+
+
+def show_progress():
+    """Whether to draw live progress bars: only when stderr is a terminal
+    (bars redrawn into a file or pipe leave `\\r` and `[A` debris)."""
+    return sys.stderr.isatty()
+
+
+def fit_verbosity():
+    """`model.fit(verbose=...)`: a live bar on a terminal, else one line
+    per epoch."""
+    return 1 if sys.stdout.isatty() else 2
+
+
+def _is_native_log_line(line):
+    return bool(_NATIVE_LOG_LINE.match(line)) or line.startswith(
+        _NATIVE_LOG_NOTICES
+    )
+
+
+@contextlib.contextmanager
+def native_log_filter(keep=False):
+    """Drops the log lines that native (C++) libraries write to file
+    descriptor 2 inside the block; keeps every other line.
+
+    TensorFlow and LiteRT's converter log through absl before it is
+    initialized, which `TF_CPP_MIN_LOG_LEVEL` does not reach, so the only
+    way to quieten them is to catch what they write. The captured text is
+    replayed after the block; if the block raises, all of it is replayed.
+
+    Args:
+        keep: bool, replay everything (`--log-level info` or `debug`).
+    """
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # No file descriptor 2 (embedded interpreters).
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode("utf-8", errors="replace")
+            for line in text.splitlines(keepends=True):
+                if keep or failed or not _is_native_log_line(line):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
+
+
+def _configure_logging(level, explicit):
+    """Log thresholds for TensorFlow (before it is imported) and Python."""
+    if explicit or "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = _TF_CPP_LEVELS[level]
+    logging.basicConfig(
+        level=level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _import_frameworks(level):
+    """Imports Keras (and through it TensorFlow) and registers this
+    package's serializable classes, with the native start-up lines
+    filtered; then sets TensorFlow's Python logger to `level`."""
+    keep = level in ("debug", "info")
+    with native_log_filter(keep=keep):
+        import keras
+
+        import keras_evopose
+
+        keras_evopose._import_serializable()
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            # Device discovery probes CUDA (cuInit) and logs; doing it
+            # here keeps those lines inside the filter.
+            tf.config.list_physical_devices()
+            tf.get_logger().setLevel(level.upper())
+
+
+def build_parser(commands=None):
+    """The argument parser.
+
+    Args:
+        commands: the subcommands whose modules are imported and whose
+            flags are registered; `None` for all. The others are listed
+            in `--help` by name and help line only.
+    """
+    from keras_evopose.version import __version__
+
     parser = argparse.ArgumentParser(
         prog="keras-evopose",
         description=(
@@ -47,23 +241,69 @@ def build_parser():
             "train, evaluate, export and predict."
         ),
     )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=None,
+        help="threshold for TensorFlow's and Python's log messages "
+        "(default: warning; info brings back TensorFlow's start-up lines)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in SUBCOMMAND_MODULES:
-        importlib.import_module(module_name).add_parser(subparsers)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        if commands is None or name in commands:
+            importlib.import_module(module_name).add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=help_text)
     return parser
 
 
+def _find_command(argv):
+    """The subcommand named in `argv`, or None (no import needed)."""
+    skip_value = False
+    for token in argv:
+        if skip_value:
+            skip_value = False
+        elif token == "--log-level":
+            skip_value = True
+        elif not token.startswith("-"):
+            return token if token in SUBCOMMANDS else None
+    return None
+
+
+def _format_error(error):
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        # "[Errno 2] No such file..." -> "No such file or directory: PATH".
+        return f"{error.strerror}: {error.filename}"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _find_command(argv)
+    pre_parser = argparse.ArgumentParser(prog="keras-evopose", add_help=False)
+    pre_parser.add_argument("--log-level", choices=LOG_LEVELS)
+    explicit_level = pre_parser.parse_known_args(argv)[0].log_level
+    level = explicit_level or "warning"
+    _configure_logging(level, explicit=explicit_level is not None)
+    keep_native_logs = level in ("debug", "info")
+    # Some subcommand modules import Keras at the top: filter that too.
+    with native_log_filter(keep=keep_native_logs):
+        parser = build_parser([command] if command else [])
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    _import_frameworks(level)
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ValueError, FileNotFoundError) as error:
-        print(f"keras-evopose {args.command}: error: {error}", file=sys.stderr)
+    except (UsageError, ValueError, OSError) as error:
+        print(
+            f"keras-evopose {args.command}: error: {_format_error(error)}",
+            file=sys.stderr,
+        )
         return 2
 
 

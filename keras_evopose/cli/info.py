@@ -6,18 +6,23 @@ import json
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "info",
-        help="print a preset's genotype, input size, params and FLOPs",
         description=(
             "Builds a preset and prints its genotype, input size, parameter "
             "count (BN statistics included) and FLOPs (multiply-accumulates, "
-            "the paper's convention), next to the paper's numbers."
+            "the paper's convention), next to the paper's numbers. Without "
+            "a preset: one line per preset (all of them)."
         ),
     )
     parser.add_argument(
-        "preset", help="extra_small, small, medium, large or test"
+        "preset",
+        nargs="?",
+        default=None,
+        help="extra_small, small, medium, large or test (default: all)",
     )
     parser.add_argument(
-        "--json", action="store_true", help="print one JSON object"
+        "--json",
+        action="store_true",
+        help="print one JSON object (a list of them without a preset)",
     )
     parser.set_defaults(func=run)
 
@@ -44,7 +49,36 @@ def preset_info(preset):
     }
 
 
+def format_table(infos):
+    """One line per preset: input, heatmaps, params, FLOPs, the paper's."""
+    lines = [
+        f"{'preset':<12s} {'input':>8s} {'heatmaps':>9s} {'params':>11s} "
+        f"{'FLOPs':>8s}  paper params / FLOPs"
+    ]
+    for info in infos:
+        paper = info["paper"] or {}
+        paper_text = (
+            f"{paper['params'] / 1e6:.2f}M / {paper['flops'] / 1e9:.2f}G"
+            if {"params", "flops"} <= set(paper)
+            else "-"
+        )
+        lines.append(
+            f"{info['preset']:<12s} "
+            f"{'x'.join(map(str, info['input_size'])):>8s} "
+            f"{'x'.join(map(str, info['heatmap_size'])):>9s} "
+            f"{info['params']:>11,d} {info['flops'] / 1e9:>7.3f}G  "
+            f"{paper_text}"
+        )
+    return "\n".join(lines)
+
+
 def run(args):
+    from keras_evopose.models import presets
+
+    if args.preset is None:
+        infos = [preset_info(name) for name in presets.list_presets()]
+        print(json.dumps(infos) if args.json else format_table(infos))
+        return 0
     info = preset_info(args.preset)
     if args.json:
         print(json.dumps(info))

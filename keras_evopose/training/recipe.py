@@ -34,12 +34,12 @@ def learning_rate_schedule(
     Returns:
         A `keras.optimizers.schedules.CosineDecay`.
 
-    Example:
-
-    >>> schedule = keras_evopose.training.learning_rate_schedule(
-    ...     batch_size=512, steps_per_epoch=100, epochs=10, warmup_epochs=1)
-    >>> [round(float(schedule(step)), 6) for step in (0, 100, 1000)]
-    [0.00025, 0.004, 0.0]
+    Examples:
+        >>> schedule = keras_evopose.training.learning_rate_schedule(
+        ...     batch_size=512, steps_per_epoch=100, epochs=10,
+        ...     warmup_epochs=1)
+        >>> [round(float(schedule(step)), 6) for step in (0, 100, 1000)]
+        [0.00025, 0.004, 0.0]
     """
     for name, value in (
         ("batch_size", batch_size),
@@ -86,8 +86,13 @@ def evopose2d_optimizer(
     a model (regularizer) setting, not an optimizer one.
 
     Args:
-        batch_size, steps_per_epoch, epochs, warmup_epochs,
-        base_learning_rate, base_batch_size: see `learning_rate_schedule`.
+        batch_size: int, global batch size.
+        steps_per_epoch: int, optimizer steps per epoch.
+        epochs: int, total epochs (warm-up included). Defaults to 200.
+        warmup_epochs: int or float. Defaults to 5.
+        base_learning_rate: float, the rate at `base_batch_size`.
+        base_batch_size: int. Defaults to 32 (all as in
+            `learning_rate_schedule`).
 
     Returns:
         A `keras.optimizers.Adam`.

@@ -1,0 +1,102 @@
+"""`keras-evopose` start-up: fast, quiet, one-line errors."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from keras_evopose.cli import UsageError
+from keras_evopose.cli import check_input_size
+from keras_evopose.cli import main
+from keras_evopose.cli import native_log_filter
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def run_command(*argv, code=None):
+    """Runs the command line in a fresh interpreter, started the way the
+    `keras-evopose` script starts it; returns the CompletedProcess."""
+    code = code or (
+        "import sys; sys.argv[0] = 'keras-evopose'\n"
+        "from keras_evopose.cli import main\n"
+        "status = main(sys.argv[1:])\n"
+        "print('MODULES', 'tensorflow' in sys.modules, 'keras' in "
+        "sys.modules)\n"
+        "sys.exit(status)\n"
+    )
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # what a user's shell has
+    env.setdefault("KERAS_HOME", str(ROOT / ".keras_home"))
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_help_and_version_import_neither_keras_nor_tensorflow():
+    result = run_command("--help")
+    assert result.returncode == 0, result.stderr
+    assert "check-data" in result.stdout and "--log-level" in result.stdout
+    result = run_command(
+        "--version",
+        code=(
+            "import sys; sys.argv[0] = 'keras-evopose'\n"
+            "from keras_evopose.cli import main\n"
+            "try:\n"
+            "    main(sys.argv[1:])\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "print('MODULES', 'tensorflow' in sys.modules, "
+            "'keras' in sys.modules)\n"
+        ),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("keras-evopose ")
+    assert "MODULES False False" in result.stdout
+
+
+def test_info_prints_no_tensorflow_start_up_lines():
+    result = run_command("info", "test")
+    assert result.returncode == 0, result.stderr
+    assert "params     16,921" in result.stdout
+    assert result.stderr == ""
+
+
+def test_native_log_filter_keeps_other_lines(capfd):
+    with native_log_filter():
+        os.write(2, b"I0000 00:00:1795546291.206504   10407 port.cc:153] x\n")
+        os.write(2, b"a real message\n")
+    assert capfd.readouterr().err == "a real message\n"
+    with pytest.raises(RuntimeError):
+        with native_log_filter():
+            os.write(2, b"E0000 00:00:17.5   1 cuda.cc:52] failed\n")
+            raise RuntimeError("import failed")
+    assert "cuda.cc:52" in capfd.readouterr().err  # replayed on failure
+    with native_log_filter(keep=True):  # --log-level info
+        os.write(2, b"W0000 00:00:17.5   1 cpu.cc:9] chatter\n")
+    assert "cpu.cc:9] chatter" in capfd.readouterr().err
+
+
+def test_check_input_size_names_the_nearest_valid_sizes():
+    assert check_input_size((256, 192), 32) == (256, 192)
+    with pytest.raises(UsageError) as error:
+        check_input_size((250, 190), 32, name="--input-size")
+    message = str(error.value)
+    assert "--input-size 250x190" in message and "multiples of 32" in message
+    assert "nearest valid sizes: 256x192" in message
+    with pytest.raises(UsageError, match="nearest valid sizes: 16x16"):
+        check_input_size((10, 10), 16)
+
+
+def test_unknown_subcommand_and_bad_log_level_are_usage_errors(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--log-level", "loud", "info"])
+    assert exit_info.value.code == 2
+    assert "--log-level" in capsys.readouterr().err
+    assert main([]) == 2
