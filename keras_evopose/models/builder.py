@@ -55,8 +55,13 @@ def backbone_graph(
     layers_module,
     flat=False,
     dtype=None,
+    kernel_regularizer=None,
+    batch_norm_momentum=sublayer_graph.BATCH_NORM_MOMENTUM,
 ):
     """Applies stem and stages to `inputs`.
+
+    `kernel_regularizer` is anything `layers_module`'s layers accept (a
+    regularizer object, or its serialized dict for the tf_keras twin).
 
     Returns:
         `(features, pyramid)`: the last feature map and a dict
@@ -70,6 +75,8 @@ def backbone_graph(
         "stem",
         activation,
         dtype=dtype,
+        kernel_regularizer=kernel_regularizer,
+        batch_norm_momentum=batch_norm_momentum,
         filters=stem_filters,
         kernel_size=3,
         strides=genotype_lib.STEM_STRIDES,
@@ -82,6 +89,10 @@ def backbone_graph(
     for name, kwargs in block_arguments(
         specs, stem_filters, stochastic_depth_rate
     ):
+        kwargs.update(
+            kernel_regularizer=kernel_regularizer,
+            batch_norm_momentum=batch_norm_momentum,
+        )
         if kwargs["strides"] == 2:
             pyramid[f"P{level}"] = x
             level += 1

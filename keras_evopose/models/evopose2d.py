@@ -1,6 +1,7 @@
 import keras
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.layers import sublayer_graph
 from keras_evopose.models import builder
 from keras_evopose.models import presets as preset_lib
 from keras_evopose.models.evopose2d_backbone import EvoPose2DBackbone
@@ -30,6 +31,14 @@ class EvoPose2D(keras.Model):
         spatial_correction: bool, add the EfficientPose depthwise
             correction conv to the head. Defaults to `False`.
         head_activation: activation name of the head. Defaults to `"swish"`.
+        kernel_regularizer: regularizer of the head's transposed-conv and
+            heatmap conv kernels, e.g. `keras.regularizers.L2(1e-5)`;
+            `from_preset` passes it to the backbone too (the reference's
+            set: every Conv2D and Conv2DTranspose kernel, no depthwise
+            kernel, no bias, no BN). Defaults to `None`.
+        batch_norm_momentum: float in [0, 1), momentum of the head's BN
+            moving statistics; `from_preset` passes it to the backbone too.
+            Defaults to 0.99.
         dtype: a dtype policy (e.g. `"mixed_bfloat16"`) for the head's
             layers; `from_preset` passes it to the backbone too. Defaults to
             the global policy.
@@ -54,6 +63,8 @@ class EvoPose2D(keras.Model):
         final_kernel_size=1,
         spatial_correction=False,
         head_activation="swish",
+        kernel_regularizer=None,
+        batch_norm_momentum=sublayer_graph.BATCH_NORM_MOMENTUM,
         dtype=None,
         **kwargs,
     ):
@@ -70,6 +81,12 @@ class EvoPose2D(keras.Model):
             final_kernel_size=final_kernel_size,
             spatial_correction=spatial_correction,
             activation=head_activation,
+            kernel_regularizer=sublayer_graph.get_regularizer(
+                "EvoPose2D", kernel_regularizer
+            ),
+            batch_norm_momentum=sublayer_graph.check_batch_norm_momentum(
+                "EvoPose2D", batch_norm_momentum
+            ),
         )
 
         # === Layers and Functional Model ===
@@ -91,6 +108,8 @@ class EvoPose2D(keras.Model):
         self.final_kernel_size = final_kernel_size
         self.spatial_correction = spatial_correction
         self.head_activation = head_activation
+        self.kernel_regularizer = head_arguments["kernel_regularizer"]
+        self.batch_norm_momentum = head_arguments["batch_norm_momentum"]
 
     @property
     def heatmap_stride(self):
@@ -112,6 +131,10 @@ class EvoPose2D(keras.Model):
             "final_kernel_size": self.final_kernel_size,
             "spatial_correction": self.spatial_correction,
             "head_activation": self.head_activation,
+            "kernel_regularizer": sublayer_graph.serialize_regularizer(
+                self.kernel_regularizer
+            ),
+            "batch_norm_momentum": self.batch_norm_momentum,
             "dtype": keras.dtype_policies.serialize(self.dtype_policy),
         }
 
@@ -135,7 +158,8 @@ class EvoPose2D(keras.Model):
             preset: a name from `EvoPose2D.presets`.
             **overrides: arguments of `EvoPose2D` or of
                 `EvoPose2DBackbone` (`genotype`, `image_shape`, ...) that
-                replace the preset's.
+                replace the preset's. `dtype`, `kernel_regularizer` and
+                `batch_norm_momentum` apply to backbone and head.
 
         Returns:
             An `EvoPose2D`.
@@ -146,8 +170,11 @@ class EvoPose2D(keras.Model):
         backbone_config = preset_lib.preset_arguments(preset, "backbone")
         head_config = preset_lib.preset_arguments(preset, "head")
         backbone_names = set(backbone_config) | {"activation"}
-        if "dtype" in overrides:
-            backbone_config["dtype"] = overrides["dtype"]
+        # Whole-network settings: the backbone gets them, and so does the
+        # head below.
+        for key in ("dtype", "kernel_regularizer", "batch_norm_momentum"):
+            if key in overrides:
+                backbone_config[key] = overrides[key]
         preset_lib.check_overrides(cls, preset, overrides, extra=backbone_names)
         for key, value in overrides.items():
             if key in backbone_names:
@@ -194,7 +221,11 @@ def build_flat_model(model, keras_module):
         final_kernel_size=config["final_kernel_size"],
         spatial_correction=config["spatial_correction"],
         activation=config["head_activation"],
+        # Serialized dicts: what both keras and tf_keras layers accept.
+        kernel_regularizer=config["kernel_regularizer"],
+        batch_norm_momentum=config["batch_norm_momentum"],
     )
+    backbone_config = backbone.get_config()
     layers_module = keras_module.layers
     inputs = layers_module.Input(
         shape=tuple(backbone.image_shape), name="image"
@@ -207,6 +238,8 @@ def build_flat_model(model, keras_module):
         backbone.activation,
         layers_module,
         flat=True,
+        kernel_regularizer=backbone_config["kernel_regularizer"],
+        batch_norm_momentum=backbone_config["batch_norm_momentum"],
     )
     heatmaps = builder.head_graph(
         features, head_arguments, layers_module, flat=True

@@ -1,6 +1,7 @@
 import keras
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.layers import sublayer_graph
 from keras_evopose.models import builder
 from keras_evopose.models import genotype as genotype_lib
 from keras_evopose.models import presets as preset_lib
@@ -34,6 +35,13 @@ class EvoPose2DBackbone(keras.Model):
         stochastic_depth_rate: float in [0, 1), rate of the last block.
             Defaults to 0.2.
         activation: activation name. Defaults to `"swish"`.
+        kernel_regularizer: regularizer of every Conv2D kernel (stem,
+            expansion, squeeze-and-excite and projection convs), e.g.
+            `keras.regularizers.L2(1e-5)` (the paper's weight decay). As
+            in the reference, depthwise kernels, biases and BN are not
+            regularized. Defaults to `None`.
+        batch_norm_momentum: float in [0, 1), momentum of every BN's
+            moving statistics. Defaults to 0.99 (Keras' default).
         dtype: a dtype policy (e.g. `"mixed_bfloat16"`) for every layer.
             Defaults to the global policy.
         **kwargs: base `keras.Model` arguments (`name`, `trainable`).
@@ -52,10 +60,18 @@ class EvoPose2DBackbone(keras.Model):
         image_shape=(None, None, 3),
         stochastic_depth_rate=0.2,
         activation="swish",
+        kernel_regularizer=None,
+        batch_norm_momentum=sublayer_graph.BATCH_NORM_MOMENTUM,
         dtype=None,
         **kwargs,
     ):
         specs = genotype_lib.decode_genotype(genotype)
+        kernel_regularizer = sublayer_graph.get_regularizer(
+            "EvoPose2DBackbone", kernel_regularizer
+        )
+        batch_norm_momentum = sublayer_graph.check_batch_norm_momentum(
+            "EvoPose2DBackbone", batch_norm_momentum
+        )
         if (
             isinstance(stem_filters, bool)
             or not isinstance(stem_filters, int)
@@ -92,6 +108,8 @@ class EvoPose2DBackbone(keras.Model):
             activation,
             keras.layers,
             dtype=dtype,
+            kernel_regularizer=kernel_regularizer,
+            batch_norm_momentum=batch_norm_momentum,
         )
         super().__init__(inputs=inputs, outputs=features, **kwargs)
         if dtype is not None:
@@ -104,6 +122,8 @@ class EvoPose2DBackbone(keras.Model):
         self.image_shape = image_shape
         self.stochastic_depth_rate = stochastic_depth_rate
         self.activation = activation
+        self.kernel_regularizer = kernel_regularizer
+        self.batch_norm_momentum = batch_norm_momentum
         self.pyramid_outputs = pyramid
         self.output_stride = genotype_lib.output_stride(specs)
 
@@ -118,6 +138,10 @@ class EvoPose2DBackbone(keras.Model):
             "image_shape": list(self.image_shape),
             "stochastic_depth_rate": self.stochastic_depth_rate,
             "activation": self.activation,
+            "kernel_regularizer": sublayer_graph.serialize_regularizer(
+                self.kernel_regularizer
+            ),
+            "batch_norm_momentum": self.batch_norm_momentum,
             "dtype": keras.dtype_policies.serialize(self.dtype_policy),
         }
 

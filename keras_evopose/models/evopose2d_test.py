@@ -89,6 +89,8 @@ def test_get_config_is_exactly_the_constructor_arguments(test_model):
         "image_shape",
         "stochastic_depth_rate",
         "activation",
+        "kernel_regularizer",
+        "batch_norm_momentum",
         "dtype",
     }
     config = test_model.get_config()
@@ -102,6 +104,8 @@ def test_get_config_is_exactly_the_constructor_arguments(test_model):
         "final_kernel_size",
         "spatial_correction",
         "head_activation",
+        "kernel_regularizer",
+        "batch_norm_momentum",
         "dtype",
     }
 
@@ -168,3 +172,88 @@ def test_mixed_precision_policy_reaches_every_layer(tmp_path):
         model, images(), tmp_path, atol=1e-2
     )
     assert restored.backbone.dtype_policy.name == "mixed_bfloat16"
+
+
+def regularized_paths(model):
+    return sorted(
+        v.path for v in model.weights if getattr(v, "regularizer", None)
+    )
+
+
+def test_small_with_l2_has_the_reference_76_penalties(tmp_path):
+    # The reference regularizes 76 kernels of S: every Conv2D and
+    # Conv2DTranspose kernel (SE convs and heatmap conv included), none of
+    # the 18 depthwise kernels, no bias, no BN.
+    model = EvoPose2D.from_preset(
+        "small", kernel_regularizer=keras.regularizers.L2(1e-5)
+    )
+    assert len(model.losses) == 76
+    paths = regularized_paths(model)
+    assert len(paths) == 76
+    assert all(p.endswith("/kernel") and "dwconv" not in p for p in paths)
+    assert sum("/se_" in p for p in paths) == 36
+    assert sum(p.startswith("head/") for p in paths) == 4
+    kernels = [v for v in model.weights if v.path in paths]
+    expected = 1e-5 * sum(
+        float(np.sum(keras.ops.convert_to_numpy(v) ** 2)) for v in kernels
+    )
+    total = sum(float(loss) for loss in model.losses)
+    np.testing.assert_allclose(total, expected, rtol=1e-4)
+
+    model.save(tmp_path / "small.keras")
+    restored = keras.saving.load_model(tmp_path / "small.keras")
+    assert len(restored.losses) == 76
+    assert regularized_paths(restored) == paths
+    assert restored.get_config()["kernel_regularizer"] == (
+        keras.regularizers.serialize(keras.regularizers.L2(1e-5))
+    )
+
+
+def test_batch_norm_momentum_reaches_backbone_and_head(tmp_path):
+    model = EvoPose2D.from_preset(
+        "test",
+        batch_norm_momentum=0.9,
+        kernel_regularizer={"class_name": "L2", "config": {"l2": 1e-4}},
+    )
+
+    def momenta(network):
+        return {
+            layer.momentum
+            for layer in network._flatten_layers(recursive=True)
+            if isinstance(layer, keras.layers.BatchNormalization)
+        }
+
+    assert momenta(model) == {0.9}
+    assert model.backbone.batch_norm_momentum == 0.9
+    assert momenta(EvoPose2D.from_preset("test")) == {0.99}
+    restored = test_case.run_model_saving_test(model, images(), tmp_path)
+    assert momenta(restored) == {0.9}
+    assert len(restored.losses) == len(model.losses) > 0
+    flat = build_flat_model(model, keras)
+    assert momenta(flat) == {0.9}
+    assert len(flat.losses) == len(model.losses)
+    with pytest.raises(ValueError, match="EvoPose2DBackbone.*momentum"):
+        EvoPose2DBackbone.from_preset("test", batch_norm_momentum=1.5)
+    with pytest.raises(ValueError, match="kernel_regularizer"):
+        EvoPose2D.from_preset("test", kernel_regularizer=3)
+
+
+def test_tf_keras_twin_keeps_regularizer_and_momentum():
+    tf_keras = pytest.importorskip("tf_keras")
+    model = EvoPose2D.from_preset(
+        "test",
+        kernel_regularizer=keras.regularizers.L2(1e-4),
+        batch_norm_momentum=0.9,
+    )
+    twin = build_flat_model(model, tf_keras)
+    assert len(twin.losses) == len(model.losses)
+    np.testing.assert_allclose(
+        sum(float(loss) for loss in twin.losses),
+        sum(float(loss) for loss in model.losses),
+        rtol=1e-4,
+    )
+    assert {
+        layer.momentum
+        for layer in twin.layers
+        if isinstance(layer, tf_keras.layers.BatchNormalization)
+    } == {0.9}
