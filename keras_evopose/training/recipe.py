@@ -6,6 +6,9 @@ import keras
 
 from keras_evopose.api_export import keras_evopose_export
 
+# The reference's weight decay: Keras `l2` (1e-5 * sum(w ** 2), no 1/2).
+WEIGHT_DECAY = 1e-5
+
 
 @keras_evopose_export("keras_evopose.training.learning_rate_schedule")
 def learning_rate_schedule(
@@ -83,7 +86,8 @@ def evopose2d_optimizer(
     """Adam (Keras defaults, no clipping) on `learning_rate_schedule`.
 
     The reference also adds L2 weight decay 1e-5 on conv kernels; that is
-    a model (regularizer) setting, not an optimizer one.
+    a model setting, not an optimizer one: build the model with
+    `kernel_regularizer=evopose2d_regularizer()`.
 
     Args:
         batch_size: int, global batch size.
@@ -114,3 +118,43 @@ def evopose2d_optimizer(
             base_batch_size=base_batch_size,
         )
     )
+
+
+@keras_evopose_export("keras_evopose.training.evopose2d_regularizer")
+def evopose2d_regularizer(weight_decay=WEIGHT_DECAY):
+    """The reference's weight decay as a kernel regularizer.
+
+    Pass it as `kernel_regularizer` to `EvoPose2D.from_preset` (or the
+    backbone, the layers): it penalises every Conv2D and Conv2DTranspose
+    kernel (stem, expansion, squeeze-and-excite, projection, head), not the
+    depthwise kernels, biases or BN, exactly the reference's 76 kernels of
+    `small`. Keras' `L2` adds `weight_decay * sum(w ** 2)` (no 1/2), as the
+    reference's `l2`.
+
+    Args:
+        weight_decay: float >= 0. Defaults to 1e-5 (the paper's). 0 gives
+            `None` (no regularizer).
+
+    Returns:
+        A `keras.regularizers.L2`, or `None` for 0.
+
+    Example:
+
+    >>> l2 = keras_evopose.training.evopose2d_regularizer()
+    >>> model = keras_evopose.models.EvoPose2D.from_preset(
+    ...     "test", kernel_regularizer=l2)
+    >>> model.backbone.kernel_regularizer.l2
+    1e-05
+    """
+    if (
+        isinstance(weight_decay, bool)
+        or not isinstance(weight_decay, (int, float))
+        or weight_decay < 0
+    ):
+        raise ValueError(
+            "`weight_decay` must be a float >= 0 (the paper's is 1e-5). "
+            f"Received: weight_decay={weight_decay!r}"
+        )
+    if weight_decay == 0:
+        return None
+    return keras.regularizers.L2(weight_decay)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from keras_evopose.training import evopose2d_optimizer
+from keras_evopose.training import evopose2d_regularizer
 from keras_evopose.training import learning_rate_schedule
 
 
@@ -28,3 +29,16 @@ def test_bad_arguments_raise():
         learning_rate_schedule(32, 10, epochs=5, warmup_epochs=5)
     with pytest.raises(ValueError, match="batch_size"):
         learning_rate_schedule(0, 10)
+
+
+def test_regularizer_is_the_reference_l2():
+    regularizer = evopose2d_regularizer()
+    assert regularizer.__class__.__name__ == "L2"
+    np.testing.assert_allclose(regularizer.l2, 1e-5)
+    # Keras l2: weight_decay * sum(w ** 2), no 1/2.
+    np.testing.assert_allclose(
+        float(regularizer(np.full((2, 3), 2.0, "float32"))), 1e-5 * 24
+    )
+    assert evopose2d_regularizer(0) is None
+    with pytest.raises(ValueError, match="weight_decay"):
+        evopose2d_regularizer(-1e-5)
