@@ -71,6 +71,7 @@ def main(argv=None):
         args.annotations,
         args.images,
         input_size=(height, width),
+        heatmap_size=(height // 4, width // 4),
         training=True,
         batch_size=args.batch_size,
         seed=0,

@@ -19,6 +19,8 @@ MODULES = [
     "keras_evopose.data.keypoint_layout",
     "keras_evopose.data.coco_instances",
     "keras_evopose.data.coco_keypoints",
+    "keras_evopose.data.heatmaps",
+    "keras_evopose.data.sample_options",
     "keras_evopose.losses.heatmap_mse",
     "keras_evopose.training.recipe",
     "keras_evopose.metrics.decoding",

@@ -5,7 +5,6 @@ import json
 import os
 
 from keras_evopose.cli import parse_size
-from keras_evopose.data.coco_keypoints import IMAGE_SIGNATURES
 
 
 def add_parser(subparsers):
@@ -14,23 +13,39 @@ def add_parser(subparsers):
         help="validate a COCO keypoints dataset and report its ceiling AP",
         description=(
             "Reads a COCO keypoints JSON and its image folder, counts the "
-            "images and person instances, lists what is skipped and why, "
-            "checks that every used image file looks like an image, and "
-            "reports the ceiling AP: the pycocotools AP of the ground truth "
-            "pushed through crop -> heatmap targets -> decoding, i.e. the "
-            "best any model can score through this pipeline at this "
-            "resolution."
+            "images and person instances, lists what is skipped and why "
+            "(naming malformed records), decodes every used image as "
+            "training would, counts the labelled joints that fall outside "
+            "their crop, and reports the ceiling AP: the pycocotools AP of "
+            "the ground truth pushed through crop -> heatmap targets -> "
+            "decoding, i.e. the best any model can score through this "
+            "pipeline at this resolution. Exit status 1 when an image "
+            "cannot be decoded."
         ),
     )
     parser.add_argument("--annotations", required=True, help="COCO JSON")
     parser.add_argument("--images", required=True, help="image folder")
     parser.add_argument(
-        "--input-size", default="256x192", help="HEIGHTxWIDTH (256x192)"
+        "--preset",
+        default="small",
+        help="model whose heatmap size to use (default: small)",
+    )
+    parser.add_argument(
+        "--input-size",
+        default=None,
+        help="HEIGHTxWIDTH (default: the preset's, 256x192 for small)",
     )
     parser.add_argument(
         "--heatmap-size",
         default=None,
-        help="HEIGHTxWIDTH of the heatmaps (default: input / 4)",
+        help="HEIGHTxWIDTH of the heatmaps (default: the preset's output "
+        "at the input size)",
+    )
+    parser.add_argument(
+        "--out-of-crop",
+        default="border",
+        choices=["border", "ignore"],
+        help="target of a labelled joint outside the crop (SampleOptions)",
     )
     parser.add_argument(
         "--detections", default=None, help="COCO results JSON of person boxes"
@@ -46,40 +61,36 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def unreadable_images(paths):
-    """Paths whose first bytes are not a JPEG/PNG/GIF/BMP signature."""
-    import tensorflow as tf
+def sample_options(preset, input_size=None, heatmap_size=None, **fields):
+    """`SampleOptions` at the sizes of `preset` (or the sizes given)."""
+    from keras_evopose.data import SampleOptions
 
-    bad = []
-    for path in sorted(set(paths)):
-        with tf.io.gfile.GFile(path, "rb") as handle:
-            head = handle.read(8)
-        if not head.startswith(IMAGE_SIGNATURES):
-            bad.append(path)
-    return bad
+    if input_size is not None and heatmap_size is not None:
+        return SampleOptions(input_size, heatmap_size, **fields)
+    from keras_evopose.models import EvoPose2D
+
+    overrides = {} if input_size is None else {"image_shape": (*input_size, 3)}
+    model = EvoPose2D.from_preset(preset, **overrides)
+    return SampleOptions.for_model(model, **fields)
 
 
 def check_data(
     annotations,
     images,
-    input_size,
-    heatmap_size=None,
+    options,
     detections=None,
     refinement="quarter_offset",
+    verbose=True,
 ):
     """Returns the report of `keras-evopose check-data` as a dict."""
     from keras_evopose.data import load_coco_instances
+    from keras_evopose.data import out_of_crop_joints
     from keras_evopose.data.coco_instances import read_json
+    from keras_evopose.data.image_files import unreadable_images
     from keras_evopose.metrics import ceiling_ap
 
     data = read_json(annotations)
     instances = load_coco_instances(annotations, images)
-    bad = unreadable_images(instances.image_paths)
-    if bad:
-        raise ValueError(
-            f"{len(bad)} image file(s) are not JPEG/PNG/GIF/BMP, e.g. "
-            f"{bad[0]}; fix or remove them before training."
-        )
     report = {
         "annotations": str(annotations),
         "images": str(images),
@@ -88,23 +99,39 @@ def check_data(
         "person_annotations": sum(
             1
             for record in data["annotations"]
-            if record.get("category_id") == instances.category_id
+            if isinstance(record, dict)
+            and record.get("category_id") == instances.category_id
         ),
         "instances": len(instances),
         "skipped": dict(sorted(instances.skipped.items())),
+        "skipped_examples": instances.skipped_examples,
         "num_keypoints": instances.layout.num_keypoints,
         "flip_pairs": [list(pair) for pair in instances.layout.flip_pairs],
-        "input_size": list(input_size),
-        "heatmap_size": list(heatmap_size) if heatmap_size else None,
-        "ceiling_ap": {
-            "ground_truth_boxes": ceiling_ap(
-                annotations,
-                images,
-                input_size=input_size,
-                heatmap_size=heatmap_size,
-                refinement=refinement,
-            )
-        },
+        "input_size": list(options.input_size),
+        "heatmap_size": list(options.heatmap_size),
+        "out_of_crop_targets": options.out_of_crop,
+        "images_decoded": len(set(instances.image_paths)),
+        "unreadable_images": unreadable_images(
+            instances.image_paths, verbose=verbose
+        ),
+        "out_of_crop_joints": out_of_crop_joints(instances, options),
+    }
+    if report["unreadable_images"]:
+        # The ceiling would stop at the first bad file: report them first.
+        return report
+    fields = {
+        name: getattr(options, name)
+        for name in ("sigma", "padding", "heatmap_peak", "fill", "out_of_crop")
+    }
+    report["ceiling_ap"] = {
+        "ground_truth_boxes": ceiling_ap(
+            annotations,
+            images,
+            input_size=options.input_size,
+            heatmap_size=options.heatmap_size,
+            refinement=refinement,
+            **fields,
+        )
     }
     if detections is not None:
         detected = load_coco_instances(
@@ -118,10 +145,11 @@ def check_data(
         report["ceiling_ap"]["detection_boxes"] = ceiling_ap(
             annotations,
             images,
-            input_size=input_size,
-            heatmap_size=heatmap_size,
+            input_size=options.input_size,
+            heatmap_size=options.heatmap_size,
             detections=detections,
             refinement=refinement,
+            **fields,
         )
     return report
 
@@ -140,26 +168,31 @@ def format_ap_table(rows):
 
 
 def run(args):
-    input_size = parse_size(args.input_size)
+    input_size = parse_size(args.input_size) if args.input_size else None
     heatmap_size = parse_size(args.heatmap_size) if args.heatmap_size else None
     for path in (args.annotations, args.detections):
         if path and "://" not in path and not os.path.exists(path):
             raise FileNotFoundError(f"No such file: {path}")
+    options = sample_options(
+        args.preset, input_size, heatmap_size, out_of_crop=args.out_of_crop
+    )
     report = check_data(
         args.annotations,
         args.images,
-        input_size,
-        heatmap_size,
+        options,
         args.detections,
         args.refinement,
+        verbose=not args.json,
     )
+    status = 1 if report["unreadable_images"] else 0
     if args.json:
         print(json.dumps(report))
-        return 0
+        return status
     print(f"annotations   {report['annotations']}")
     print(
         f"images        {report['images_found']} found of "
-        f"{report['images_listed']} listed"
+        f"{report['images_listed']} listed, {report['images_decoded']} "
+        "used and decoded"
     )
     print(
         f"instances     {report['instances']} used of "
@@ -168,6 +201,10 @@ def run(args):
     )
     for reason, count in report["skipped"].items():
         print(f"  skipped     {count:6d}  {reason}")
+        for example in report["skipped_examples"].get(reason, []):
+            print(f"                      e.g. {example}")
+    for path, problem in report["unreadable_images"].items():
+        print(f"  unreadable  {path}: {problem}")
     if "detections" in report:
         detections = report["detections"]
         print(
@@ -176,7 +213,32 @@ def run(args):
         )
         for reason, count in detections["skipped"].items():
             print(f"  skipped     {count:6d}  {reason}")
-    size = "x".join(map(str, input_size))
-    print(f"\nceiling AP at {size} ({args.refinement} decoding):")
+    joints = report["out_of_crop_joints"]
+    print(
+        f"out of crop   {joints['outside_crop']} of {joints['labelled']} "
+        f"labelled joints ({joints['instances_affected']} people) lie "
+        "outside their crop:"
+    )
+    print(
+        f"  {joints['outside_box']:6d}  inside the image, outside the "
+        "padded box (the box is tighter than the joints)"
+    )
+    print(f"  {joints['outside_image']:6d}  outside the image")
+    print(
+        f"  their targets: {report['out_of_crop_targets']} "
+        "(see SampleOptions.out_of_crop)"
+    )
+    if status:
+        print(
+            f"\n{len(report['unreadable_images'])} image(s) cannot be "
+            "decoded: fix or remove them (no ceiling AP computed)."
+        )
+        return status
+    size = "x".join(map(str, report["input_size"]))
+    heatmap = "x".join(map(str, report["heatmap_size"]))
+    print(
+        f"\nceiling AP at {size} -> {heatmap} heatmaps "
+        f"({args.refinement} decoding):"
+    )
     print(format_ap_table(report["ceiling_ap"]))
     return 0

@@ -23,6 +23,12 @@ def test_check_data_json_report(coco_mini, capsys):
         "no labelled keypoints": 51,
     }
     assert report["detections"]["boxes_used"] == 118
+    assert report["unreadable_images"] == {}
+    assert report["images_decoded"] == 36
+    # 5 labelled joints lie beyond their padded ground-truth box.
+    assert report["out_of_crop_joints"]["outside_crop"] == 5
+    assert report["out_of_crop_joints"]["outside_box"] == 5
+    assert report["out_of_crop_targets"] == "border"
     assert report["ceiling_ap"]["ground_truth_boxes"]["ap"] >= 0.97
     assert report["ceiling_ap"]["detection_boxes"]["ap"] >= 0.97
 

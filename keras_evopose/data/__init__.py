@@ -9,7 +9,11 @@ from keras_evopose.data.coco_keypoints import IMAGE_MEAN
 from keras_evopose.data.coco_keypoints import IMAGE_STD
 from keras_evopose.data.coco_keypoints import coco_keypoints_dataset
 from keras_evopose.data.coco_keypoints import normalize_image
+from keras_evopose.data.coco_keypoints import out_of_crop_joints
+from keras_evopose.data.heatmaps import decode_heatmaps
+from keras_evopose.data.heatmaps import encode_heatmaps
 from keras_evopose.data.keypoint_layout import KeypointLayout
+from keras_evopose.data.sample_options import SampleOptions
 from keras_evopose.data.tfrecords import tfrecord_keypoints_dataset
 from keras_evopose.data.tfrecords import write_tfrecords
 
@@ -18,9 +22,13 @@ __all__ = [
     "IMAGE_STD",
     "CocoInstances",
     "KeypointLayout",
+    "SampleOptions",
     "coco_keypoints_dataset",
+    "decode_heatmaps",
+    "encode_heatmaps",
     "load_coco_instances",
     "normalize_image",
+    "out_of_crop_joints",
     "tfrecord_keypoints_dataset",
     "write_tfrecords",
 ]

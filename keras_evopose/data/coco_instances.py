@@ -31,11 +31,15 @@ def read_json(path):
             return json.load(handle)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No such JSON file: {path}")
-    with open(path) as handle:
-        try:
-            return json.load(handle)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from None
+    with open(path, "rb") as handle:
+        # Invalid UTF-8 (e.g. a file name written as raw bytes) becomes
+        # lone surrogates, so the record can be skipped and named instead
+        # of the whole file failing to load.
+        text = handle.read().decode("utf-8", errors="surrogateescape")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
 
 
 def _list_images(images):
@@ -63,8 +67,11 @@ class CocoInstances:
         keypoints: float32 `(N, K, 3)` `(x, y, visibility)`; zeros for
             detections without keypoints.
         scores: float32 `(N,)` box scores (1 for ground truth).
+        image_sizes: int64 `(N, 2)` image `(height, width)` from the JSON.
         skipped: `collections.Counter` of skip reason -> count.
         num_images: int, images in the JSON that have a file.
+        skipped_examples: dict of skip reason -> up to 5 messages naming
+            the file and the annotation (or image) id.
     """
 
     layout: KeypointLayout
@@ -75,8 +82,10 @@ class CocoInstances:
     boxes: np.ndarray
     keypoints: np.ndarray
     scores: np.ndarray
+    image_sizes: np.ndarray
     skipped: collections.Counter
     num_images: int
+    skipped_examples: dict = dataclasses.field(default_factory=dict)
 
     def __len__(self):
         return len(self.image_paths)
@@ -98,6 +107,89 @@ def _clip_box(box, width, height):
     x2 = min(max(box[0] + box[2], 0.0), width - 1.0)
     y2 = min(max(box[1] + box[3], 0.0), height - 1.0)
     return [x1, y1, x2 - x1, y2 - y1]
+
+
+# Skip reasons that mean the data is broken (logged one by one as
+# warnings, up to MAX_LOGGED_SKIPS each) rather than routine filtering.
+MALFORMED = (
+    "malformed image record",
+    "image file name is not UTF-8",
+    "malformed annotation",
+    "malformed bbox",
+    "malformed keypoints",
+    "malformed detection",
+)
+MAX_LOGGED_SKIPS = 10
+MAX_SKIP_EXAMPLES = 5
+
+
+def finite_numbers(value, length):
+    """`value` as a float64 array of `length` finite numbers, else None."""
+    if not isinstance(value, (list, tuple)) or len(value) != length:
+        return None
+    if not all(
+        isinstance(item, (int, float)) and not isinstance(item, bool)
+        for item in value
+    ):
+        return None
+    array = np.asarray(value, "float64")
+    return array if np.all(np.isfinite(array)) else None
+
+
+class _SkipLog:
+    """Counts skips by reason; names each malformed record in a warning."""
+
+    def __init__(self, source):
+        self.source = source
+        self.counts = collections.Counter()
+        self.examples = collections.defaultdict(list)
+
+    def skip(self, reason, detail=None):
+        self.counts[reason] += 1
+        if detail is None:
+            return
+        message = f"{self.source}: {detail}, skipped ({reason})"
+        if len(self.examples[reason]) < MAX_SKIP_EXAMPLES:
+            self.examples[reason].append(message)
+        if reason in MALFORMED and self.counts[reason] <= MAX_LOGGED_SKIPS:
+            logger.warning(message)
+        else:
+            logger.debug(message)
+
+
+def _describe_image(record):
+    """How to name an image record in a message, whatever it holds."""
+    if not isinstance(record, dict):
+        return f"image record {_preview(record)}"
+    return f"image {record.get('file_name')!r} (id {record.get('id')!r})"
+
+
+def _image_problem(record):
+    """Why an image record cannot be used, or None."""
+    if not isinstance(record, dict):
+        return "malformed image record", "is not an object"
+    name = record.get("file_name")
+    if not isinstance(name, str) or not name:
+        return "malformed image record", "has no `file_name`"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return (
+            "image file name is not UTF-8",
+            "has a file name that is not UTF-8",
+        )
+    if isinstance(record.get("id"), bool) or not isinstance(
+        record.get("id"), int
+    ):
+        return "malformed image record", "has no integer `id`"
+    for field in ("width", "height"):
+        value = record.get(field)
+        if finite_numbers([value], 1) is None or value <= 0:
+            return (
+                "malformed image record",
+                f"has no positive `{field}` (received {value!r})",
+            )
+    return None
 
 
 @keras_evopose_export("keras_evopose.data.load_coco_instances")
@@ -163,71 +255,91 @@ def load_coco_instances(
     num_keypoints = layout.num_keypoints
     skipped = collections.Counter()
 
+    log = _SkipLog(annotations)
     files = _list_images(images)
     image_records = {}
     for record in data["images"]:
+        problem = _image_problem(record)
+        if problem is not None:
+            reason, detail = problem
+            log.skip(reason, f"{_describe_image(record)} {detail}")
+            continue
         if record["file_name"] not in files:
-            skipped["missing image file"] += 1
-            logger.debug(
-                "%s: image %s (id %s) not found in %s, skipped",
-                annotations,
-                record["file_name"],
-                record["id"],
-                images,
+            log.skip(
+                "missing image file",
+                f"{_describe_image(record)} not found in {images}",
             )
             continue
         image_records[record["id"]] = record
 
     # Ground-truth skips only matter when the ground truth gives the boxes.
-    people_skipped = collections.Counter()
+    people_log = _SkipLog(annotations)
     people = collections.defaultdict(list)
     for record in data["annotations"]:
+        if not isinstance(record, dict):
+            people_log.skip(
+                "malformed annotation", "an annotation is not an object"
+            )
+            continue
         if record.get("category_id") != category["id"]:
             continue
         annotation_id = record.get("id")
-        keypoints = record.get("keypoints")
-        box = record.get("bbox")
-        if keypoints is None or len(keypoints) != 3 * num_keypoints:
-            raise ValueError(
-                f"{annotations}: annotation id {annotation_id} has "
-                f"{None if keypoints is None else len(keypoints)} keypoint "
-                f"values; the category defines {num_keypoints} keypoints, "
-                f"so {3 * num_keypoints} (x, y, v) values are expected."
+        image = image_records.get(record.get("image_id"))
+        where = f"annotation id {annotation_id!r} (image " + (
+            f"{image['file_name']!r})"
+            if image
+            else f"id {record.get('image_id')!r})"
+        )
+        if isinstance(annotation_id, bool) or not isinstance(
+            annotation_id, int
+        ):
+            people_log.skip(
+                "malformed annotation", f"{where} has no integer `id`"
             )
-        if box is None or len(box) != 4:
-            raise ValueError(
-                f"{annotations}: annotation id {annotation_id} has no "
-                f"`bbox` [x, y, w, h]. Received: bbox={box}."
+            continue
+        keypoints = finite_numbers(record.get("keypoints"), 3 * num_keypoints)
+        if keypoints is None:
+            value = record.get("keypoints")
+            people_log.skip(
+                "malformed keypoints",
+                f"{where} has keypoints {_preview(value)}; expected "
+                f"{3 * num_keypoints} finite numbers ({num_keypoints} "
+                "keypoints of the category x (x, y, v))",
             )
-        if record["image_id"] not in image_records:
-            people_skipped["image file missing or not listed"] += 1
+            continue
+        box = finite_numbers(record.get("bbox"), 4)
+        if box is None:
+            people_log.skip(
+                "malformed bbox",
+                f"{where} has bbox {_preview(record.get('bbox'))}; expected "
+                "4 finite numbers [x, y, w, h]",
+            )
+            continue
+        if image is None:
+            people_log.skip("image file missing or not listed")
             continue
         if record.get("iscrowd", 0):
-            people_skipped["crowd annotation"] += 1
+            people_log.skip("crowd annotation")
             continue
-        keypoints = np.asarray(keypoints, "float32").reshape(-1, 3)
+        keypoints = keypoints.astype("float32").reshape(-1, 3)
         if not np.any(keypoints[:, 2] > 0):
-            people_skipped["no labelled keypoints"] += 1
+            people_log.skip("no labelled keypoints")
             continue
-        image = image_records[record["image_id"]]
         clipped = _clip_box(box, image["width"], image["height"])
         if clipped[2] <= 0 or clipped[3] <= 0:
-            people_skipped["box outside the image"] += 1
-            logger.debug(
-                "%s: annotation id %s has box %s outside its image "
-                "(%dx%d), skipped",
-                annotations,
-                annotation_id,
-                box,
-                image["width"],
-                image["height"],
+            people_log.skip(
+                "box outside the image",
+                f"{where} has box {box.tolist()} outside its image "
+                f"({image['width']}x{image['height']})",
             )
             continue
-        people[record["image_id"]].append((annotation_id, clipped, keypoints))
+        people[image["id"]].append((annotation_id, clipped, keypoints))
 
     rows = []
     if detections is None:
-        skipped.update(people_skipped)
+        log.counts.update(people_log.counts)
+        for reason, examples in people_log.examples.items():
+            log.examples[reason].extend(examples)
         for image_id in sorted(people):
             for annotation_id, box, keypoints in people[image_id]:
                 rows.append((image_id, annotation_id, box, keypoints, 1.0))
@@ -239,29 +351,43 @@ def load_coco_instances(
                 "{image_id, category_id, bbox, score}; received a "
                 f"{type(detection_list).__name__}."
             )
+        detection_log = _SkipLog(detections)
         empty = np.zeros((num_keypoints, 3), "float32")
         for position, detection in enumerate(detection_list):
+            if not isinstance(detection, dict):
+                detection_log.skip(
+                    "malformed detection",
+                    f"detection #{position} is not an object",
+                )
+                continue
             if detection.get("category_id", category["id"]) != category["id"]:
-                skipped["detection of another category"] += 1
+                detection_log.skip("detection of another category")
                 continue
             image_id = detection.get("image_id")
-            box = detection.get("bbox")
-            if box is None or len(box) != 4:
-                raise ValueError(
-                    f"{detections}: detection #{position} (image id "
-                    f"{image_id}) has no `bbox` [x, y, w, h]."
+            box = finite_numbers(detection.get("bbox"), 4)
+            score = finite_numbers([detection.get("score", 1.0)], 1)
+            if box is None or score is None:
+                detection_log.skip(
+                    "malformed detection",
+                    f"detection #{position} (image id {image_id!r}) has bbox "
+                    f"{_preview(detection.get('bbox'))} and score "
+                    f"{detection.get('score')!r}; expected 4 finite numbers "
+                    "and a finite score",
                 )
-            if image_id not in image_records:
-                skipped["detection on an image not in the annotations"] += 1
                 continue
-            score = float(detection.get("score", 1.0))
+            if image_id not in image_records:
+                detection_log.skip(
+                    "detection on an image not in the annotations"
+                )
+                continue
+            score = float(score[0])
             if score < min_detection_score:
-                skipped["detection below min_detection_score"] += 1
+                detection_log.skip("detection below min_detection_score")
                 continue
             image = image_records[image_id]
             clipped = _clip_box(box, image["width"], image["height"])
             if clipped[2] <= 0 or clipped[3] <= 0:
-                skipped["box outside the image"] += 1
+                detection_log.skip("box outside the image")
                 continue
             keypoints = empty
             if keypoints_from_ground_truth and people[image_id]:
@@ -272,7 +398,11 @@ def load_coco_instances(
                 )
                 keypoints = candidates[int(np.argmax(overlaps))][2]
             rows.append((image_id, -1, clipped, keypoints, score))
+        log.counts.update(detection_log.counts)
+        for reason, examples in detection_log.examples.items():
+            log.examples[reason].extend(examples)
 
+    skipped = log.counts
     for reason, count in sorted(skipped.items()):
         message = f"{annotations}: skipped {count} ({reason})"
         if message not in _LOGGED:
@@ -296,6 +426,26 @@ def load_coco_instances(
         boxes=np.asarray([row[2] for row in rows], "float32"),
         keypoints=np.stack([row[3] for row in rows]).astype("float32"),
         scores=np.asarray([row[4] for row in rows], "float32"),
+        image_sizes=np.asarray(
+            [
+                [
+                    image_records[row[0]]["height"],
+                    image_records[row[0]]["width"],
+                ]
+                for row in rows
+            ],
+            "int64",
+        ),
         skipped=skipped,
         num_images=len(image_records),
+        skipped_examples={
+            reason: examples[:MAX_SKIP_EXAMPLES]
+            for reason, examples in sorted(log.examples.items())
+        },
     )
+
+
+def _preview(value, limit=60):
+    """A short repr of a JSON value for an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

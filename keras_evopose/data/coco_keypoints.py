@@ -3,12 +3,16 @@
 import numpy as np
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.data import augmentation
 from keras_evopose.data import geometry
+from keras_evopose.data import heatmaps as heatmaps_lib
 from keras_evopose.data.coco_instances import load_coco_instances
+from keras_evopose.data.image_files import decode_window
+from keras_evopose.data.sample_options import SampleOptions
 
 # Input normalization, stated once: RGB in [0, 255] -> ImageNet statistics.
-# The crop is warped from the raw image (black outside it) and then
-# normalized; `normalize_image` is the only place this happens.
+# The crop is warped from the raw image and then normalized;
+# `normalize_image` is the only place this happens.
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
 
@@ -28,66 +32,112 @@ def normalize_image(image):
     return (image / 255.0 - mean) / std
 
 
-# First bytes of the image formats `tf.io.decode_image` reads (JPEG, PNG,
-# GIF, BMP): checked before decoding so a bad file is named in the error.
-IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
-
-# Defaults of the sample options shared by every dataset constructor, in
-# `build_samples`' argument order.
-SAMPLE_OPTIONS = {
-    "padding": 1.25,
-    "scale_factor": 0.3,
-    "rotation_factor": 40.0,
-    "rotation_probability": 0.6,
-    "flip_probability": 0.5,
-    "half_body_probability": 0.0,
-    "half_body_min_keypoints": 8,
-    "heatmap_peak": 255.0,
-}
-
-
-def default_heatmap_size(input_size):
-    """Heatmap size when none is given: a quarter of the input (the
-    extra_small preset); pass `model.output_shape[1:3]` for other models."""
-    return (input_size[0] // 4, input_size[1] // 4)
-
-
-def default_sigma(heatmap_size):
-    """The reference's Gaussian width: 2 at 64 heatmap rows, scaled."""
-    return 2.0 * heatmap_size[0] / 64.0
-
-
-def _check_size(name, size):
-    if (
-        not isinstance(size, (tuple, list))
-        or len(size) != 2
-        or not all(int(v) == v and v > 0 for v in size)
-    ):
+def resolve_options(options, sample_options):
+    """`SampleOptions` from `options` and/or keyword overrides."""
+    unknown = set(sample_options) - set(SampleOptions.__dataclass_fields__)
+    if unknown:
         raise ValueError(
-            f"`{name}` must be (height, width) positive ints. "
-            f"Received: {name}={size}"
+            f"Unknown sample options {sorted(unknown)}; expected some of "
+            f"{sorted(SampleOptions.__dataclass_fields__)}."
         )
-    return (int(size[0]), int(size[1]))
+    if options is None:
+        # Missing sizes reach SampleOptions' own message, not a TypeError.
+        sizes = {"input_size": None, "heatmap_size": None}
+        return SampleOptions(**{**sizes, **sample_options})
+    if not isinstance(options, SampleOptions):
+        raise ValueError(
+            "`options` must be a keras_evopose.data.SampleOptions. "
+            f"Received: {type(options).__name__}"
+        )
+    return options.replace(**sample_options) if sample_options else options
+
+
+def check_options(input_size, heatmap_size, sigma, batch_size):
+    """Validated `(input_size, heatmap_size, sigma)` (see `SampleOptions`)."""
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(
+            f"`batch_size` must be a positive int. Received: {batch_size}"
+        )
+    options = SampleOptions(input_size, heatmap_size, sigma=sigma)
+    return options.input_size, options.heatmap_size, options.sigma
+
+
+def crop_windows(crop_to_image, input_size):
+    """Integer source windows `(batch, 4)` as `[x0, y0, x1, y1)` holding
+    every pixel the bilinear warp of each crop reads (before clipping to
+    the image): the bounding box of the crop's corners, one pixel wider on
+    each side than the interpolation taps need."""
+    import tensorflow as tf
+
+    height, width = input_size
+    corners = tf.constant(
+        [[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]],
+        "float32",
+    )
+    points = geometry.apply_affine(
+        crop_to_image,
+        tf.broadcast_to(corners, [tf.shape(crop_to_image)[0], 4, 2]),
+        xp=tf,
+    )
+    low = tf.floor(tf.reduce_min(points, 1)) - 1.0
+    high = tf.floor(tf.reduce_max(points, 1)) + 3.0
+    # Keep far-away crops representable as int32.
+    low = tf.clip_by_value(low, -1e6, 1e6)
+    high = tf.clip_by_value(high, -1e6, 1e6)
+    return tf.cast(tf.concat([low, high], 1), "int32")
+
+
+def warp_crop(pixels, origin, crop_to_image, input_size):
+    """The bilinear warp of one crop from its decoded window (uint8 out,
+    black outside the image)."""
+    import tensorflow as tf
+
+    height, width = input_size
+    origin = tf.cast(origin, "float32")
+    matrix = tf.reshape(crop_to_image, [6])
+    # Window coordinates = image coordinates - origin.
+    matrix = matrix - tf.stack([0.0, 0.0, origin[0], 0.0, 0.0, origin[1]])
+    crop = tf.raw_ops.ImageProjectiveTransformV3(
+        images=pixels[None],
+        transforms=tf.concat([matrix, tf.zeros([2])], 0)[None],
+        output_shape=tf.constant([height, width], "int32"),
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )[0]
+    crop.set_shape((height, width, 3))
+    return crop
+
+
+def image_coverage(crop_to_image, image_size, input_size):
+    """`(batch, H, W, 1)` share of each crop pixel's bilinear taps that
+    fall inside the image (1 inside, 0 outside, a ramp on the border):
+    the warp's weight on the fill value is `1 - coverage`."""
+    import tensorflow as tf
+
+    height, width = input_size
+    grid_y, grid_x = tf.meshgrid(
+        tf.range(height, dtype="float32"),
+        tf.range(width, dtype="float32"),
+        indexing="ij",
+    )
+    matrix = crop_to_image[:, :, :, None, None]
+    source_x = matrix[:, 0, 0] * grid_x + matrix[:, 0, 1] * grid_y
+    source_x += matrix[:, 0, 2]
+    source_y = matrix[:, 1, 0] * grid_x + matrix[:, 1, 1] * grid_y
+    source_y += matrix[:, 1, 2]
+    size = tf.cast(image_size, "float32")[:, :, None, None]
+    cover_x = tf.clip_by_value(
+        tf.minimum(source_x + 1.0, size[:, 1] - source_x), 0.0, 1.0
+    )
+    cover_y = tf.clip_by_value(
+        tf.minimum(source_y + 1.0, size[:, 0] - source_y), 0.0, 1.0
+    )
+    return (cover_x * cover_y)[..., None]
 
 
 def build_samples(
-    records,
-    layout,
-    input_size,
-    heatmap_size,
-    sigma,
-    augment,
-    seed,
-    batch_size,
-    drop_remainder,
-    padding,
-    scale_factor,
-    rotation_factor,
-    rotation_probability,
-    flip_probability,
-    half_body_probability,
-    half_body_min_keypoints,
-    heatmap_peak,
+    records, layout, options, augment, seed, batch_size, drop_remainder
 ):
     """Maps a dataset of instance records to batches of sample dicts.
 
@@ -98,96 +148,39 @@ def build_samples(
     metadata needed to map predictions back: `center`, `scale`,
     `image_id`, `annotation_id`, `score`.
 
-    Only decoding and the warp run per sample; augmentation draws, crop
-    matrices, keypoint transforms, normalization and Gaussians run once
-    per batch, which keeps the per-sample work close to a bare decode.
+    Args:
+        records: `tf.data.Dataset` of records.
+        layout: `KeypointLayout`.
+        options: `SampleOptions`.
+        augment: bool.
+        seed: int or `None`.
+        batch_size: int.
+        drop_remainder: bool.
+
+    Only decoding (of the crop's window) and the warp run per sample;
+    augmentation draws, crop matrices, keypoint transforms, normalization
+    and Gaussians run once per batch.
     """
     import tensorflow as tf
 
-    height, width = input_size
-    heatmap_height, heatmap_width = heatmap_size
-    num_keypoints = layout.num_keypoints
+    augmentation.check_layout(options, layout)
+    input_size = options.input_size
     permutation = tf.constant(layout.flip_permutation, "int32")
-    upper = np.zeros(num_keypoints, bool)
-    upper[list(layout.upper_body)] = True
-    upper = tf.constant(upper)
-    if half_body_probability > 0 and not layout.upper_body:
-        raise ValueError(
-            "half_body_probability > 0 needs the layout's upper-body joints; "
-            f"the keypoints {layout.names} have none. Pass a KeypointLayout "
-            "with `upper_body` or set half_body_probability=0."
-        )
-
-    def half_body(keypoints, center, scale, seeds, count):
-        visible = keypoints[..., 2] > 0
-        num_upper = tf.reduce_sum(tf.cast(visible & upper, "int32"), -1)
-        num_lower = tf.reduce_sum(tf.cast(visible & ~upper, "int32"), -1)
-        choose_upper = tf.random.stateless_uniform([count], seeds[0]) < 0.5
-        # Take the chosen half if it has 2 visible joints, else the other.
-        use_upper = tf.where(choose_upper, num_upper >= 2, num_lower < 2)
-        selected = visible & tf.where(use_upper[:, None], upper, ~upper)
-        num_selected = tf.reduce_sum(tf.cast(selected, "float32"), -1)
-        num_visible = tf.reduce_sum(tf.cast(visible, "int32"), -1)
-        draw = tf.random.stateless_uniform([count], seeds[1])
-        apply = (
-            (draw < half_body_probability)
-            & (num_visible > half_body_min_keypoints)
-            & (num_selected >= 2)
-        )
-        points = keypoints[..., :2]
-        mask = selected[..., None]
-        low = tf.reduce_min(tf.where(mask, points, 1e9), -2)
-        high = tf.reduce_max(tf.where(mask, points, -1e9), -2)
-        mean = tf.math.divide_no_nan(
-            tf.reduce_sum(tf.where(mask, points, 0.0), -2),
-            num_selected[:, None],
-        )
-        extent = high - low
-        box_height = tf.maximum(extent[:, 1], extent[:, 0] * height / width)
-        new_scale = 1.5 * padding * box_height / height
-        return (
-            tf.where(apply[:, None], mean, center),
-            tf.where(apply, new_scale, scale),
-        )
+    reads_bytes = "image_bytes" in records.element_spec
 
     def plan(batch, random_seed):
         """Crop matrices and heatmap-space keypoints for a batch."""
         keypoints = batch["keypoints"]
         count = tf.shape(keypoints)[0]
         center, scale = geometry.box_to_center_scale(
-            batch["box"], input_size, padding, xp=tf
+            batch["box"], input_size, options.padding, xp=tf
         )
         rotation = tf.zeros([count])
         flip = tf.zeros([count], "bool")
         if augment:
-            seeds = tf.random.experimental.stateless_split(
-                tf.stack([random_seed, tf.constant(0, "int64")]), 6
+            center, scale, rotation, flip = augmentation.augment_crops(
+                keypoints, center, scale, options, layout, random_seed
             )
-            if half_body_probability > 0:
-                center, scale = half_body(
-                    keypoints, center, scale, seeds[:2], count
-                )
-            scale = scale * tf.clip_by_value(
-                1.0
-                + scale_factor * tf.random.stateless_normal([count], seeds[2]),
-                1.0 - scale_factor,
-                1.0 + scale_factor,
-            )
-            angle = tf.clip_by_value(
-                rotation_factor * tf.random.stateless_normal([count], seeds[3]),
-                -2.0 * rotation_factor,
-                2.0 * rotation_factor,
-            )
-            rotate = (
-                tf.random.stateless_uniform([count], seeds[4])
-                < rotation_probability
-            )
-            rotation = tf.where(rotate, angle, 0.0)
-            flip = (
-                tf.random.stateless_uniform([count], seeds[5])
-                < flip_probability
-            )
-
         crop_to_image = geometry.crop_to_image_matrix(
             center, scale, input_size, rotation, flip, xp=tf
         )
@@ -206,31 +199,20 @@ def build_samples(
             visibility,
         )
         heatmap_x, heatmap_y = geometry.crop_to_heatmap(
-            points, input_size, heatmap_size
-        )
-        weights = tf.cast(
-            (visibility > 0)
-            & (heatmap_x >= -0.5)
-            & (heatmap_x < heatmap_width - 0.5)
-            & (heatmap_y >= -0.5)
-            & (heatmap_y < heatmap_height - 0.5),
-            "float32",
+            points, input_size, options.heatmap_size
         )
         planned = {
             key: batch[key] for key in ("image_id", "annotation_id", "score")
         }
         planned["encoded"] = (
-            batch["image_bytes"]
-            if "image_bytes" in batch
-            else batch["image_path"]
+            batch["image_bytes"] if reads_bytes else batch["image_path"]
         )
         planned.update(
-            transform=tf.concat(
-                [tf.reshape(crop_to_image, [-1, 6]), tf.zeros([count, 2])], 1
-            ),
+            crop_to_image=crop_to_image,
+            window=crop_windows(crop_to_image, input_size),
             heatmap_x=heatmap_x,
             heatmap_y=heatmap_y,
-            target_weights=weights,
+            visibility=visibility,
             center=center,
             scale=scale,
         )
@@ -238,62 +220,45 @@ def build_samples(
 
     def warp(sample):
         encoded = sample.pop("encoded")
-        source = sample["image_id"]
+        source = tf.strings.format(
+            "image id {} (annotation id {})",
+            (sample["image_id"], sample["annotation_id"]),
+        )
         if not reads_bytes:
             source = encoded
             encoded = tf.io.read_file(encoded)
-        # Name the file in the error instead of failing inside the decoder.
-        known = tf.reduce_any(
-            [
-                tf.equal(
-                    tf.strings.substr(encoded, 0, len(signature)), signature
-                )
-                for signature in IMAGE_SIGNATURES
-            ]
+        pixels, origin, image_size = decode_window(
+            encoded, sample.pop("window"), source
         )
-        check = tf.debugging.Assert(
-            known, ["Not a JPEG/PNG/GIF/BMP image:", source], summarize=1
+        sample["image"] = warp_crop(
+            pixels, origin, sample["crop_to_image"], input_size
         )
-        with tf.control_dependencies([check]):
-            image = tf.io.decode_image(
-                encoded, channels=3, expand_animations=False
-            )
-        crop = tf.raw_ops.ImageProjectiveTransformV3(
-            images=image[None],
-            transforms=sample.pop("transform")[None],
-            output_shape=tf.constant([height, width], "int32"),
-            fill_value=0.0,
-            interpolation="BILINEAR",
-            fill_mode="CONSTANT",
-        )[0]
-        crop.set_shape((height, width, 3))
-        sample["image"] = crop
+        sample["image_size"] = image_size
         return sample
 
     def render(batch):
         batch = dict(batch)
-        batch["image"] = normalize_image(batch["image"])
-        heatmap_x = batch.pop("heatmap_x")
-        heatmap_y = batch.pop("heatmap_y")
-        weights = batch["target_weights"]
-        grid_x = tf.range(heatmap_width, dtype="float32")
-        grid_y = tf.range(heatmap_height, dtype="float32")
-        denominator = 2.0 * sigma * sigma
-        gaussian_x = tf.exp(
-            -tf.square(grid_x - heatmap_x[..., None]) / denominator
+        crop_to_image = batch.pop("crop_to_image")
+        image_size = batch.pop("image_size")
+        image = normalize_image(batch["image"])
+        if options.fill == "mean":
+            # Bilinear warping is linear: warping the mean-subtracted image
+            # with fill 0 (the reference) = this image + mean x (1 - cover).
+            coverage = image_coverage(crop_to_image, image_size, input_size)
+            mean = np.asarray(IMAGE_MEAN, "float32")
+            std = np.asarray(IMAGE_STD, "float32")
+            image = image + (1.0 - coverage) * (mean / std)
+        batch["image"] = image
+        heatmaps, weights = heatmaps_lib.encode_heatmaps(
+            batch.pop("heatmap_x"),
+            batch.pop("heatmap_y"),
+            batch.pop("visibility"),
+            options,
         )
-        gaussian_y = tf.exp(
-            -tf.square(grid_y - heatmap_y[..., None]) / denominator
-        )
-        batch["heatmaps"] = tf.einsum(
-            "bky,bkx->byxk",
-            gaussian_y * (weights * heatmap_peak)[..., None],
-            gaussian_x,
-        )
+        batch["heatmaps"] = heatmaps
         batch["target_weights"] = weights[:, None, None, :]
         return batch
 
-    reads_bytes = "image_bytes" in records.element_spec
     randomness = tf.data.Dataset.random(
         seed=seed, rerandomize_each_iteration=True
     )
@@ -326,31 +291,13 @@ def finish_dataset(samples, include_metadata):
     return samples.prefetch(tf.data.AUTOTUNE)
 
 
-def check_options(input_size, heatmap_size, sigma, batch_size):
-    input_size = _check_size("input_size", input_size)
-    if heatmap_size is None:
-        heatmap_size = default_heatmap_size(input_size)
-    heatmap_size = _check_size("heatmap_size", heatmap_size)
-    if sigma is None:
-        sigma = default_sigma(heatmap_size)
-    if sigma <= 0:
-        raise ValueError(f"`sigma` must be > 0. Received: sigma={sigma}")
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be a positive int. Received: {batch_size}"
-        )
-    return input_size, heatmap_size, float(sigma)
-
-
 @keras_evopose_export("keras_evopose.data.coco_keypoints_dataset")
 def coco_keypoints_dataset(
     annotations,
     images,
-    input_size=(256, 192),
-    heatmap_size=None,
+    options=None,
     training=False,
     batch_size=32,
-    sigma=None,
     detections=None,
     seed=None,
     shuffle=None,
@@ -358,27 +305,23 @@ def coco_keypoints_dataset(
     repeat=False,
     drop_remainder=False,
     include_metadata=False,
-    padding=1.25,
-    scale_factor=0.3,
-    rotation_factor=40.0,
-    rotation_probability=0.6,
-    flip_probability=0.5,
-    half_body_probability=0.0,
-    half_body_min_keypoints=8,
-    heatmap_peak=255.0,
     min_detection_score=0.0,
     keypoints_from_ground_truth=False,
+    **sample_options,
 ):
     """Top-down samples from a COCO keypoints JSON and an image folder.
 
     Each person box is widened to the input aspect ratio, padded by
     `padding` and warped (one bilinear affine warp: crop, scale, rotation,
-    flip) to `input_size`; keypoints go through the same matrix. Targets are
-    unnormalized Gaussians of peak `heatmap_peak` centred on the exact
-    (sub-pixel) keypoint position at `heatmap_size`; a joint's target
-    weight is 1 when it is labelled and inside the crop, else 0 (its
-    heatmap is then all zeros). Geometry conventions:
-    `keras_evopose.data.geometry`. Input normalization: `normalize_image`.
+    flip) to `input_size`; keypoints go through the same matrix. Only the
+    part of a JPEG the warp reads is decoded. Targets are unnormalized
+    Gaussians of peak `heatmap_peak` centred on the exact (sub-pixel)
+    keypoint position at `heatmap_size` (`keras_evopose.data.heatmaps`);
+    a labelled joint has target weight 1, an unlabelled one 0 and an
+    all-zero heatmap; a labelled joint outside the crop follows
+    `out_of_crop`. Geometry conventions: `keras_evopose.data.geometry`.
+    Input normalization: `normalize_image`. Every setting is a field of
+    `SampleOptions`.
 
     The dataset yields `(images, heatmaps, target_weights)` batches, i.e.
     Keras' `(x, y, sample_weight)`: `target_weights` has shape
@@ -387,26 +330,17 @@ def coco_keypoints_dataset(
     need nothing else.
 
     Augmentation (when `augment`, default `training`), in this order:
-    half-body with probability `half_body_probability` (a uniform draw; the
-    reference code's normal draw applied it to about half of the people
-    with the probability set to 0), scale by `clip(1 + N(0, 1) *
-    scale_factor, 1 - scale_factor, 1 + scale_factor)`, rotation by
-    `clip(N(0, 1) * rotation_factor, +-2 rotation_factor)` degrees with
-    probability `rotation_probability`, horizontal flip with probability
-    `flip_probability` (left/right joints swapped). Draws are stateless and
-    derived from `seed`, so a seeded dataset is deterministic; each new
-    iteration (epoch) reshuffles and redraws.
+    half-body, scale, rotation, horizontal flip (left/right joints
+    swapped); see `SampleOptions`. Draws are stateless and derived from
+    `seed`, so a seeded dataset is deterministic; each new iteration
+    (epoch) reshuffles and redraws.
 
     Args:
         annotations: path or `tf.io.gfile` URL of the COCO keypoints JSON.
         images: folder (or URL) holding its images.
-        input_size: `(height, width)` of the model input.
-        heatmap_size: `(height, width)` of the model output, e.g.
-            `model.output_shape[1:3]`. Defaults to `input_size / 4`.
+        options: a `SampleOptions`, e.g. `SampleOptions.for_model(model)`.
         training: bool, sets the defaults of `shuffle` and `augment`.
         batch_size: int.
-        sigma: Gaussian standard deviation in heatmap pixels. Defaults to
-            `2 * heatmap_height / 64` (2 at 64x48, 4 at 128x96).
         detections: optional COCO results JSON of person boxes to use
             instead of the ground-truth boxes (evaluation).
         seed: int or `None`; fixes the shuffle order and augmentation.
@@ -417,14 +351,12 @@ def coco_keypoints_dataset(
         include_metadata: bool, yield dicts with `image`, `heatmaps`,
             `target_weights`, `center`, `scale`, `image_id`,
             `annotation_id` and `score` (used by the evaluator).
-        padding: float, box padding factor.
-        scale_factor, rotation_factor, rotation_probability,
-        flip_probability, half_body_probability, half_body_min_keypoints:
-            augmentation settings (see above).
-        heatmap_peak: float, the Gaussian's peak (255 in the reference).
         min_detection_score: float, detections below it are skipped.
         keypoints_from_ground_truth: bool, give detections the keypoints of
             the best-overlapping ground-truth person (ceiling AP).
+        **sample_options: `SampleOptions` fields (`input_size`,
+            `heatmap_size`, `sigma`, `padding`, ...), used instead of
+            `options` or replacing its fields.
 
     Returns:
         A batched `tf.data.Dataset`.
@@ -441,8 +373,9 @@ def coco_keypoints_dataset(
     """
     import tensorflow as tf
 
-    input_size, heatmap_size, sigma = check_options(
-        input_size, heatmap_size, sigma, batch_size
+    options = resolve_options(options, sample_options)
+    check_options(
+        options.input_size, options.heatmap_size, options.sigma, batch_size
     )
     shuffle = training if shuffle is None else shuffle
     augment = training if augment is None else augment
@@ -472,20 +405,60 @@ def coco_keypoints_dataset(
     samples = build_samples(
         records,
         instances.layout,
-        input_size,
-        heatmap_size,
-        sigma,
+        options,
         augment,
         seed,
         batch_size,
         drop_remainder,
-        padding,
-        scale_factor,
-        rotation_factor,
-        rotation_probability,
-        flip_probability,
-        half_body_probability,
-        half_body_min_keypoints,
-        heatmap_peak,
     )
     return finish_dataset(samples, include_metadata)
+
+
+@keras_evopose_export("keras_evopose.data.out_of_crop_joints")
+def out_of_crop_joints(instances, options):
+    """Labelled joints that fall outside their (unaugmented) crop.
+
+    Such a joint gets a border target (`out_of_crop="border"`) or none
+    (`"ignore"`); either way its position is only known to lie beyond the
+    crop, which caps the ceiling AP. Counted with the evaluation crop
+    (box widened to the aspect ratio and padded by `options.padding`).
+
+    Args:
+        instances: a `CocoInstances`.
+        options: a `SampleOptions`.
+
+    Returns:
+        dict: `labelled` (joints labelled), `outside_crop` (of those,
+        outside the crop), split by why: `outside_image` (the joint lies
+        outside the image: the box cannot reach it) and `outside_box`
+        (inside the image, but the annotated box is tighter than the
+        joints, so the padded box misses it); `instances_affected`.
+    """
+    center, scale = geometry.box_to_center_scale(
+        instances.boxes, options.input_size, options.padding
+    )
+    matrix = geometry.image_to_crop_matrix(center, scale, options.input_size)
+    points = geometry.apply_affine(matrix, instances.keypoints[..., :2])
+    x, y = geometry.crop_to_heatmap(
+        points, options.input_size, options.heatmap_size
+    )
+    labelled = instances.keypoints[..., 2] > 0
+    outside = labelled & ~heatmaps_lib.inside_heatmap(
+        x, y, options.heatmap_size
+    )
+    size = instances.image_sizes[:, None, :]
+    joint_x = instances.keypoints[..., 0]
+    joint_y = instances.keypoints[..., 1]
+    in_image = (
+        (joint_x >= 0)
+        & (joint_x <= size[..., 1] - 1)
+        & (joint_y >= 0)
+        & (joint_y <= size[..., 0] - 1)
+    )
+    return {
+        "labelled": int(labelled.sum()),
+        "outside_crop": int(outside.sum()),
+        "outside_image": int((outside & ~in_image).sum()),
+        "outside_box": int((outside & in_image).sum()),
+        "instances_affected": int(outside.any(-1).sum()),
+    }

@@ -102,11 +102,9 @@ def write_tfrecords(
 @keras_evopose_export("keras_evopose.data.tfrecord_keypoints_dataset")
 def tfrecord_keypoints_dataset(
     file_pattern,
-    input_size=(256, 192),
-    heatmap_size=None,
+    options=None,
     training=False,
     batch_size=32,
-    sigma=None,
     seed=None,
     shuffle=None,
     augment=None,
@@ -121,13 +119,13 @@ def tfrecord_keypoints_dataset(
 
     Args:
         file_pattern: glob of the shards (local or `gs://`).
+        options: a `SampleOptions`.
         layout: a `KeypointLayout`, or `None` to read the
             `{prefix}-layout.json` written beside the shards.
         shuffle_buffer: int, shuffle buffer size (examples).
-        **sample_options: `padding`, `scale_factor`, `rotation_factor`,
-            `rotation_probability`, `flip_probability`,
-            `half_body_probability`, `half_body_min_keypoints`,
-            `heatmap_peak` (see `coco_keypoints_dataset`).
+        **sample_options: `SampleOptions` fields (`input_size`,
+            `heatmap_size`, ...) used instead of `options` or replacing
+            its fields.
         Other arguments: as in `coco_keypoints_dataset`.
 
     Returns:
@@ -135,15 +133,9 @@ def tfrecord_keypoints_dataset(
     """
     import tensorflow as tf
 
-    unknown = set(sample_options) - set(coco_keypoints.SAMPLE_OPTIONS)
-    if unknown:
-        raise ValueError(
-            f"Unknown options {sorted(unknown)}; expected some of "
-            f"{sorted(coco_keypoints.SAMPLE_OPTIONS)}."
-        )
-    options = dict(coco_keypoints.SAMPLE_OPTIONS, **sample_options)
-    input_size, heatmap_size, sigma = coco_keypoints.check_options(
-        input_size, heatmap_size, sigma, batch_size
+    options = coco_keypoints.resolve_options(options, sample_options)
+    coco_keypoints.check_options(
+        options.input_size, options.heatmap_size, options.sigma, batch_size
     )
     # A loose pattern such as `prefix-*` also matches the layout file.
     files = sorted(
@@ -205,15 +197,6 @@ def tfrecord_keypoints_dataset(
         records = records.repeat()
     records = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     samples = coco_keypoints.build_samples(
-        records,
-        layout,
-        input_size,
-        heatmap_size,
-        sigma,
-        augment,
-        seed,
-        batch_size,
-        drop_remainder,
-        *options.values(),
+        records, layout, options, augment, seed, batch_size, drop_remainder
     )
     return coco_keypoints.finish_dataset(samples, include_metadata)

@@ -386,6 +386,7 @@ def ceiling_ap(
     refinement="quarter_offset",
     sigma=None,
     batch_size=64,
+    **sample_options,
 ):
     """The best AP any model can reach through this pipeline.
 
@@ -397,11 +398,14 @@ def ceiling_ap(
     Args:
         annotations, images: the COCO keypoints JSON and image folder.
         input_size: `(height, width)` of the crops.
-        heatmap_size: `(height, width)`; defaults to `input_size / 4`.
+        heatmap_size: `(height, width)` of the model's heatmaps
+            (required, e.g. `model.output_shape[1:3]`).
         detections: optional COCO results JSON of person boxes.
         refinement: the decoder's refinement (see `decode_heatmaps`).
         sigma: Gaussian sigma; defaults to `2 * heatmap_height / 64`.
         batch_size: int.
+        **sample_options: other `SampleOptions` fields, e.g.
+            `out_of_crop="ignore"` to see what border targets add.
 
     Returns:
         The dict of `coco_keypoint_ap`.
@@ -418,4 +422,5 @@ def ceiling_ap(
         refinement=refinement,
         sigma=sigma,
         keypoints_from_ground_truth=detections is not None,
+        **sample_options,
     )

@@ -15,7 +15,10 @@ from keras_evopose.metrics import flip_back
 def test_ceiling_ap_with_ground_truth_boxes(coco_mini):
     # The acceptance bar: GT keypoints -> crop -> heatmap -> decode -> AP.
     stats = ceiling_ap(
-        coco_mini["annotations"], coco_mini["images"], input_size=(256, 192)
+        coco_mini["annotations"],
+        coco_mini["images"],
+        input_size=(256, 192),
+        heatmap_size=(64, 48),
     )
     assert stats["ap"] >= 0.97, stats
     assert stats["ap50"] == 1.0
@@ -26,6 +29,7 @@ def test_ceiling_ap_with_detector_boxes(coco_mini):
         coco_mini["annotations"],
         coco_mini["images"],
         input_size=(256, 192),
+        heatmap_size=(64, 48),
         detections=coco_mini["detections"],
     )
     assert stats["ap"] >= 0.97, stats

@@ -4,6 +4,7 @@ import numpy as np
 
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.data import coco_keypoints
+from keras_evopose.data.sample_options import SampleOptions
 from keras_evopose.metrics.decoding import flip_test_heatmaps
 from keras_evopose.metrics.decoding import heatmaps_to_keypoints
 
@@ -18,6 +19,7 @@ def predict_keypoints(
     refinement="quarter_offset",
     heatmap_peak=255.0,
     padding=1.25,
+    fill="black",
 ):
     """Top-down keypoints for `boxes` in one image file.
 
@@ -33,6 +35,8 @@ def predict_keypoints(
         flip_test: bool, average with the mirrored crop.
         refinement, heatmap_peak: see `decode_heatmaps`.
         padding: float, box padding (as in training).
+        fill: the area outside the image, as in training (see
+            `SampleOptions`).
 
     Returns:
         `(N, K, 3)` float32 array of image `(x, y, score)`.
@@ -67,19 +71,21 @@ def predict_keypoints(
             "score": np.ones(count, "float32"),
         }
     )
-    options = dict(coco_keypoints.SAMPLE_OPTIONS)
-    options.update(padding=padding, heatmap_peak=heatmap_peak)
+    options = SampleOptions(
+        input_size,
+        heatmap_size,
+        padding=padding,
+        heatmap_peak=heatmap_peak,
+        fill=fill,
+    )
     samples = coco_keypoints.build_samples(
         records,
         layout,
-        input_size,
-        heatmap_size,
-        coco_keypoints.default_sigma(heatmap_size),
-        False,
-        0,
-        32,
-        False,
-        *options.values(),
+        options,
+        augment=False,
+        seed=0,
+        batch_size=32,
+        drop_remainder=False,
     )
     outputs = []
     for batch in samples:
