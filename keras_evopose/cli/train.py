@@ -1,6 +1,7 @@
 """`keras-evopose train`: train a preset on a COCO keypoints dataset."""
 
 import math
+import sys
 
 from keras_evopose.cli import UsageError
 from keras_evopose.distribute import add_distribution_arguments
@@ -48,6 +49,17 @@ def add_parser(subparsers):
     parser.add_argument("--verbose", type=int, default=2)
     add_distribution_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def non_finite_weights(model):
+    """Paths of the model's variables that hold NaN or inf."""
+    import numpy as np
+
+    return [
+        variable.path
+        for variable in model.variables
+        if not np.all(np.isfinite(np.asarray(variable)))
+    ]
 
 
 def run(args):
@@ -105,12 +117,13 @@ def run(args):
             ),
             loss=HeatmapMSE(),
         )
-        callbacks = []
+        # Stop at the first non-finite loss rather than train on garbage.
+        callbacks = [keras.callbacks.TerminateOnNaN()]
         if args.val_annotations:
             callbacks.append(
                 COCOEvaluation(args.val_annotations, args.val_images)
             )
-        model.fit(
+        history = model.fit(
             dataset,
             epochs=args.epochs,
             steps_per_epoch=steps,
@@ -119,6 +132,18 @@ def run(args):
         )
     # MirroredStrategy leaves per-replica BN statistics (no-op otherwise).
     average_replica_statistics(model)
+    broken = non_finite_weights(model)
+    losses = history.history.get("loss", [])
+    if broken or not all(math.isfinite(loss) for loss in losses):
+        print(
+            f"error: training diverged (loss per epoch: {losses}; "
+            f"{len(broken)} weight tensors hold NaN/inf, e.g. "
+            f"{broken[:3]}); {args.output} was NOT saved. Lower "
+            "--base-learning-rate or check the data with "
+            "`keras-evopose check-data`.",
+            file=sys.stderr,
+        )
+        return 1
     model.save(args.output)
     print(f"saved {args.output}")
     return 0

@@ -148,9 +148,7 @@ def unreadable_images(paths, verbose=True, num_threads=None):
     import keras
 
     paths = sorted(set(map(str, paths)))
-    progress = keras.utils.Progbar(
-        len(paths), interval=1.0, unit_name="image"
-    )
+    progress = keras.utils.Progbar(len(paths), interval=1.0, unit_name="image")
     problems = {}
     with concurrent.futures.ThreadPoolExecutor(
         num_threads or os.cpu_count() or 1
