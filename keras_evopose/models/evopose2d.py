@@ -151,11 +151,15 @@ class EvoPose2D(keras.Model):
         return preset_lib.list_presets()
 
     @classmethod
-    def from_preset(cls, preset, **overrides):
-        """Builds a preset network with freshly initialised weights.
+    def from_preset(cls, preset, weights=None, **overrides):
+        """Builds a preset network.
 
         Args:
             preset: a name from `EvoPose2D.presets`.
+            weights: `None` (random initialisation) or `"imagenet"`: the
+                backbone starts from ImageNet EfficientNet weights as in
+                `EvoPose2DBackbone.from_preset` (downloads on first use);
+                the head stays randomly initialised, as in the reference.
             **overrides: arguments of `EvoPose2D` or of
                 `EvoPose2DBackbone` (`genotype`, `image_shape`, ...) that
                 replace the preset's. `dtype`, `kernel_regularizer` and
@@ -165,7 +169,8 @@ class EvoPose2D(keras.Model):
             An `EvoPose2D`.
 
         Raises:
-            ValueError: for an unknown preset or an unknown argument.
+            ValueError: for an unknown preset, argument or `weights`.
+            RuntimeError: if the ImageNet weights cannot be downloaded.
         """
         backbone_config = preset_lib.preset_arguments(preset, "backbone")
         head_config = preset_lib.preset_arguments(preset, "head")
@@ -181,7 +186,11 @@ class EvoPose2D(keras.Model):
                 backbone_config[key] = value
             else:
                 head_config[key] = value
-        return cls(backbone=EvoPose2DBackbone(**backbone_config), **head_config)
+        backbone = EvoPose2DBackbone(**backbone_config)
+        preset_lib.load_preset_weights(
+            backbone, weights, backbone.image_shape[0]
+        )
+        return cls(backbone=backbone, **head_config)
 
 
 @keras_evopose_export("keras_evopose.models.build_flat_model")

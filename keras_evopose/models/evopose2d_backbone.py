@@ -155,20 +155,33 @@ class EvoPose2DBackbone(keras.Model):
         return preset_lib.list_presets()
 
     @classmethod
-    def from_preset(cls, preset, **overrides):
+    def from_preset(cls, preset, weights=None, **overrides):
         """Builds the backbone of a preset.
 
         Args:
             preset: a name from `EvoPose2DBackbone.presets`.
+            weights: `None` (random initialisation) or `"imagenet"`: the
+                reference's ImageNet start (its `LOAD_WEIGHTS`), i.e.
+                `keras.applications.EfficientNetB0` (B4 / B5 for input
+                heights 384 / 512) copied onto the backbone by
+                `keras_evopose.search.load_efficientnet_weights` (stages
+                that differ from EfficientNet are centred / sliced). It
+                downloads the EfficientNet weights on first use (network
+                access needed; cached in `KERAS_HOME/models`).
             **overrides: constructor arguments that replace the preset's.
 
         Returns:
-            An `EvoPose2DBackbone` with freshly initialised weights.
+            An `EvoPose2DBackbone`.
 
         Raises:
-            ValueError: for an unknown preset or an unknown argument.
+            ValueError: for an unknown preset, argument or `weights`.
+            RuntimeError: if the ImageNet weights cannot be downloaded.
         """
         config = preset_lib.preset_arguments(preset, "backbone")
         preset_lib.check_overrides(cls, preset, overrides)
         config.update(overrides)
-        return cls(**config)
+        backbone = cls(**config)
+        preset_lib.load_preset_weights(
+            backbone, weights, backbone.image_shape[0]
+        )
+        return backbone

@@ -46,3 +46,37 @@ def check_overrides(cls, preset, overrides, extra=()):
             + ", ".join(sorted(accepted - {"self", "kwargs"}))
             + "."
         )
+
+
+def load_preset_weights(model, weights, image_height):
+    """Applies `from_preset`'s `weights` argument to a freshly built model.
+
+    `None` keeps the random initialisation; `"imagenet"` copies the
+    reference's ImageNet EfficientNet (B0, or B4/B5 for input heights
+    384/512) with `keras_evopose.search.load_efficientnet_weights`, which
+    downloads the EfficientNet weights on first use.
+    """
+    if weights is None:
+        return None
+    if weights != "imagenet":
+        raise ValueError(
+            f"`weights` must be None or 'imagenet'. Received: "
+            f"weights={weights!r}. To load trained weights use "
+            "keras.saving.load_model('model.keras') or "
+            "model.load_weights('model.weights.h5')."
+        )
+    # Lazy: the search package imports this module.
+    from keras_evopose.search import efficientnet_weights
+
+    try:
+        efficientnet = efficientnet_weights.imagenet_efficientnet(image_height)
+    except Exception as error:  # keras raises a bare Exception offline.
+        raise RuntimeError(
+            "weights='imagenet' needs the ImageNet EfficientNet weights of "
+            "keras.applications, downloaded once from "
+            "storage.googleapis.com into KERAS_HOME/models (~/.keras/models"
+            " by default); the download failed. With no network access, "
+            "copy the file there (e.g. efficientnetb0_notop.h5) or build "
+            f"with weights=None. Cause: {error}"
+        ) from error
+    return efficientnet_weights.load_efficientnet_weights(model, efficientnet)

@@ -322,12 +322,18 @@ def _has_identity_shortcut(layers_by_name, block_name):
     return None
 
 
-def _stride_notes(parent, child):
-    """One note per layer whose stride differs between parent and child."""
-    parent_strides = {
+def strides_by_layer_path(model):
+    """`{layer path: strides}` of every strided layer that owns weights
+    (`stage4_block1/dwconv: (2, 2)`)."""
+    return {
         variable.path.rsplit("/", 1)[0]: tuple(layer.strides)
-        for variable, layer in _layers_with_strides(parent)
+        for variable, layer in _layers_with_strides(model)
     }
+
+
+def _stride_notes(parent_strides, child):
+    """One note per layer whose stride differs between parent and child."""
+    parent_strides = dict(parent_strides)
     notes = []
     for variable, layer in _layers_with_strides(child):
         owner_path = variable.path.rsplit("/", 1)[0]
@@ -426,7 +432,29 @@ def transfer_weights(parent, child):
     >>> len(report.fresh)
     0
     """
-    parent_variables = _variables_by_path(parent, "parent")
+    return transfer_from_variables(
+        _variables_by_path(parent, "parent"),
+        child,
+        parent_strides=strides_by_layer_path(parent),
+    )
+
+
+def transfer_from_variables(parent_variables, child, parent_strides=None):
+    """`transfer_weights` from `{path: variable}` named like the child's.
+
+    The parent's variables may come from any network once their paths are
+    renamed to this library's scheme (`load_efficientnet_weights` maps
+    `keras.applications` EfficientNet names this way).
+
+    Args:
+        parent_variables: dict from a child-style path to a Keras variable.
+        child: a built Keras model, modified in place.
+        parent_strides: optional `{layer path: strides}` of the parent
+            (`strides_by_layer_path`), for the stride notes.
+
+    Returns:
+        A `TransferReport`.
+    """
     child_variables = _variables_by_path(child, "child")
     last_blocks = _last_block_sources(parent_variables)
     owners = _owning_layers(child)
@@ -527,7 +555,7 @@ def transfer_weights(parent, child):
                 "as an identity: the child's function differs from the "
                 "parent's."
             )
-    notes.extend(_stride_notes(parent, child))
+    notes.extend(_stride_notes(parent_strides or {}, child))
     return TransferReport(
         entries=entries, unused_parent_paths=unused, notes=notes
     )
