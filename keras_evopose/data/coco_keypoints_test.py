@@ -317,3 +317,46 @@ def test_half_body_probability_is_a_probability(tmp_path):
     scales = next(iter(dataset))["scale"].numpy()
     applied = np.mean(~np.isclose(scales, scales.max()))
     assert 0.2 < applied < 0.4, applied
+
+
+def test_mean_fill_is_the_reference_warp_of_the_normalized_image(tmp_path):
+    # The reference normalizes, then warps with fill 0 (the mean colour).
+    import tensorflow as tf
+
+    annotations, images, _ = write_synthetic(tmp_path)
+    pixels = np.asarray(Image.open(images / "1.png").convert("RGB"))
+    # A box at the image corner, so half the crop lies outside the image.
+    data = json.loads(annotations.read_text())
+    data["annotations"][0]["bbox"] = [0, 0, 40, 60]
+    annotations.write_text(json.dumps(data))
+    crops = {}
+    for fill in ("black", "mean"):
+        sample = next(
+            iter(coco_keypoints_dataset(
+                annotations, images, input_size=INPUT_SIZE,
+                heatmap_size=(32, 24), batch_size=1, include_metadata=True,
+                fill=fill,
+            ))
+        )  # fmt: skip
+        crops[fill] = sample["image"].numpy()[0]
+    matrix = geometry.crop_to_image_matrix(
+        sample["center"].numpy()[0], sample["scale"].numpy()[0], INPUT_SIZE
+    )
+    reference = tf.raw_ops.ImageProjectiveTransformV3(
+        images=normalize_image(pixels)[None],
+        transforms=np.concatenate([matrix.ravel(), [0, 0]])[None].astype(
+            "float32"
+        ),
+        output_shape=INPUT_SIZE,
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )[0].numpy()
+    # One uint8 level of the warped crop, in normalized units.
+    np.testing.assert_allclose(crops["mean"], reference, atol=1 / 255 / 0.22)
+    outside = np.all(reference == 0, axis=-1)
+    assert outside.mean() > 0.2
+    black = normalize_image(np.zeros((1, 3)))[0]
+    np.testing.assert_allclose(
+        crops["black"][outside], np.broadcast_to(black, (outside.sum(), 3))
+    )
