@@ -4,6 +4,7 @@ quantization-aware training.
 TensorFlow, TFMOT and tf_keras are imported inside the functions.
 """
 
+from keras_evopose.export.inference_graph import inference_model
 from keras_evopose.export.litert import export_litert
 from keras_evopose.export.litert import tensor_dtypes
 from keras_evopose.export.litert_model import LiteRTModel
@@ -14,6 +15,7 @@ __all__ = [
     "LiteRTModel",
     "export_litert",
     "export_qat_litert",
+    "inference_model",
     "quantize_aware",
     "tensor_dtypes",
 ]

@@ -1,0 +1,49 @@
+import keras
+import numpy as np
+
+from keras_evopose.export import inference_model
+from keras_evopose.models import EvoPose2D
+
+
+def with_trained_statistics(model, seed=0):
+    """Non-trivial BN statistics and affine weights, as after training."""
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        name = variable.path.rsplit("/", 1)[-1]
+        if name == "moving_mean" or name == "beta":
+            variable.assign(rng.normal(0.0, 0.1, variable.shape))
+        elif name == "moving_variance" or name == "gamma":
+            variable.assign(rng.uniform(0.5, 2.0, variable.shape))
+    return model
+
+
+def images(count=2, seed=1):
+    return (
+        np.random.default_rng(seed)
+        .normal(size=(count, 64, 48, 3))
+        .astype("float32")
+    )
+
+
+def test_rewritten_head_gives_the_same_heatmaps():
+    model = with_trained_statistics(
+        EvoPose2D.from_preset("test", spatial_correction=True)
+    )
+    rewritten = inference_model(model)
+    expected = keras.ops.convert_to_numpy(model(images(), training=False))
+    actual = keras.ops.convert_to_numpy(rewritten(images()))
+    error = np.abs(actual - expected).max() / np.abs(expected).max()
+    assert error < 1e-5, error
+    head = rewritten.get_layer("head")
+    kinds = [type(layer).__name__ for layer in head.layers]
+    assert kinds.count("SubPixelConv2DTranspose") == 3
+    assert "Conv2DTranspose" not in kinds
+    assert "BatchNormalization" in kinds  # the correction conv's, kept
+    # Everything but the head is shared, not copied.
+    assert rewritten.get_layer(model.backbone.name) is model.backbone
+
+
+def test_model_without_head_is_returned_as_is():
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs))
+    assert inference_model(model) is model
