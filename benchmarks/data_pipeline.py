@@ -6,21 +6,32 @@ noise hits both; the reported ratio is the median over rounds of
 (pipeline / decode samples per second) measured back to back, which is
 what docs/benchmarks.md reports.
 
+With `--baseline FILE` (an earlier `keras_evopose/data/coco_keypoints.py`,
+e.g. `git show 4a0cbc8:keras_evopose/data/coco_keypoints.py > old.py`),
+that pipeline is timed in the same rounds and its samples are compared
+with today's, sample by sample (same seed, training augmentation on):
+pixel differences of the crops in uint8 levels and heatmap differences.
+
     python benchmarks/data_pipeline.py [--samples 2000] [--rounds 3]
+        [--baseline old.py]
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import pathlib
 import platform
 import statistics
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MINI = ROOT / "data" / "coco_kpt_mini"
+# The benchmark's augmentation: everything on, half-body at 0.3.
+TRAINING = dict(training=True, seed=0, half_body_probability=0.3)
 
 
 def samples_per_second(dataset, num_batches, batch_size):
@@ -30,6 +41,127 @@ def samples_per_second(dataset, num_batches, batch_size):
     for _ in range(num_batches):
         next(iterator)
     return num_batches * batch_size / (time.perf_counter() - start)
+
+
+def load_baseline(path):
+    spec = importlib.util.spec_from_file_location("baseline_pipeline", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # autograph looks modules up here
+    spec.loader.exec_module(module)
+    return module
+
+
+def compare_samples(new, old, num_batches):
+    """Per-sample differences between two pipelines' batches (the crops
+    in uint8 levels, the heatmaps in target units)."""
+    import numpy as np
+
+    from keras_evopose.data import IMAGE_STD
+
+    levels = np.asarray(IMAGE_STD, "float32") * 255.0
+    pixel, heatmap = [], []
+    for (image, heatmaps, _), (old_image, old_heatmaps, _) in zip(
+        new.take(num_batches), old.take(num_batches)
+    ):
+        difference = np.abs(image.numpy() - old_image.numpy()) * levels
+        pixel.append(difference.reshape(len(difference), -1))
+        heatmap.append(
+            np.abs(heatmaps.numpy() - old_heatmaps.numpy()).reshape(
+                len(difference), -1
+            )
+        )
+    pixel = np.concatenate(pixel)
+    heatmap = np.concatenate(heatmap)
+    return {
+        "samples": len(pixel),
+        "pixel_max_levels": round(float(pixel.max()), 3),
+        "pixel_mean_levels": round(float(pixel.mean()), 5),
+        "samples_pixel_identical": int(np.sum(pixel.max(1) < 0.5)),
+        "samples_within_1_level": int(np.sum(pixel.max(1) < 1.5)),
+        "heatmap_max_difference": round(float(heatmap.max()), 4),
+    }
+
+
+def component_milliseconds(instances, sizes, repeats=3):
+    """Median milliseconds per sample, one call at a time, of the three
+    per-sample steps: full-image decode (what the bare-decode baseline
+    does), decoding only the augmented crop's window, and the warp."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_evopose.data import SampleOptions
+    from keras_evopose.data import augmentation
+    from keras_evopose.data import coco_keypoints
+    from keras_evopose.data import geometry
+    from keras_evopose.data.image_files import decode_window
+
+    options = SampleOptions(**sizes, half_body_probability=0.3)
+    center, scale = geometry.box_to_center_scale(
+        instances.boxes, options.input_size, options.padding, xp=tf
+    )
+    center, scale, rotation, flip = augmentation.augment_crops(
+        tf.constant(instances.keypoints),
+        center,
+        scale,
+        options,
+        instances.layout,
+        tf.constant(0, "int64"),
+    )
+    matrices = geometry.crop_to_image_matrix(
+        center, scale, options.input_size, rotation, flip, xp=tf
+    )
+    windows = coco_keypoints.crop_windows(matrices, options.input_size)
+    encoded = [tf.io.read_file(path) for path in instances.image_paths]
+    string = tf.TensorSpec([], tf.string)
+    full = tf.function(
+        lambda data: tf.io.decode_image(
+            data, channels=3, expand_animations=False
+        ),
+        input_signature=[string],
+    )
+    window = tf.function(
+        lambda data, box: decode_window(data, box, tf.constant("")),
+        input_signature=[string, tf.TensorSpec([4], tf.int32)],
+    )
+    warp = tf.function(
+        lambda pixels, origin, matrix: coco_keypoints.warp_crop(
+            pixels, origin, matrix, options.input_size
+        ),
+        input_signature=[
+            tf.TensorSpec([None, None, 3], tf.uint8),
+            tf.TensorSpec([2], tf.int32),
+            tf.TensorSpec([2, 3], tf.float32),
+        ],
+    )
+    decoded = [window(data, box) for data, box in zip(encoded, windows)]
+    steps = {
+        "full_decode": lambda i: full(encoded[i]),
+        "window_decode": lambda i: window(encoded[i], windows[i]),
+        "warp": lambda i: warp(decoded[i][0], decoded[i][1], matrices[i]),
+    }
+    result = {}
+    for name, step in steps.items():
+        step(0)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for index in range(len(encoded)):
+                step(index)
+            times.append((time.perf_counter() - start) / len(encoded))
+        result[name] = round(1e3 * statistics.median(times), 3)
+    fraction = [
+        float((w[2] - w[0]) * (w[3] - w[1])) / float(size[0] * size[1])
+        for w, size in zip(
+            np.clip(
+                windows.numpy(),
+                0,
+                np.tile(instances.image_sizes[:, ::-1], 2),
+            ),
+            instances.image_sizes,
+        )
+    ]
+    result["window_area_fraction_median"] = round(float(np.median(fraction)), 3)
+    return result
 
 
 def main(argv=None):
@@ -43,6 +175,16 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="an earlier coco_keypoints.py to time and compare with",
+    )
+    parser.add_argument(
+        "--components",
+        action="store_true",
+        help="also time full decode, window decode and warp per sample",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -52,6 +194,9 @@ def main(argv=None):
     from keras_evopose.data import load_coco_instances
 
     height, width = (int(v) for v in args.input_size.split("x"))
+    sizes = dict(
+        input_size=(height, width), heatmap_size=(height // 4, width // 4)
+    )
     instances = load_coco_instances(args.annotations, args.images)
     decode_only = (
         tf.data.Dataset.from_tensor_slices(instances.image_paths)
@@ -67,47 +212,64 @@ def main(argv=None):
         .ragged_batch(args.batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
-    pipeline = coco_keypoints_dataset(
-        args.annotations,
-        args.images,
-        input_size=(height, width),
-        heatmap_size=(height // 4, width // 4),
-        training=True,
-        batch_size=args.batch_size,
-        seed=0,
-        repeat=True,
-        half_body_probability=0.3,
-    )
+    data = (args.annotations, args.images)
+    pipelines = {
+        "pipeline": coco_keypoints_dataset(
+            *data, batch_size=args.batch_size, repeat=True, **sizes, **TRAINING
+        )
+    }
+    baseline = load_baseline(args.baseline) if args.baseline else None
+    if baseline is not None:
+        pipelines["baseline"] = baseline.coco_keypoints_dataset(
+            *data, batch_size=args.batch_size, repeat=True, **sizes, **TRAINING
+        )
     num_batches = max(1, args.samples // args.batch_size)
-    decode_rates, pipeline_rates = [], []
+    rates = {"decode": [], **{name: [] for name in pipelines}}
     for _ in range(args.rounds):
-        decode_rates.append(
+        rates["decode"].append(
             samples_per_second(decode_only, num_batches, args.batch_size)
         )
-        pipeline_rates.append(
-            samples_per_second(pipeline, num_batches, args.batch_size)
-        )
-    decode = statistics.median(decode_rates)
-    training = statistics.median(pipeline_rates)
-    ratios = [p / d for p, d in zip(pipeline_rates, decode_rates)]
+        for name, dataset in pipelines.items():
+            rates[name].append(
+                samples_per_second(dataset, num_batches, args.batch_size)
+            )
     result = {
         "input_size": f"{height}x{width}",
         "batch_size": args.batch_size,
         "samples_per_round": num_batches * args.batch_size,
         "rounds": args.rounds,
-        "decode_samples_per_second": round(decode, 1),
-        "pipeline_samples_per_second": round(training, 1),
-        "ratio": round(statistics.median(ratios), 3),
-        "ratios_per_round": [round(ratio, 3) for ratio in ratios],
-        "cpu_count": os.cpu_count(),
-        "machine": platform.processor() or platform.machine(),
-        "tensorflow": tf.__version__,
     }
+    for name, values in rates.items():
+        result[f"{name}_samples_per_second"] = round(
+            statistics.median(values), 1
+        )
+    for name in pipelines:
+        ratios = [p / d for p, d in zip(rates[name], rates["decode"])]
+        result[f"{name}_ratio"] = round(statistics.median(ratios), 3)
+        result[f"{name}_ratios_per_round"] = [round(r, 3) for r in ratios]
+    if baseline is not None:
+        # Same draws; the baseline had no border targets and black fill.
+        comparable = dict(batch_size=args.batch_size, **sizes, **TRAINING)
+        result["comparison"] = compare_samples(
+            coco_keypoints_dataset(*data, out_of_crop="ignore", **comparable),
+            baseline.coco_keypoints_dataset(*data, **comparable),
+            num_batches=max(1, len(instances) // args.batch_size + 1),
+        )
+    if args.components:
+        result["milliseconds_per_sample"] = component_milliseconds(
+            instances, sizes
+        )
+    result.update(
+        cpu_count=os.cpu_count(),
+        machine=platform.processor() or platform.machine(),
+        tensorflow=tf.__version__,
+        load_average=[round(load, 2) for load in os.getloadavg()],
+    )
     if args.json:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:30s} {value}")
+            print(f"{key:36s} {value}")
     return result
 
 
