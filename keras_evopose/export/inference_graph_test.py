@@ -2,6 +2,7 @@ import keras
 import numpy as np
 
 from keras_evopose.export import inference_model
+from keras_evopose.layers import DeconvHead
 from keras_evopose.models import EvoPose2D
 
 
@@ -41,6 +42,20 @@ def test_rewritten_head_gives_the_same_heatmaps():
     assert "BatchNormalization" in kinds  # the correction conv's, kept
     # Everything but the head is shared, not copied.
     assert rewritten.get_layer(model.backbone.name) is model.backbone
+
+
+def test_subpixel_head_is_folded_too():
+    inputs = keras.Input((4, 3, 16))
+    head = DeconvHead(4, filters=[8, 8], upsampling="subpixel")
+    model = with_trained_statistics(keras.Model(inputs, head(inputs)))
+    features = np.random.default_rng(2).normal(size=(2, 4, 3, 16))
+    expected = keras.ops.convert_to_numpy(model(features, training=False))
+    rewritten = inference_model(model)
+    actual = keras.ops.convert_to_numpy(rewritten(features))
+    error = np.abs(actual - expected).max() / np.abs(expected).max()
+    assert error < 1e-5, error
+    kinds = [type(layer).__name__ for layer in rewritten.layers[-1].layers]
+    assert "BatchNormalization" not in kinds
 
 
 def test_model_without_head_is_returned_as_is():

@@ -2,6 +2,11 @@ import keras
 
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.layers import sublayer_graph
+from keras_evopose.layers.subpixel_conv2d_transpose import (
+    SubPixelConv2DTranspose,
+)
+
+UPSAMPLING_MODES = ("transpose", "subpixel")
 
 
 def deconv_head_sublayers(
@@ -16,26 +21,43 @@ def deconv_head_sublayers(
     dtype=None,
     kernel_regularizer=None,
     batch_norm_momentum=sublayer_graph.BATCH_NORM_MOMENTUM,
+    upsampling="transpose",
 ):
     """Creates the primitive layers of the heatmap head, keyed by role."""
+    if upsampling == "subpixel" and layers_module is not keras.layers:
+        raise ValueError(
+            "DeconvHead: `upsampling='subpixel'` exists only as a Keras 3 "
+            "layer (no tf_keras twin for quantization-aware training). Use "
+            "upsampling='transpose'; export_litert rewrites it to sub-pixel "
+            "convolutions anyway."
+        )
     layers = {}
     for index, width in enumerate(filters, start=1):
-        layers.update(
-            sublayer_graph.conv_bn_sublayers(
-                layers_module,
-                "Conv2DTranspose",
-                f"deconv{index}",
-                f"deconv{index}",
-                activation,
-                prefix=prefix,
-                dtype=dtype,
-                kernel_regularizer=kernel_regularizer,
-                batch_norm_momentum=batch_norm_momentum,
-                filters=width,
-                kernel_size=kernel_size,
-                strides=2,
-            )
+        step = sublayer_graph.conv_bn_sublayers(
+            layers_module,
+            "Conv2DTranspose",
+            f"deconv{index}",
+            f"deconv{index}",
+            activation,
+            prefix=prefix,
+            dtype=dtype,
+            kernel_regularizer=kernel_regularizer,
+            batch_norm_momentum=batch_norm_momentum,
+            filters=width,
+            kernel_size=kernel_size,
+            strides=2,
         )
+        if upsampling == "subpixel":
+            # Same function, same BN and activation; only the conv differs.
+            step[f"deconv{index}"] = SubPixelConv2DTranspose(
+                width,
+                kernel_size,
+                kernel_initializer=sublayer_graph.conv_initializer(),
+                kernel_regularizer=kernel_regularizer,
+                dtype=dtype,
+                name=f"{prefix}deconv{index}",
+            )
+        layers.update(step)
     if spatial_correction:
         layers.update(
             sublayer_graph.conv_bn_sublayers(
@@ -104,6 +126,11 @@ class DeconvHead(keras.layers.Layer):
             e.g. `keras.regularizers.L2(1e-5)`. Defaults to `None`.
         batch_norm_momentum: float in [0, 1), momentum of the BN moving
             statistics. Defaults to 0.99.
+        upsampling: `"transpose"` (each step a stride-2
+            `Conv2DTranspose`, as the paper) or `"subpixel"` (each step a
+            `SubPixelConv2DTranspose`: the same function and parameter
+            count as four dense phase convs + depth-to-space; weights
+            convert exactly both ways). Defaults to `"transpose"`.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`...).
 
     Call arguments:
@@ -131,9 +158,15 @@ class DeconvHead(keras.layers.Layer):
         activation="swish",
         kernel_regularizer=None,
         batch_norm_momentum=sublayer_graph.BATCH_NORM_MOMENTUM,
+        upsampling="transpose",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if upsampling not in UPSAMPLING_MODES:
+            raise ValueError(
+                f"DeconvHead: `upsampling` must be one of {UPSAMPLING_MODES}. "
+                f"Received: upsampling={upsampling!r}"
+            )
         for arg, value in (
             ("num_keypoints", num_keypoints),
             ("kernel_size", kernel_size),
@@ -171,6 +204,7 @@ class DeconvHead(keras.layers.Layer):
         self.batch_norm_momentum = sublayer_graph.check_batch_norm_momentum(
             "DeconvHead", batch_norm_momentum
         )
+        self.upsampling = upsampling
         self.sublayers = deconv_head_sublayers(
             keras.layers,
             num_keypoints,
@@ -182,6 +216,7 @@ class DeconvHead(keras.layers.Layer):
             dtype=self.dtype_policy,
             kernel_regularizer=self.kernel_regularizer,
             batch_norm_momentum=self.batch_norm_momentum,
+            upsampling=upsampling,
         )
 
     def forward(self, inputs, apply, training=None):
@@ -222,6 +257,7 @@ class DeconvHead(keras.layers.Layer):
                     self.kernel_regularizer
                 ),
                 "batch_norm_momentum": self.batch_norm_momentum,
+                "upsampling": self.upsampling,
             }
         )
         return config

@@ -4,6 +4,7 @@ import pytest
 
 from keras_evopose.layers import DeconvHead
 from keras_evopose.tests import test_case
+from keras_evopose.utils import count_flops
 
 
 def test_upsamples_by_two_per_transposed_conv():
@@ -74,3 +75,36 @@ def test_serialization_and_saving(tmp_path):
     test_case.run_model_saving_test(
         model, np.random.default_rng(1).normal(size=(2, 4, 3, 6)), tmp_path
     )
+
+
+def test_subpixel_upsampling_computes_the_same_head():
+    features = np.random.default_rng(3).normal(size=(2, 4, 3, 6))
+    features = features.astype("float32")
+    transposed = DeconvHead(5, filters=[8, 4], spatial_correction=True)
+    subpixel = DeconvHead(
+        5, filters=[8, 4], spatial_correction=True, upsampling="subpixel"
+    )
+    transposed.build(features.shape)
+    subpixel.build(features.shape)
+    assert subpixel.count_params() == transposed.count_params()
+    for key, layer in transposed.sublayers.items():
+        target = subpixel.sublayers[key]
+        if key.startswith("deconv") and key[-1].isdigit():
+            target.load_transpose_weights(layer.kernel)
+        else:
+            target.set_weights(layer.get_weights())
+    for training in (False, True):
+        expected = keras.ops.convert_to_numpy(
+            transposed(features, training=training)
+        )
+        actual = keras.ops.convert_to_numpy(
+            subpixel(features, training=training)
+        )
+        error = np.abs(actual - expected).max() / np.abs(expected).max()
+        assert error < 1e-5, (training, error)
+    assert count_flops(subpixel, (4, 3, 6)) == count_flops(
+        transposed, (4, 3, 6)
+    )
+    test_case.run_serialization_test(subpixel)
+    with pytest.raises(ValueError, match="upsampling"):
+        DeconvHead(5, upsampling="bilinear")
