@@ -130,6 +130,7 @@ def _decode_problem(path):
     except (tf.errors.OpError, OSError) as error:
         message = getattr(error, "message", str(error))
         # Keep the decoder's or the check's own words, on one line.
+        message = message.split("Summarized data: ")[-1]
         return " ".join(message.split())[:300]
     return None
 
