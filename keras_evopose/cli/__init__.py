@@ -68,6 +68,10 @@ _NATIVE_LOG_NOTICES = (
     "WARNING: All log messages before absl::InitializeLog() is called",
     # The second line of cpu_feature_guard's message.
     "To enable the following instructions:",
+    # LiteRT's own logger ("INFO: Created TensorFlow Lite XNNPACK
+    # delegate for CPU.") and the int8 calibrator's printf.
+    "INFO: ",
+    "fully_quantize: ",
 )
 
 
@@ -127,6 +131,20 @@ def check_input_size(size, stride, name="--input-size"):
         f"{stride} (the network's stride); nearest valid sizes: "
         f"{suggestions}"
     )
+
+
+def preset_stride(preset):
+    """The output stride of a preset's backbone (16 for `small`), from its
+    genotype, without building it; UsageError for an unknown preset."""
+    from keras_evopose.models import presets
+    from keras_evopose.models.genotype import decode_genotype
+    from keras_evopose.models.genotype import output_stride
+
+    try:
+        genotype = presets.preset_arguments(preset, "backbone")["genotype"]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return output_stride(decode_genotype(genotype))
 
 
 def check_file(path, name, kind="file"):
@@ -193,6 +211,11 @@ def native_log_filter(keep=False):
                 if keep or failed or not _is_native_log_line(line):
                     sys.stderr.write(line)
             sys.stderr.flush()
+
+
+def keep_native_logs(args):
+    """Whether `--log-level` asks for native libraries' log lines."""
+    return getattr(args, "log_level", None) in ("debug", "info")
 
 
 def _configure_logging(level, explicit):

@@ -4,7 +4,9 @@ its ceiling AP through the crop -> heatmap -> decode path."""
 import json
 import os
 
+from keras_evopose.cli import check_input_size
 from keras_evopose.cli import parse_size
+from keras_evopose.cli import preset_stride
 
 
 def add_parser(subparsers):
@@ -67,6 +69,8 @@ def sample_options(preset, input_size=None, heatmap_size=None, **fields):
 
     if input_size is not None and heatmap_size is not None:
         return SampleOptions(input_size, heatmap_size, **fields)
+    if input_size is not None:
+        check_input_size(input_size, preset_stride(preset))
     from keras_evopose.models import EvoPose2D
 
     overrides = {} if input_size is None else {"image_shape": (*input_size, 3)}

@@ -1,14 +1,22 @@
 """`keras-evopose evaluate`: COCO keypoint AP of a model (pycocotools)."""
 
 import json
+import sys
 
 from keras_evopose.cli import UsageError
+from keras_evopose.cli import check_file
+from keras_evopose.cli import keep_native_logs
+from keras_evopose.cli import native_log_filter
 
 
 def add_model_arguments(parser):
-    """`--model PATH.keras` or `--preset NAME [--weights PATH]`."""
+    """`--model PATH` (.keras or .tflite) or `--preset NAME [--weights]`."""
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--model", help="a saved .keras model")
+    group.add_argument(
+        "--model",
+        help="a saved .keras model, or a .tflite file written by "
+        "`keras-evopose export`",
+    )
     group.add_argument(
         "--preset", help="build a preset (random weights unless --weights)"
     )
@@ -18,22 +26,56 @@ def add_model_arguments(parser):
 
 
 def load_model(args):
-    """The model named by `add_model_arguments`' flags."""
+    """The model named by `add_model_arguments`' flags: a Keras model, or
+    a `LiteRTModel` for a `.tflite` file (same `predict_on_batch`,
+    `input_shape` and `output_shape`)."""
     import keras
 
-    import keras_evopose.models  # noqa: F401 (registers the classes)
-
     if args.model:
-        return keras.saving.load_model(args.model, compile=False)
+        path = check_file(args.model, "--model")
+        if args.weights:
+            raise UsageError(
+                "--weights goes with --preset; a --model file holds its "
+                "own weights"
+            )
+        if path.endswith(".tflite"):
+            from keras_evopose.export import LiteRTModel
+
+            with native_log_filter(keep=keep_native_logs(args)):
+                return LiteRTModel(path)
+        if not path.endswith(".keras"):
+            raise UsageError(
+                f"--model {path}: expected a .keras file (model.save) or a "
+                ".tflite file (keras-evopose export)"
+            )
+        try:
+            return keras.saving.load_model(path, compile=False)
+        except Exception as error:  # zipfile, JSON and Keras errors
+            cause = str(error).splitlines()[0][:200] if str(error) else ""
+            raise UsageError(
+                f"--model {path} cannot be loaded as a Keras model "
+                f"({type(error).__name__}: {cause}); pass a file written "
+                "by model.save or keras-evopose train/search"
+            ) from None
     from keras_evopose.models import EvoPose2D
 
     model = EvoPose2D.from_preset(args.preset)
     if args.weights:
-        model.load_weights(args.weights)
-    elif args.weights is None:
+        check_file(args.weights, "--weights")
+        try:
+            model.load_weights(args.weights)
+        except Exception as error:  # h5py and shape-mismatch errors
+            cause = str(error).splitlines()[0][:200] if str(error) else ""
+            raise UsageError(
+                f"--weights {args.weights} does not fit preset "
+                f"{args.preset!r} ({type(error).__name__}: {cause}); pass "
+                "weights saved from that preset"
+            ) from None
+    else:
         print(
             f"note: preset {args.preset!r} has random weights "
-            "(pass --weights or --model for a trained one)"
+            "(pass --weights or --model for a trained one)",
+            file=sys.stderr,
         )
     return model
 
@@ -41,11 +83,12 @@ def load_model(args):
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "evaluate",
-        help="COCO keypoint AP/AR of a model on a COCO JSON + images",
         description=(
             "Crops every person box (ground truth, or --detections), "
             "predicts heatmaps (with the flip test unless --no-flip), "
-            "decodes them and prints pycocotools' keypoint AP/AR table."
+            "decodes them and prints pycocotools' keypoint AP/AR table. "
+            "The model is a .keras file, a .tflite file from `export` "
+            "(scored through the LiteRT interpreter) or a preset."
         ),
     )
     add_model_arguments(parser)
@@ -85,6 +128,10 @@ def run(args):
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1; got {args.batch_size}")
+    check_file(args.annotations, "--annotations")
+    check_file(args.images, "--images", kind="folder")
+    if args.detections:
+        check_file(args.detections, "--detections")
     model = load_model(args)
     stats = evaluate_coco(
         model,

@@ -6,6 +6,9 @@ import os
 import pathlib
 
 from keras_evopose.cli import UsageError
+from keras_evopose.cli import check_file
+from keras_evopose.cli import keep_native_logs
+from keras_evopose.cli import native_log_filter
 
 # The bundled COCO val2017 subset of a source checkout (calibration default).
 BUNDLED_DATA = (
@@ -22,7 +25,6 @@ def add_parser(subparsers):
 
     parser = subparsers.add_parser(
         "export",
-        help="write a LiteRT .tflite file (full-integer int8 by --int8)",
         description=(
             "Exports a model to LiteRT with a fixed batch-1 input. --int8 "
             "writes a full-integer file (int8 weights, activations, input "
@@ -114,8 +116,16 @@ def run(args):
         )
     if (args.annotations is None) != (args.images is None):
         raise UsageError("give both --annotations and --images, or neither")
+    if args.model and args.model.endswith(".tflite"):
+        raise UsageError(
+            f"--model {args.model} is already a .tflite file; export takes "
+            "a .keras model or a --preset"
+        )
     annotations, images = args.annotations, args.images
-    if annotations is None:
+    if annotations is not None:
+        check_file(annotations, "--annotations")
+        check_file(images, "--images", kind="folder")
+    else:
         if not BUNDLED_ANNOTATIONS.exists():
             raise UsageError(
                 "the bundled COCO subset is not in this installation; "
@@ -127,20 +137,24 @@ def run(args):
     name = args.preset or pathlib.Path(args.model).stem
     output = args.output or f"{name}_{quantization or 'float32'}.tflite"
     crops = crop_images(model, annotations, images)
-    export_litert(
-        model,
-        output,
-        quantization=quantization,
-        representative_data=crops,
-        num_calibration_samples=args.num_calibration_samples,
-    )
+    # The converter and the interpreter log MLIR passes, calibration and
+    # delegate lines natively: kept only with --log-level info or debug.
+    with native_log_filter(keep=keep_native_logs(args)):
+        export_litert(
+            model,
+            output,
+            quantization=quantization,
+            representative_data=crops,
+            num_calibration_samples=args.num_calibration_samples,
+        )
+        litert_model = LiteRTModel(output)
     report = {
         "output": str(output),
         "bytes": os.path.getsize(output),
         "quantization": quantization or "float32",
         "tensor_dtypes": tensor_dtypes(output),
         "num_compared_crops": len(crops),
-        **heatmap_difference(model, LiteRTModel(output), crops),
+        **heatmap_difference(model, litert_model, crops),
     }
     if args.json:
         print(json.dumps(report))

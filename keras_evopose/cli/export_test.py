@@ -30,6 +30,28 @@ def test_export_int8_test_preset(tmp_path, capsys, coco_mini):
     heatmap_range = report["heatmap_max"] - report["heatmap_min"]
     assert 0 < report["mean_error"] <= report["max_error"] < heatmap_range
 
+    # The written file is scored and drawn like a .keras model.
+    status = main(
+        [
+            "evaluate", "--model", str(output),
+            "--annotations", str(coco_mini["annotations"]),
+            "--images", str(coco_mini["images"]), "--no-flip", "--json",
+        ]
+    )  # fmt: skip
+    assert status == 0
+    stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert 0 <= stats["ap"] <= 1
+    status = main(
+        [
+            "predict", str(coco_mini["images"] / "000000000785.jpg"),
+            "--boxes", "277,46,225,334", "--model", str(output),
+            "--output", str(tmp_path / "pose.png"), "--json",
+        ]
+    )  # fmt: skip
+    assert status == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(result["keypoints"][0]) == 17
+
 
 def test_export_usage_errors(tmp_path, capsys):
     status = main(["export", "--preset", "test", "--annotations", "a.json"])

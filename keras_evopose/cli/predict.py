@@ -3,9 +3,12 @@
 import json
 
 from keras_evopose.cli import UsageError
+from keras_evopose.cli import check_file
 
 
-def parse_box(text):
+def parse_box(text, image_size=None):
+    """`"X,Y,W,H"` -> floats; UsageError unless W, H > 0 and the box
+    overlaps the image (`image_size` = `(height, width)`)."""
     try:
         values = [float(value) for value in text.split(",")]
     except ValueError:
@@ -14,6 +17,16 @@ def parse_box(text):
         raise UsageError(
             f"--boxes takes X,Y,W,H with W, H > 0 (COCO boxes); got {text!r}"
         )
+    if image_size is not None:
+        height, width = image_size
+        x, y, box_width, box_height = values
+        outside = x >= width or y >= height
+        if outside or x + box_width <= 0 or y + box_height <= 0:
+            raise UsageError(
+                f"--boxes {text} lies outside the image ({width}x{height} "
+                "pixels, width x height); boxes are X,Y,W,H in pixels from "
+                "the top-left corner"
+            )
     return values
 
 
@@ -22,10 +35,11 @@ def add_parser(subparsers):
 
     parser = subparsers.add_parser(
         "predict",
-        help="predict keypoints for person boxes and draw them on the image",
         description=(
             "Top-down prediction for the given person boxes; writes a PNG "
-            "with the boxes, keypoints and skeleton drawn."
+            "with the boxes, the keypoints scoring above --min-score and "
+            "the limbs between them drawn. The model is a .keras file, a "
+            ".tflite file from `export` or a preset."
         ),
     )
     parser.add_argument("image", help="JPEG or PNG image")
@@ -56,19 +70,30 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def draw(image_path, boxes, keypoints, layout, output, min_score=0.2):
-    """Writes a PNG of the image with boxes, joints and limbs."""
+def read_image(path):
+    """The image at `path` as a `(H, W, 3)` uint8 array (local or URL)."""
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(str(path), "rb") as handle:
+        data = handle.read()
+    try:
+        return tf.io.decode_image(
+            data, channels=3, expand_animations=False
+        ).numpy()
+    except tf.errors.InvalidArgumentError:
+        raise UsageError(
+            f"{path} is not a JPEG, PNG, GIF or BMP image; pass one"
+        ) from None
+
+
+def draw(image, boxes, keypoints, layout, output, min_score=0.2):
+    """Writes a PNG of `image` (an array) with boxes, joints and limbs."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    import tensorflow as tf
 
-    with tf.io.gfile.GFile(str(image_path), "rb") as handle:
-        image = tf.io.decode_image(
-            handle.read(), channels=3, expand_animations=False
-        ).numpy()
     height, width = image.shape[:2]
     figure = plt.figure(figsize=(width / 100, height / 100), dpi=100)
     axes = figure.add_axes([0, 0, 1, 1])
@@ -104,16 +129,22 @@ def run(args):
     from keras_evopose.data.coco_instances import read_json
     from keras_evopose.metrics import predict_keypoints
 
-    if not pathlib.Path(args.image).exists():
-        raise FileNotFoundError(f"No such image: {args.image}")
-    boxes = [parse_box(text) for text in args.boxes]
+    check_file(args.image, "image")
+    image = read_image(args.image)
+    boxes = [parse_box(text, image.shape[:2]) for text in args.boxes]
     if args.annotations:
+        check_file(args.annotations, "--annotations")
+        data = read_json(args.annotations)
         categories = [
-            c for c in read_json(args.annotations)["categories"]
-            if c.get("keypoints")
+            c for c in (data.get("categories") or []
+                        if isinstance(data, dict) else [])
+            if isinstance(c, dict) and c.get("keypoints")
         ]  # fmt: skip
         if not categories:
-            raise ValueError(f"{args.annotations} has no keypoint category")
+            raise UsageError(
+                f"--annotations {args.annotations} has no category with "
+                "'keypoints'; pass a COCO keypoints JSON"
+            )
         layout = KeypointLayout.from_category(categories[0])
     else:
         layout = KeypointLayout.coco_person()
@@ -128,12 +159,24 @@ def run(args):
     output = args.output or str(
         pathlib.Path(args.image).with_suffix("").name + "_pose.png"
     )
-    draw(args.image, boxes, keypoints, layout, output, args.min_score)
+    draw(image, boxes, keypoints, layout, output, args.min_score)
+    shown = keypoints[:, :, 2] > args.min_score
+    summary = (
+        f"wrote {output}: {len(boxes)} box(es), {int(shown.sum())} of "
+        f"{shown.size} joints scored above --min-score {args.min_score:g}"
+    )
+    if not shown.any():
+        summary += (
+            f" (best score {float(keypoints[:, :, 2].max()):.3f}); no joint "
+            "drawn: is the model trained? A lower --min-score draws weaker "
+            "guesses"
+        )
     if args.json:
         print(
             json.dumps(
                 {
                     "output": output,
+                    "num_joints_drawn": int(shown.sum()),
                     "keypoints": [
                         [
                             [round(float(v), 2) for v in point]
@@ -145,5 +188,5 @@ def run(args):
             )
         )
     else:
-        print(f"wrote {output} ({len(boxes)} people)")
+        print(summary)
     return 0

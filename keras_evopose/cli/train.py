@@ -4,6 +4,11 @@ import math
 import sys
 
 from keras_evopose.cli import UsageError
+from keras_evopose.cli import check_file
+from keras_evopose.cli import check_input_size
+from keras_evopose.cli import fit_verbosity
+from keras_evopose.cli import parse_size
+from keras_evopose.cli import preset_stride
 from keras_evopose.distribute import add_distribution_arguments
 from keras_evopose.distribute import average_replica_statistics
 from keras_evopose.distribute import distribution_scope
@@ -22,6 +27,12 @@ def add_parser(subparsers):
         ),
     )
     parser.add_argument("--preset", required=True, help="e.g. small, test")
+    parser.add_argument(
+        "--input-size",
+        default=None,
+        help="HEIGHTxWIDTH, multiples of the network's stride "
+        "(default: the preset's)",
+    )
     parser.add_argument("--annotations", required=True, help="COCO JSON")
     parser.add_argument("--images", required=True, help="image folder")
     parser.add_argument("--val-annotations", default=None)
@@ -44,9 +55,21 @@ def add_parser(subparsers):
         "(default 1e-5; 0 turns it off)",
     )
     parser.add_argument("--half-body-probability", type=float, default=0.0)
+    parser.add_argument(
+        "--no-augment",
+        action="store_true",
+        help="no scale/rotation/flip/half-body augmentation (the bundled "
+        "43-image demo: a small net then fits its images in minutes)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="model.keras")
-    parser.add_argument("--verbose", type=int, default=2)
+    parser.add_argument(
+        "--verbose",
+        type=int,
+        default=None,
+        help="0 silent, 1 progress bar, 2 one line per epoch "
+        "(default: 1 on a terminal, else 2)",
+    )
     add_distribution_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -84,6 +107,15 @@ def run(args):
         raise UsageError(
             f"--weight-decay must be >= 0; got {args.weight_decay}"
         )
+    check_file(args.annotations, "--annotations")
+    check_file(args.images, "--images", kind="folder")
+    overrides = {}
+    if args.input_size:
+        height, width = check_input_size(
+            parse_size(args.input_size, "--input-size"),
+            preset_stride(args.preset),
+        )
+        overrides["image_shape"] = (height, width, 3)
     keras.utils.set_random_seed(args.seed)
     instances = load_coco_instances(args.annotations, args.images)
     # Build, compile and fit inside the strategy (--tpu / --mirrored).
@@ -92,6 +124,7 @@ def run(args):
             args.preset,
             num_keypoints=instances.layout.num_keypoints,
             kernel_regularizer=evopose2d_regularizer(args.weight_decay),
+            **overrides,
         )
         steps = args.steps_per_epoch or math.ceil(
             len(instances) / args.batch_size
@@ -105,6 +138,7 @@ def run(args):
             batch_size=args.batch_size,
             seed=args.seed,
             repeat=True,
+            augment=not args.no_augment,
             half_body_probability=args.half_body_probability,
         )
         model.compile(
@@ -128,7 +162,8 @@ def run(args):
             epochs=args.epochs,
             steps_per_epoch=steps,
             callbacks=callbacks,
-            verbose=args.verbose,
+            verbose=fit_verbosity() if args.verbose is None else args.verbose,
+            shuffle=False,  # the dataset shuffles (Keras warns otherwise)
         )
     # MirroredStrategy leaves per-replica BN statistics (no-op otherwise).
     average_replica_statistics(model)

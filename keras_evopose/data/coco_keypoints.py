@@ -368,8 +368,8 @@ def coco_keypoints_dataset(
     ...     "data/coco_kpt_mini/val2017", input_size=(64, 48),
     ...     heatmap_size=(32, 24), batch_size=8)
     >>> images, heatmaps, target_weights = next(iter(dataset))
-    >>> [tuple(tensor.shape) for tensor in (images, heatmaps, target_weights)]
-    [(8, 64, 48, 3), (8, 32, 24, 17), (8, 1, 1, 17)]
+    >>> tuple(images.shape), tuple(heatmaps.shape), tuple(target_weights.shape)
+    ((8, 64, 48, 3), (8, 32, 24, 17), (8, 1, 1, 17))
     """
     import tensorflow as tf
 
