@@ -169,9 +169,6 @@ class SampleOptions:
         return cls(input_size, heatmap_size, **overrides)
 
     def replace(self, **changes):
-        """A copy with `changes` applied (validated again)."""
+        """A copy with `changes` applied (validated again). `sigma` keeps
+        its value unless changed, even when `heatmap_size` changes."""
         return dataclasses.replace(self, **changes)
-
-    @property
-    def field_names(self):
-        return tuple(field.name for field in dataclasses.fields(self))
