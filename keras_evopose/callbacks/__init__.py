@@ -1,8 +1,9 @@
 """Keras callbacks: COCO keypoint evaluation, weight transfer from a parent."""
 
 from keras_evopose.callbacks.coco_evaluation import COCOEvaluation
+from keras_evopose.callbacks.litert_latency import LiteRTLatency
 from keras_evopose.callbacks.weight_transfer_callback import (
     WeightTransferCallback,
 )
 
-__all__ = ["COCOEvaluation", "WeightTransferCallback"]
+__all__ = ["COCOEvaluation", "LiteRTLatency", "WeightTransferCallback"]

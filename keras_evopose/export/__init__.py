@@ -5,6 +5,7 @@ TensorFlow, TFMOT and tf_keras are imported inside the functions.
 """
 
 from keras_evopose.export.inference_graph import inference_model
+from keras_evopose.export.latency import measure_litert_latency
 from keras_evopose.export.litert import export_litert
 from keras_evopose.export.litert import tensor_dtypes
 from keras_evopose.export.litert_model import LiteRTModel
@@ -16,6 +17,7 @@ __all__ = [
     "export_litert",
     "export_qat_litert",
     "inference_model",
+    "measure_litert_latency",
     "quantize_aware",
     "tensor_dtypes",
 ]

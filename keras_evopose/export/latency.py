@@ -1,0 +1,67 @@
+"""Median LiteRT latency of `.tflite` files, timed in interleaved rounds."""
+
+import statistics
+import time
+
+import numpy as np
+
+from keras_evopose.api_export import keras_evopose_export
+
+
+@keras_evopose_export("keras_evopose.export.measure_litert_latency")
+def measure_litert_latency(paths, num_threads=1, num_rounds=5, num_invokes=5):
+    """Median milliseconds per call of each `.tflite` file.
+
+    Every file gets its own interpreter (XNNPACK, `num_threads`), one
+    untimed call (XNNPACK packs the weights then) and zero inputs. A round
+    times `num_invokes` calls of each interpreter in turn and keeps their
+    median; the result is the median over `num_rounds` rounds. Interleaving
+    the files within each round keeps their ratios fair on a machine
+    shared with other jobs.
+
+    Args:
+        paths: a `.tflite` path, or a list of paths.
+        num_threads: int, interpreter threads. Defaults to 1.
+        num_rounds: int. Defaults to 5.
+        num_invokes: int, timed calls per file and round. Defaults to 5.
+
+    Returns:
+        A float (one path) or a list of floats (a list of paths), in ms.
+
+    Raises:
+        ValueError: if a count is not a positive int.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    for name, value in (
+        ("num_threads", num_threads),
+        ("num_rounds", num_rounds),
+        ("num_invokes", num_invokes),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(
+                f"measure_litert_latency: `{name}` must be a positive int. "
+                f"Received: {name}={value!r}"
+            )
+    single = not isinstance(paths, (list, tuple))
+    interpreters = []
+    for path in [paths] if single else paths:
+        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        interpreter.allocate_tensors()
+        for detail in interpreter.get_input_details():
+            interpreter.set_tensor(
+                detail["index"], np.zeros(detail["shape"], detail["dtype"])
+            )
+        interpreter.invoke()
+        interpreters.append(interpreter)
+    rounds = [[] for _ in interpreters]
+    for _ in range(num_rounds):
+        for interpreter, medians in zip(interpreters, rounds):
+            calls = []
+            for _ in range(num_invokes):
+                start = time.perf_counter()
+                interpreter.invoke()
+                calls.append((time.perf_counter() - start) * 1e3)
+            medians.append(statistics.median(calls))
+    latencies = [statistics.median(medians) for medians in rounds]
+    return latencies[0] if single else latencies
