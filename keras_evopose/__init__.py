@@ -3,8 +3,9 @@
 `keras_evopose.layers`, `.models`, `.search`, `.utils` and `.losses` never
 import TensorFlow, so they run on the JAX backend too (`.losses` is imported
 here so that saved models compiled with `HeatmapMSE` load). `.data`,
-`.training`, `.metrics`, `.callbacks`, `.distribute` and `.export` need
-TensorFlow (tf.data, LiteRT) and are imported on first access.
+`.training`, `.metrics`, `.inference`, `.callbacks`, `.distribute` and
+`.export` need TensorFlow (tf.data, LiteRT) and are imported on first
+access.
 """
 
 import importlib
@@ -21,6 +22,7 @@ _LAZY_SUBPACKAGES = (
     "data",
     "distribute",
     "export",
+    "inference",
     "metrics",
     "training",
 )

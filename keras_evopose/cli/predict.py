@@ -127,7 +127,7 @@ def run(args):
     from keras_evopose.cli.evaluate import load_model
     from keras_evopose.data import KeypointLayout
     from keras_evopose.data.coco_instances import read_json
-    from keras_evopose.metrics import predict_keypoints
+    from keras_evopose.inference import predict_keypoints
 
     check_file(args.image, "image")
     image = read_image(args.image)

@@ -1,5 +1,7 @@
 """Decoding and COCO keypoint evaluation (pycocotools)."""
 
+# Kept importable from here; it lives in `keras_evopose.inference`.
+from keras_evopose.inference.predict_keypoints import predict_keypoints
 from keras_evopose.metrics.coco_evaluation import ceiling_ap
 from keras_evopose.metrics.coco_evaluation import coco_keypoint_ap
 from keras_evopose.metrics.coco_evaluation import coco_results
@@ -8,7 +10,6 @@ from keras_evopose.metrics.coco_evaluation import oks_nms
 from keras_evopose.metrics.decoding import decode_heatmaps
 from keras_evopose.metrics.decoding import flip_back
 from keras_evopose.metrics.decoding import heatmaps_to_keypoints
-from keras_evopose.metrics.predict_keypoints import predict_keypoints
 
 __all__ = [
     "ceiling_ap",

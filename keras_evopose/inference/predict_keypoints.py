@@ -5,11 +5,9 @@ import numpy as np
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.data import coco_keypoints
 from keras_evopose.data.sample_options import SampleOptions
-from keras_evopose.metrics.decoding import flip_test_heatmaps
-from keras_evopose.metrics.decoding import heatmaps_to_keypoints
 
 
-@keras_evopose_export("keras_evopose.metrics.predict_keypoints")
+@keras_evopose_export("keras_evopose.inference.predict_keypoints")
 def predict_keypoints(
     model,
     image,
@@ -44,6 +42,10 @@ def predict_keypoints(
     import tensorflow as tf
 
     from keras_evopose.data.keypoint_layout import KeypointLayout
+
+    # Imported here: `keras_evopose.metrics` re-exports this function.
+    from keras_evopose.metrics.decoding import flip_test_heatmaps
+    from keras_evopose.metrics.decoding import heatmaps_to_keypoints
 
     boxes = np.asarray(boxes, "float32").reshape(-1, 4)
     if len(boxes) == 0:
