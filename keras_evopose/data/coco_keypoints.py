@@ -262,16 +262,21 @@ def build_samples(
     randomness = tf.data.Dataset.random(
         seed=seed, rerandomize_each_iteration=True
     )
-    return (
-        tf.data.Dataset.zip(
-            (records.batch(batch_size, drop_remainder), randomness)
-        )
+    batches = records.batch(batch_size, drop_remainder)
+    samples = (
+        tf.data.Dataset.zip((batches, randomness))
         .map(plan, num_parallel_calls=tf.data.AUTOTUNE)
         .unbatch()
         .map(warp, num_parallel_calls=tf.data.AUTOTUNE)
         .batch(batch_size, drop_remainder)
         .map(render, num_parallel_calls=tf.data.AUTOTUNE)
     )
+    # unbatch() hides the batch count; without it Keras warns "Your input
+    # ran out of data" at the end of every first epoch and evaluation.
+    num_batches = batches.cardinality()
+    if num_batches == tf.data.UNKNOWN_CARDINALITY:  # e.g. TFRecord files
+        return samples
+    return samples.apply(tf.data.experimental.assert_cardinality(num_batches))
 
 
 def finish_dataset(samples, include_metadata):
