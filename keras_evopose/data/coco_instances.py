@@ -204,10 +204,13 @@ def load_coco_instances(
 
     Ground-truth people become instances unless they are crowd regions,
     have no labelled keypoint, or have a box with no area inside the image;
-    images whose file is missing are skipped. Every skip is counted by
-    reason in `skipped` and logged once as a warning. A malformed record
-    (wrong keypoint count, missing box) raises `ValueError` naming the file
-    and the annotation id.
+    images whose file is missing are skipped. Malformed records are
+    skipped too: an image record without `file_name`, integer `id` or
+    positive `width`/`height`, a file name that is not UTF-8, a `bbox` or
+    `keypoints` that are not 4 / 3K finite numbers. Every skip is counted
+    by reason in `skipped` (the totals are logged once as a warning); each
+    malformed record is named (file and annotation or image id) in a
+    warning and in `skipped_examples`. Nothing is dropped silently.
 
     Args:
         annotations: path (local or `tf.io.gfile` URL) of the JSON.
@@ -253,7 +256,6 @@ def load_coco_instances(
     category = categories[0]
     layout = KeypointLayout.from_category(category)
     num_keypoints = layout.num_keypoints
-    skipped = collections.Counter()
 
     log = _SkipLog(annotations)
     files = _list_images(images)
@@ -284,7 +286,10 @@ def load_coco_instances(
         if record.get("category_id") != category["id"]:
             continue
         annotation_id = record.get("id")
-        image = image_records.get(record.get("image_id"))
+        image_id = record.get("image_id")
+        image = (
+            image_records.get(image_id) if isinstance(image_id, int) else None
+        )
         where = f"annotation id {annotation_id!r} (image " + (
             f"{image['file_name']!r})"
             if image
@@ -375,7 +380,7 @@ def load_coco_instances(
                     "and a finite score",
                 )
                 continue
-            if image_id not in image_records:
+            if not isinstance(image_id, int) or image_id not in image_records:
                 detection_log.skip(
                     "detection on an image not in the annotations"
                 )
