@@ -32,12 +32,18 @@ def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="small")
     parser.add_argument(
+        "--input-size",
+        default=None,
+        metavar="HEIGHTxWIDTH",
+        help="input size override, e.g. 128x96 (default: the preset's)",
+    )
+    # Deprecated spelling (two numbers), kept so old commands still run.
+    parser.add_argument(
         "--image-size",
         type=int,
         nargs=2,
         default=None,
-        metavar=("HEIGHT", "WIDTH"),
-        help="input size override (default: the preset's)",
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -56,6 +62,9 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
+    from keras_evopose.cli import check_input_size
+    from keras_evopose.cli import parse_size
+    from keras_evopose.cli import preset_stride
     from keras_evopose.cli.export import crop_images
     from keras_evopose.cli.export import heatmap_difference
     from keras_evopose.data import coco_keypoints_dataset
@@ -70,8 +79,15 @@ def main(argv=None):
     output_dir = pathlib.Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     overrides = {"stochastic_depth_rate": 0.0}
-    if args.image_size:
-        overrides["image_shape"] = (*args.image_size, 3)
+    if args.image_size and not args.input_size:
+        print("note: --image-size H W is deprecated; use --input-size HxW")
+        args.input_size = "x".join(map(str, args.image_size))
+    if args.input_size:
+        size = check_input_size(
+            parse_size(args.input_size, "--input-size"),
+            preset_stride(args.preset),
+        )
+        overrides["image_shape"] = (*size, 3)
     model = EvoPose2D.from_preset(args.preset, **overrides)
     input_size = tuple(model.input_shape[1:3])
     heatmap_size = tuple(model.output_shape[1:3])
