@@ -4,6 +4,9 @@ import pytest
 
 from keras_evopose.cli import main
 from keras_evopose.cli import search
+from keras_evopose.data.coco_split import split_coco_by_image
+from keras_evopose.search.coco_search import COCOSearchConfig
+from keras_evopose.search.coco_search import ancestor_genotype
 
 
 def parse(argv):
@@ -16,34 +19,41 @@ def test_settings_precedence(tmp_path):
     config = tmp_path / "search.yaml"
     config.write_text("max_trials: 20\nchild-epochs: 4\npreset: small\n")
     args = parse(["--config", str(config), "--max-trials", "30"])
-    settings = search.resolve_settings(args)
-    assert settings["max_trials"] == 30  # the flag wins
-    assert settings["child_epochs"] == 4  # from the file, dashes allowed
-    assert settings["preset"] == "small"
-    assert settings["ancestor_epochs"] == 6  # the default
+    config = search.resolve_config(args)
+    assert config.max_trials == 30  # the flag wins
+    assert config.child_epochs == 4  # from the file, dashes allowed
+    assert config.preset == "small"
+    assert config.ancestor_epochs == 6  # the default
+    # The deprecated spelling still works.
+    assert (
+        search.resolve_config(parse(["--image-size", "128x96"])).input_size
+        == "128x96"
+    )
 
 
 def test_bad_settings(tmp_path):
     config = tmp_path / "search.json"
     config.write_text(json.dumps({"max_trails": 3}))
     with pytest.raises(search.UsageError, match="unknown setting.*max_trails"):
-        search.resolve_settings(parse(["--config", str(config)]))
+        search.resolve_config(parse(["--config", str(config)]))
     with pytest.raises(search.UsageError, match="max_trials must be"):
-        search.resolve_settings(parse(["--max-trials", "0"]))
-    with pytest.raises(FileNotFoundError, match="no search to resume"):
-        search.resolve_settings(parse(["--resume", str(tmp_path)]))
+        search.resolve_config(parse(["--max-trials", "0"]))
+    with pytest.raises(search.UsageError, match="no search to resume"):
+        search.resolve_config(parse(["--resume", str(tmp_path)]))
+    with pytest.raises(search.UsageError, match="nearest valid sizes: 64x48"):
+        search.resolve_config(parse(["--input-size", "60x50"]))
+    with pytest.raises(search.UsageError, match="--annotations .*no such file"):
+        search.resolve_config(parse(["--annotations", str(tmp_path / "x")]))
 
 
 def test_existing_search_needs_resume_or_overwrite(tmp_path, capsys):
-    (tmp_path / search.PROJECT).mkdir()
+    (tmp_path / "tuner").mkdir()
     assert main(["search", "--output", str(tmp_path)]) == 2
     assert "--resume" in capsys.readouterr().err
 
 
 def test_split_by_image_id(tmp_path, coco_mini):
-    train, val = search.split_annotations(
-        coco_mini["annotations"], tmp_path, 0.25
-    )
+    train, val = split_coco_by_image(coco_mini["annotations"], tmp_path, 0.25)
     full = json.loads(coco_mini["annotations"].read_text())
     train, val = json.loads(train.read_text()), json.loads(val.read_text())
     ids = sorted(image["id"] for image in full["images"])
@@ -61,17 +71,22 @@ def test_split_by_image_id(tmp_path, coco_mini):
 
 
 def test_ancestor_choices():
-    assert (
-        search.ancestor_genotype({"ancestor": "preset", "preset": "test"})[0]
-        == "ir_r1_k3_s1_e1_c8_se0.25"
-    )
-    assert (
-        len(
-            search.ancestor_genotype(
-                {"ancestor": "efficientnet-b0", "preset": "x"}
-            )
-        )
-        == 7
-    )
+    def ancestor(name, preset="test"):
+        return ancestor_genotype(COCOSearchConfig(ancestor=name, preset=preset))
+
+    assert ancestor("preset")[0] == "ir_r1_k3_s1_e1_c8_se0.25"
+    assert len(ancestor("efficientnet-b0")) == 7
     with pytest.raises(ValueError, match="unknown token"):
-        search.ancestor_genotype({"ancestor": "ir_r1_x", "preset": "test"})
+        ancestor("ir_r1_x")
+
+
+def test_non_coco_json_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"foo": 1}))
+    code = main(
+        ["search", "--annotations", str(bad), "--output", str(tmp_path / "o")]
+    )
+    error = capsys.readouterr().err
+    assert code == 2
+    assert "not a COCO keypoints file" in error and "'images'" in error
+    assert "Traceback" not in error

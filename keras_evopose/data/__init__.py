@@ -10,6 +10,8 @@ from keras_evopose.data.coco_keypoints import IMAGE_STD
 from keras_evopose.data.coco_keypoints import coco_keypoints_dataset
 from keras_evopose.data.coco_keypoints import normalize_image
 from keras_evopose.data.coco_keypoints import out_of_crop_joints
+from keras_evopose.data.coco_split import read_coco_json
+from keras_evopose.data.coco_split import split_coco_by_image
 from keras_evopose.data.heatmaps import decode_heatmaps
 from keras_evopose.data.heatmaps import encode_heatmaps
 from keras_evopose.data.keypoint_layout import KeypointLayout
@@ -29,6 +31,8 @@ __all__ = [
     "load_coco_instances",
     "normalize_image",
     "out_of_crop_joints",
+    "read_coco_json",
+    "split_coco_by_image",
     "tfrecord_keypoints_dataset",
     "write_tfrecords",
 ]

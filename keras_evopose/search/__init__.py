@@ -3,11 +3,21 @@
 No TensorFlow import here: the search runs on any Keras backend.
 """
 
+from keras_evopose.search.coco_search import COCOSearchConfig
+from keras_evopose.search.coco_search import SearchOutcome
+from keras_evopose.search.coco_search import run_coco_search
+from keras_evopose.search.efficientnet_weights import load_efficientnet_weights
 from keras_evopose.search.evolution_oracle import EvolutionOracle
-from keras_evopose.search.evolution_oracle import EvolutionTuner
+from keras_evopose.search.evolution_oracle import ResumeError
+from keras_evopose.search.evolution_tuner import EvolutionTuner
+from keras_evopose.search.evopose2d_hypermodel import EvoPose2DHyperModel
+from keras_evopose.search.fitness import paper_fitness
 from keras_evopose.search.mutation import mutate
 from keras_evopose.search.pareto import dominates
 from keras_evopose.search.pareto import non_dominated_sort
+from keras_evopose.search.results import load_search_results
+from keras_evopose.search.results import search_results
+from keras_evopose.search.results import write_search_results
 from keras_evopose.search.search_space import SearchSpace
 from keras_evopose.search.search_space import genotype_from_string
 from keras_evopose.search.search_space import genotype_to_string
@@ -16,15 +26,26 @@ from keras_evopose.search.weight_transfer import TransferReport
 from keras_evopose.search.weight_transfer import transfer_weights
 
 __all__ = [
+    "COCOSearchConfig",
+    "EvoPose2DHyperModel",
     "EvolutionOracle",
     "EvolutionTuner",
+    "ResumeError",
+    "SearchOutcome",
     "SearchSpace",
     "TransferEntry",
     "TransferReport",
     "dominates",
     "genotype_from_string",
     "genotype_to_string",
+    "load_efficientnet_weights",
+    "load_search_results",
+    "load_efficientnet_weights",
     "mutate",
     "non_dominated_sort",
+    "paper_fitness",
+    "run_coco_search",
+    "search_results",
     "transfer_weights",
+    "write_search_results",
 ]

@@ -1,36 +1,62 @@
-"""EvoPose2D neuroevolution on keras-tuner: EvolutionOracle, EvolutionTuner.
+"""EvolutionOracle: EvoPose2D neuroevolution as a keras-tuner Oracle.
 
 The Oracle is steady-state: every new trial is a one-gene mutant of a parent
 chosen among the trials completed so far (the first trial is the ancestor),
-so it never waits for a whole generation and never answers IDLE while no
-trial runs. A trial's values are `genotype` (one canonical string),
-`parent_trial_id` (`""` for the ancestor), `generation` and `mutation` (a
-description); only `genotype` identifies a trial (no duplicate genotypes).
-Everything else (lineage, generations) is read from the trials, so the
-Oracle's own state is keras-tuner's JSON state unchanged; its constructor
-arguments are not saved and are taken from the code that resumes.
+so it never waits for a whole generation. A trial's values are `genotype`
+(one canonical string), `parent_trial_id` (`""` for the ancestor),
+`generation` and `mutation` (a description); only `genotype` identifies a
+trial (no duplicate genotypes).
+
+Crash safety: the trial files are the record. Every state file is written
+to a temporary file and renamed into place, and `reload` rebuilds the tried
+genotypes, the ended and the interrupted trials from the trial files, so
+no single lost write orphans a trial or lets a genotype run twice; a
+completed trial is never run again. The Oracle's own settings are saved and
+a resume under different ones is refused, naming the difference.
+
+Distributed search (keras-tuner's chief/worker mode): workers send a
+heartbeat while they train; a trial whose worker stays silent for
+`heartbeat_timeout` seconds is handed to another worker, and a restarted
+chief waits that long for the workers that were running trials before it
+gives their trials to anyone else.
 """
 
-import copy
+import collections
 import math
+import os
+import pathlib
 import random
 import time
 
-import keras
 import keras_tuner
+from keras_tuner.src.distribute import utils as distribute_utils
+from keras_tuner.src.engine import trial as trial_module
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.search.fitness import SIZE_WEIGHT
+from keras_evopose.search.fitness import TARGET_PARAMS
+from keras_evopose.search.fitness import paper_fitness
 from keras_evopose.search.mutation import mutate
 from keras_evopose.search.pareto import non_dominated_sort
 from keras_evopose.search.search_space import GENOTYPE_SEPARATOR
 from keras_evopose.search.search_space import SearchSpace
 from keras_evopose.search.search_space import genotype_from_string
 from keras_evopose.search.search_space import genotype_to_string
+from keras_evopose.utils.state_files import StateFileError
+from keras_evopose.utils.state_files import read_json_state
+from keras_evopose.utils.state_files import write_json_atomically
 
-COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED
-FAILED = keras_tuner.engine.trial.TrialStatus.FAILED
-RUNNING = keras_tuner.engine.trial.TrialStatus.RUNNING
+TrialStatus = trial_module.TrialStatus
+COMPLETED = TrialStatus.COMPLETED
+FAILED = TrialStatus.FAILED
+RUNNING = TrialStatus.RUNNING
+ENDED = (COMPLETED, FAILED)
 SELECTIONS = ("fitness", "pareto")
+
+
+@keras_evopose_export("keras_evopose.search.ResumeError")
+class ResumeError(StateFileError):
+    """A search cannot be resumed as asked; the message says why and how."""
 
 
 def _objectives(objective):
@@ -39,11 +65,6 @@ def _objectives(objective):
 
 
 def _check_objective(objective):
-    objective = (
-        keras_tuner.Objective("val_loss", "min")
-        if (objective is None)
-        else objective
-    )
     items = objective if isinstance(objective, (list, tuple)) else [objective]
     for item in items:
         if not isinstance(item, keras_tuner.Objective):
@@ -60,6 +81,22 @@ def _check_objective(objective):
     return objective
 
 
+def _check_positive(name, value, hint, integer=False):
+    kinds = (int,) if integer else (int, float)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, kinds)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        kind = "int" if integer else "number"
+        raise ValueError(f"{name}={value!r} must be a positive {kind}{hint}.")
+
+
+def _trial_number(trial_id):
+    return int(trial_id) if str(trial_id).isdigit() else -1
+
+
 @keras_evopose_export("keras_evopose.search.EvolutionOracle")
 class EvolutionOracle(keras_tuner.Oracle):
     """Pareto neuroevolution of EvoPose2D genotypes (a keras-tuner Oracle).
@@ -67,24 +104,28 @@ class EvolutionOracle(keras_tuner.Oracle):
     Trial 0 trains the search space's ancestor. Every later trial mutates
     one gene of one stage of a parent (`keras_evopose.search.mutate`), drawn
     uniformly from the `num_parents` best completed trials: best by fitness
-    (`selection="fitness"`, the paper's elitist (mu + lambda) rule) or in
-    Pareto order (`selection="pareto"`). Failed trials are never parents;
-    genotypes are never repeated; invalid genotypes are never emitted.
+    (`selection="fitness"`) or in Pareto order (`selection="pareto"`). This
+    is steady-state (mu + 1) evolution: each child's parent pool is chosen
+    again from every trial completed so far, so no worker waits for a
+    generation to finish. Failed trials are never parents; genotypes are
+    never repeated; invalid genotypes are never emitted.
 
-    Fitness (`trial.score`) is the paper's scalar: for a minimized first
-    objective (a loss) `loss * (target_params / num_params) ** size_weight`,
-    for a maximized one (an AP) `ap * (target_params / num_params) **
-    -size_weight`, so with the default `size_weight=-0.07` a larger model
-    always scores worse; its direction is that of the first objective
-    (`fitness_direction`). The values used are each objective's best over
-    the trial's epochs, in the objective's own direction, and `num_params`
-    is read from the trial's metrics (`EvolutionTuner` logs it).
+    Fitness (`trial.score`) is the paper's scalar
+    (`keras_evopose.search.paper_fitness`) of the first objective's best
+    value and the trial's `size_metric`; its direction is the first
+    objective's (`fitness_direction`). `get_best_trials` returns completed
+    trials in non-dominated order over all objectives (Pareto front first,
+    then fitness within a front), not keras-tuner's summed multi-objective.
 
-    `get_best_trials` returns completed trials in non-dominated order over
-    all objectives (Pareto front first, then fitness within a front), not
-    keras-tuner's summed multi-objective. A trial whose objective is not
-    finite is marked failed; `max_consecutive_failed_trials` failures in a
-    row stop the search with an error naming the trials.
+    A trial whose objective is not finite is marked failed.
+    `max_consecutive_failed_trials` failures in a row stop the search: the
+    state is saved, `create_trial` answers STOPPED and `stop_reason` names
+    the failed trials and the last error.
+
+    The settings that define the search (objectives, search space, parent
+    pool, fitness) are saved with the state; `reload` (a resumed search)
+    raises `ResumeError` naming every setting that differs. `max_trials`
+    may change on resume.
 
     Args:
         objective: a `keras_tuner.Objective` or a list of them, each with an
@@ -102,8 +143,11 @@ class EvolutionOracle(keras_tuner.Oracle):
             to `"num_params"`.
         max_mutation_attempts: int, mutations tried per trial before the
             search stops because every nearby genotype was tried.
+        heartbeat_timeout: float, seconds without a word from the worker
+            running a trial after which the trial is handed to another
+            worker (distributed search only). Defaults to 180.
         seed: int, seeds parent choice and mutation (saved with the state).
-        max_retries_per_trial: int, retries of a crashed trial.
+        max_retries_per_trial: int, retries of a trial that raised.
         max_consecutive_failed_trials: int, failures in a row that stop the
             search. Defaults to 3.
 
@@ -133,10 +177,11 @@ class EvolutionOracle(keras_tuner.Oracle):
         max_trials=None,
         num_parents=4,
         selection="fitness",
-        target_params=5e6,
-        size_weight=-0.07,
+        target_params=TARGET_PARAMS,
+        size_weight=SIZE_WEIGHT,
         size_metric="num_params",
         max_mutation_attempts=100,
+        heartbeat_timeout=180.0,
         seed=None,
         max_retries_per_trial=0,
         max_consecutive_failed_trials=3,
@@ -154,39 +199,26 @@ class EvolutionOracle(keras_tuner.Oracle):
                 "search_space must be a keras_evopose.search.SearchSpace. "
                 f"Received: {search_space!r}"
             )
-        if (
-            isinstance(num_parents, bool)
-            or not isinstance(num_parents, int)
-            or num_parents < 1
-        ):
-            raise ValueError(
-                f"num_parents={num_parents!r} must be a positive int (the "
-                "paper uses 4)."
-            )
+        _check_positive("num_parents", num_parents, " (the paper uses 4)", 1)
         if selection not in SELECTIONS:
             raise ValueError(
                 f"selection={selection!r} is not allowed; use one of "
                 f"{', '.join(repr(s) for s in SELECTIONS)}."
             )
-        if not isinstance(target_params, (int, float)) or not (
-            target_params > 0 and math.isfinite(target_params)
-        ):
-            raise ValueError(
-                f"target_params={target_params!r} must be a positive number "
-                "(the paper uses 5e6)."
-            )
-        if not isinstance(size_weight, (int, float)) or not math.isfinite(
-            size_weight
+        _check_positive("target_params", target_params, " (the paper uses 5e6)")
+        if (
+            isinstance(size_weight, bool)
+            or not isinstance(size_weight, (int, float))
+            or not math.isfinite(size_weight)
         ):
             raise ValueError(
                 f"size_weight={size_weight!r} must be a finite number (the "
                 "paper uses -0.07; 0 ignores the model size)."
             )
-        if max_mutation_attempts < 1:
-            raise ValueError(
-                f"max_mutation_attempts={max_mutation_attempts!r} must be "
-                "at least 1."
-            )
+        _check_positive("max_mutation_attempts", max_mutation_attempts, "", 1)
+        _check_positive(
+            "heartbeat_timeout", heartbeat_timeout, " (seconds, e.g. 180)"
+        )
         super().__init__(
             objective=objective,
             max_trials=max_trials,
@@ -201,8 +233,22 @@ class EvolutionOracle(keras_tuner.Oracle):
         self.size_weight = float(size_weight)
         self.size_metric = size_metric
         self.max_mutation_attempts = max_mutation_attempts
+        self.heartbeat_timeout = float(heartbeat_timeout)
+        self.stop_reason = None
+        self.stopped_by_failures = False
         self._ancestor_string = genotype_to_string(search_space.ancestor)
         self._objective_cache = {}
+        # When each running trial was last heard of (a heartbeat, a metric
+        # report, its start), in this process's clock.
+        self._last_seen = {}
+        # Trials that were running when this Oracle was reloaded and whose
+        # worker has not spoken since: trial_id -> tuner_id or None.
+        self._interrupted = {}
+        # When each worker last asked for a trial.
+        self._tuner_seen = {}
+
+    # ----------------------------------------------------------------
+    # Settings saved with the state.
 
     @property
     def objectives(self):
@@ -214,19 +260,396 @@ class EvolutionOracle(keras_tuner.Oracle):
         """`"min"` or `"max"`: how `trial.score` is ranked."""
         return self.objectives[0].direction
 
+    def get_settings(self):
+        """The settings that define this search, as plain JSON values."""
+        return {
+            "objectives": [[o.name, o.direction] for o in self.objectives],
+            "search_space": self.search_space.get_config(),
+            "num_parents": self.num_parents,
+            "selection": self.selection,
+            "target_params": self.target_params,
+            "size_weight": self.size_weight,
+            "size_metric": self.size_metric,
+        }
+
+    def _check_settings(self, saved, path):
+        current = self.get_settings()
+        differences = []
+        for key in sorted(set(saved) | set(current)):
+            old, new = saved.get(key), current.get(key)
+            if isinstance(old, dict) and isinstance(new, dict):
+                differences += [
+                    f"{key}.{k}: saved {old.get(k)!r}, now {new.get(k)!r}"
+                    for k in sorted(set(old) | set(new))
+                    if old.get(k) != new.get(k)
+                ]
+            elif old != new:
+                differences.append(f"{key}: saved {old!r}, now {new!r}")
+        if differences:
+            raise ResumeError(
+                f"cannot resume the search in {path}: its settings differ "
+                f"({'; '.join(differences)}). Resume with the saved "
+                "settings, or start a new search in another directory."
+            )
+
+    def get_state(self):
+        state = super().get_state()
+        state["settings"] = self.get_settings()
+        state["stop_reason"] = self.stop_reason
+        state["stopped_by_failures"] = self.stopped_by_failures
+        state["ongoing_trials"] = {
+            tuner_id: trial.trial_id
+            for tuner_id, trial in self.ongoing_trials.items()
+        }
+        state["interrupted_trials"] = dict(self._interrupted)
+        return state
+
+    # ----------------------------------------------------------------
+    # Saving and reloading.
+
+    def save(self):
+        write_json_atomically(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial):
+        write_json_atomically(
+            f"{self._get_trial_dir(trial.trial_id)}/trial.json",
+            trial.get_state(),
+        )
+
+    def _load_trials(self):
+        trials = {}
+        for folder in sorted(pathlib.Path(self._project_dir).glob("trial_*")):
+            path = folder / "trial.json"
+            if not path.exists():
+                # Created for a trial that was never recorded (a crash
+                # between creating the folder and writing the trial).
+                continue
+            remedy = (
+                f"--resume cannot continue; remove {folder} to re-run "
+                "that trial"
+            )
+            state = read_json_state(path, remedy)
+            try:
+                trial = trial_module.Trial.from_state(state)
+            except (KeyError, TypeError, ValueError) as error:
+                raise ResumeError(
+                    f"{path} is not a keras-tuner trial ({error!r}); {remedy}"
+                ) from None
+            trials[trial.trial_id] = trial
+        return trials
+
+    def reload(self):
+        """Rebuilds the search state from the project's files.
+
+        The trial files are the record of what ran: the tried genotypes,
+        the ended and the interrupted trials come from them. `oracle.json`
+        adds the random state, the order of ended trials and the settings,
+        which must equal this Oracle's.
+        """
+        oracle_file = self._get_oracle_fname()
+        trials = self._load_trials()
+        if os.path.exists(oracle_file):
+            state = read_json_state(
+                oracle_file,
+                "--resume cannot continue; remove it to rebuild the search "
+                "state from the trial files",
+            )
+        else:
+            state = {}
+        if "settings" in state:
+            self._check_settings(state["settings"], self._project_dir)
+        elif trials and state:
+            raise ResumeError(
+                f"{oracle_file} was not written by EvolutionOracle (no "
+                "saved settings); resume it with the tuner that made it."
+            )
+        self.trials = trials
+        ids = sorted(trials, key=_trial_number)
+        self.start_order = ids
+        ended = [i for i in ids if trials[i].status in ENDED]
+        saved_order = [i for i in state.get("end_order", []) if i in ended]
+        self.end_order = saved_order + [
+            i for i in ended if i not in saved_order
+        ]
+        self._run_times = collections.defaultdict(int)
+        self._run_times.update(state.get("run_times", {}))
+        self.seed = state.get("seed", self.seed)
+        self._seed_state = state.get("seed_state", self.seed + len(trials))
+        self.stop_reason = state.get("stop_reason")
+        self.stopped_by_failures = state.get("stopped_by_failures", False)
+        self._tried_so_far = set()
+        self._id_to_hash = collections.defaultdict(lambda: None)
+        for trial in trials.values():
+            self._record_values(trial)
+        # Unended trials were interrupted. Their workers (if any survive
+        # a chief restart) keep the trial; others get it after a timeout.
+        owners = {
+            trial_id: tuner_id
+            for tuner_id, trial_id in state.get("ongoing_trials", {}).items()
+        }
+        owners.update(
+            {
+                trial_id: tuner_id
+                for trial_id, tuner_id in state.get(
+                    "interrupted_trials", {}
+                ).items()
+                if trial_id not in owners
+            }
+        )
+        self.ongoing_trials = {}
+        self._retry_queue = []
+        self._interrupted = {}
+        self._last_seen = {}
+        now = time.time()
+        distributed = distribute_utils.has_chief_oracle()
+        for trial_id in ids:
+            if trial_id in ended:
+                continue
+            if distributed:
+                self._interrupted[trial_id] = owners.get(trial_id)
+                self._last_seen[trial_id] = now
+            else:
+                # Nothing else can be running it: run it again at once.
+                self._requeue(trial_id)
+
+    def _requeue(self, trial_id, reason=None):
+        """Puts an unfinished trial back in line with its results cleared."""
+        self.trials[trial_id] = trial_module.Trial(
+            hyperparameters=self.trials[trial_id].hyperparameters,
+            trial_id=trial_id,
+            status=TrialStatus.IDLE,
+            message=reason,
+        )
+        self._interrupted.pop(trial_id, None)
+        self._last_seen.pop(trial_id, None)
+        if trial_id not in self._retry_queue:
+            self._retry_queue.append(trial_id)
+
+    # ----------------------------------------------------------------
+    # Trials: create, heartbeat, end.
+
+    def _next_trial_id(self):
+        # Never reuse an id: a removed trial folder must not make a new
+        # trial overwrite another one.
+        used = [_trial_number(i) for i in self.trials]
+        number = max(used, default=-1) + 1
+        width = max(
+            len(str(self.max_trials or 0)),
+            max((len(i) for i in self.trials), default=1),
+        )
+        return f"{number:0{width}d}"
+
+    def _expire_silent_workers(self):
+        now = time.time()
+        for tuner_id, trial in list(self.ongoing_trials.items()):
+            last = self._last_seen.get(trial.trial_id, now)
+            if now - last > self.heartbeat_timeout:
+                self.ongoing_trials.pop(tuner_id)
+                self.tuner_ids.discard(tuner_id)
+                print(
+                    f"EvolutionOracle: worker {tuner_id} has been silent for "
+                    f"{now - last:.0f} s; trial {trial.trial_id} goes to "
+                    "another worker."
+                )
+                self._requeue(
+                    trial.trial_id, f"worker {tuner_id} stopped reporting"
+                )
+        for trial_id, tuner_id in list(self._interrupted.items()):
+            if (
+                now - self._last_seen.get(trial_id, now)
+                > self.heartbeat_timeout
+            ):
+                if tuner_id is not None:
+                    self.tuner_ids.discard(tuner_id)
+                self._requeue(
+                    trial_id, "its worker did not report after a restart"
+                )
+
+    def _ended(self, trial_id):
+        # `end_order` (not the status: a local tuner sets that on the
+        # Oracle's own trial object before `end_trial`) marks ended trials.
+        return trial_id in self.end_order
+
+    def _unended(self):
+        return [i for i in self.trials if not self._ended(i)]
+
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id):
+        """Hands `tuner_id` its trial: its own ongoing one, a trial to run
+        again, a new mutant, IDLE (wait) or STOPPED (the search is over)."""
+        self._expire_silent_workers()
+        self._tuner_seen[tuner_id] = time.time()
+        if tuner_id in self.ongoing_trials:
+            return self.ongoing_trials[tuner_id]
+        for trial_id, owner in list(self._interrupted.items()):
+            if owner == tuner_id:
+                # A restarted worker asks again under its own id: it runs
+                # its interrupted trial again.
+                self._requeue(trial_id)
+                self._retry_queue.remove(trial_id)
+                self._retry_queue.append(trial_id)
+        self.tuner_ids.add(tuner_id)
+        if self._retry_queue and self.stop_reason is None:
+            trial_id = self._retry_queue.pop()
+            # Run again from scratch: no metrics of the interrupted run.
+            trial = trial_module.Trial(
+                hyperparameters=self.trials[trial_id].hyperparameters,
+                trial_id=trial_id,
+                status=RUNNING,
+            )
+            self.trials[trial_id] = trial
+            return self._start(tuner_id, trial)
+        if self.stop_reason is None and not (
+            self.max_trials and len(self.trials) >= self.max_trials
+        ):
+            trial_id = self._next_trial_id()
+            response = self.populate_space(trial_id)
+            if response["status"] == RUNNING:
+                hyperparameters = self.hyperparameters.copy()
+                hyperparameters.values = response["values"]
+                trial = trial_module.Trial(
+                    hyperparameters=hyperparameters,
+                    trial_id=trial_id,
+                    status=RUNNING,
+                )
+                self.trials[trial_id] = trial
+                self.start_order.append(trial_id)
+                self._record_values(trial)
+                return self._start(tuner_id, trial)
+            if response["status"] == TrialStatus.IDLE:
+                return trial_module.Trial(
+                    self.hyperparameters.copy(), status=TrialStatus.IDLE
+                )
+        elif self._unended() and self.stop_reason is None:
+            # Trials still run: one may come back for another worker.
+            return trial_module.Trial(
+                self.hyperparameters.copy(), status=TrialStatus.IDLE
+            )
+        self.tuner_ids.discard(tuner_id)
+        return trial_module.Trial(
+            self.hyperparameters.copy(), status=TrialStatus.STOPPED
+        )
+
+    def _start(self, tuner_id, trial):
+        self.ongoing_trials[tuner_id] = trial
+        self._last_seen[trial.trial_id] = time.time()
+        self._save_trial(trial)
+        self.save()
+        self._display.on_trial_begin(trial)
+        return trial
+
+    @keras_tuner.synchronized
+    def search_finished(self):
+        """True once no trial runs, none will be created, and every live
+        worker has been told to stop (distributed search: the chief may
+        exit)."""
+        self._expire_silent_workers()
+        if self.stop_reason is not None:
+            done = not self.ongoing_trials and not self._interrupted
+        else:
+            full = bool(self.max_trials) and (
+                len(self.trials) >= self.max_trials
+            )
+            done = full and not self._unended()
+        now = time.time()
+        live = [
+            tuner_id
+            for tuner_id in self.tuner_ids
+            if now - self._tuner_seen.get(tuner_id, now)
+            <= self.heartbeat_timeout
+        ]
+        return done and not live
+
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id, metrics, step=0):
+        """Records a trial's metrics; empty `metrics` is a heartbeat."""
+        trial = self.trials[trial_id]
+        self._last_seen[trial_id] = time.time()
+        if trial_id in self._interrupted:
+            # Its worker survived a chief restart: it keeps the trial.
+            owner = self._interrupted.pop(trial_id)
+            if owner is not None:
+                self.ongoing_trials[owner] = trial
+                self.tuner_ids.add(owner)
+        if not metrics or self._ended(trial_id):
+            return trial
+        return super().update_trial(trial_id, metrics, step=step)
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial):
+        """Ends a trial once; later calls for the same trial id only
+        release the caller (a re-sent request, or a trial that was handed
+        to a second worker after its first went silent)."""
+        old = self.trials[trial.trial_id]
+        self._interrupted.pop(trial.trial_id, None)
+        if not self._ended(trial.trial_id):
+            self._record_end(old, trial)
+        for tuner_id, ongoing in list(self.ongoing_trials.items()):
+            if ongoing.trial_id == trial.trial_id:
+                self.ongoing_trials.pop(tuner_id)
+        self._last_seen.pop(trial.trial_id, None)
+
+    def _record_end(self, old, trial):
+        old.hyperparameters = trial.hyperparameters
+        old.status = trial.status
+        old.message = trial.message
+        self._objective_cache.pop(old.trial_id, None)
+        if old.trial_id in self._retry_queue:
+            self._retry_queue.remove(old.trial_id)
+        if old.status == COMPLETED:
+            self.score_trial(old)
+            if not math.isfinite(old.score):
+                old.status = TrialStatus.INVALID
+                old.message = (
+                    "an objective is missing or not finite: "
+                    f"{self.objective_values(old)!r}"
+                )
+        self._record_values(old)
+        self._run_times[old.trial_id] += 1
+        if not self._retry(old):
+            self.end_order.append(old.trial_id)
+            self._check_consecutive_failures()
+        self._save_trial(old)
+        self.save()
+        self._display.on_trial_end(old)
+
+    def _check_consecutive_failures(self):
+        failed = []
+        for trial_id in self.end_order:
+            failed = (
+                failed + [trial_id]
+                if self.trials[trial_id].status == FAILED
+                else []
+            )
+        if len(failed) >= self.max_consecutive_failed_trials:
+            last = self.trials[failed[-1]]
+            message = (last.message or "none recorded").strip().splitlines()
+            self.stopped_by_failures = True
+            self.stop_reason = (
+                f"{len(failed)} trials in a row failed (trials "
+                f"{', '.join(failed)}; max_consecutive_failed_trials="
+                f"{self.max_consecutive_failed_trials}). A trial fails when "
+                "its loss or objective is not finite, its model exceeds "
+                "max_model_size, or training raises. Last error: "
+                f"{message[-1] if message else 'none recorded'}"
+            )
+
+    # ----------------------------------------------------------------
+    # Evolution.
+
     def populate_space(self, trial_id):
         if not self._duplicate({"genotype": self._ancestor_string}):
             return self._running(self._ancestor_string, "", 0, "ancestor")
         parents = self._select_parents()
         if not parents:
-            if self.ongoing_trials:
-                # Only while a trial runs: its result may yield a parent.
-                return {"status": "IDLE"}
-            print(
-                "EvolutionOracle: no completed trial to mutate and none "
-                "running (the ancestor failed); stopping the search."
+            if self._unended():
+                # A running trial's result may yield a parent.
+                return {"status": TrialStatus.IDLE}
+            self.stop_reason = (
+                "no completed trial to mutate and none running (the "
+                "ancestor failed)"
             )
-            return {"status": "STOPPED"}
+            return {"status": TrialStatus.STOPPED}
         rng = random.Random(self._seed_state)
         self._seed_state += 1
         for _ in range(self.max_mutation_attempts):
@@ -246,13 +669,15 @@ class EvolutionOracle(keras_tuner.Oracle):
                     int(values.get("generation", 0)) + 1,
                     description,
                 )
-        print(
-            "EvolutionOracle: every mutation tried in "
-            f"{self.max_mutation_attempts} attempts was already trained; "
-            "stopping the search (widen the search space or raise "
-            "max_mutation_attempts)."
+        if self._unended():
+            # Running trials may become parents with untried neighbours.
+            return {"status": TrialStatus.IDLE}
+        self.stop_reason = (
+            f"every mutation tried in {self.max_mutation_attempts} attempts "
+            "was already trained (widen the search space or raise "
+            "max_mutation_attempts)"
         )
-        return {"status": "STOPPED"}
+        return {"status": TrialStatus.STOPPED}
 
     @staticmethod
     def _running(genotype, parent_trial_id, generation, mutation):
@@ -273,37 +698,23 @@ class EvolutionOracle(keras_tuner.Oracle):
             values = {"genotype": values["genotype"]}
         return super()._compute_values_hash(values)
 
-    def objective_values(self, trial):
-        """Each objective's best value of `trial` in its own direction.
-
-        Returns:
-            A list of floats (one per objective), or `None` if a value is
-            missing or not finite.
-        """
-        if trial.status != COMPLETED:
-            return self._objective_values(trial)
-        # A completed trial's metrics no longer change (end_trial is
-        # idempotent), so its values are computed once per process.
-        if trial.trial_id not in self._objective_cache:
-            self._objective_cache[trial.trial_id] = self._objective_values(
-                trial
-            )
-        values = self._objective_cache[trial.trial_id]
-        return None if values is None else list(values)
-
-    def _objective_values(self, trial):
-        values = []
-        for objective in self.objectives:
-            value = self._best_value(trial, objective.name, objective.direction)
-            if value is None:
-                return None
-            values.append(value)
-        return values
+    # ----------------------------------------------------------------
+    # Scores and ranking.
 
     @staticmethod
-    def _best_value(trial, name, direction):
+    def metric_value(trial, name, direction="min"):
+        """The best value of metric `name` over `trial`'s reports.
+
+        Args:
+            trial: a `keras_tuner.engine.trial.Trial`.
+            name: the metric name, e.g. `"val_loss"` or `"num_params"`.
+            direction: `"min"` or `"max"`, which value is best.
+
+        Returns:
+            float, or `None` if the metric is missing or not finite.
+        """
         # keras-tuner registers every metric of a multi-objective with
-        # direction "min", so the best value is taken here, per objective.
+        # direction "min", so the best value is taken here.
         if not trial.metrics.exists(name):
             return None
         history = [
@@ -315,42 +726,78 @@ class EvolutionOracle(keras_tuner.Oracle):
             return None
         return float(min(history) if direction == "min" else max(history))
 
+    def objective_values(self, trial):
+        """Each objective's best value of `trial` in its own direction.
+
+        Returns:
+            A list of floats (one per objective), or `None` if a value is
+            missing or not finite.
+        """
+        if trial.status != COMPLETED:
+            return self._objective_values(trial)
+        # A completed trial's metrics no longer change (end_trial ends a
+        # trial once), so its values are computed once per process.
+        if trial.trial_id not in self._objective_cache:
+            self._objective_cache[trial.trial_id] = self._objective_values(
+                trial
+            )
+        values = self._objective_cache[trial.trial_id]
+        return None if values is None else list(values)
+
+    def _objective_values(self, trial):
+        values = [
+            self.metric_value(trial, o.name, o.direction)
+            for o in self.objectives
+        ]
+        return None if None in values else values
+
     def fitness(self, trial):
         """The paper's scalar fitness of a trial (NaN if not computable)."""
         primary = self.objectives[0]
-        value = self._best_value(trial, primary.name, primary.direction)
-        if value is None:
-            return float("nan")
-        if self.size_weight == 0:
-            return value
-        num_params = self._best_value(trial, self.size_metric, "min")
-        if num_params is None or num_params <= 0:
-            return float("nan")
-        weight = (
-            self.size_weight
-            if primary.direction == "min"
-            else (-self.size_weight)
+        return paper_fitness(
+            self.metric_value(trial, primary.name, primary.direction),
+            self.metric_value(trial, self.size_metric, "min"),
+            direction=primary.direction,
+            target_params=self.target_params,
+            size_weight=self.size_weight,
         )
-        return value * (self.target_params / num_params) ** weight
 
     def score_trial(self, trial):
         trial.score = self.fitness(trial)
-        trial.best_step = 0
         if self.objective_values(trial) is None:
             trial.score = float("nan")
+        # The step the metrics were reported at: the scored epoch, whose
+        # weights the tuner kept as the trial's checkpoint.
+        primary = self.objectives[0].name
+        if trial.metrics.exists(primary):
+            history = trial.metrics.get_history(primary)
+            trial.best_step = history[-1].step if history else 0
 
-    def _completed(self):
+    def completed_trials(self):
+        """Completed trials with a finite fitness, in trial order."""
+        return [
+            self.trials[trial_id]
+            for trial_id in sorted(self.trials, key=_trial_number)
+            if self.trials[trial_id].status == COMPLETED
+            and self.trials[trial_id].score is not None
+            and math.isfinite(self.trials[trial_id].score)
+        ]
+
+    def failed_trials(self):
+        """Failed trials, in trial order."""
         return [
             trial
-            for trial in self.trials.values()
-            if trial.status == COMPLETED
-            and trial.score is not None
-            and math.isfinite(trial.score)
+            for trial_id, trial in sorted(
+                self.trials.items(), key=lambda item: _trial_number(item[0])
+            )
+            if trial.status == FAILED
         ]
 
     def _by_fitness(self, trials):
         sign = 1.0 if self.fitness_direction == "min" else -1.0
-        return sorted(trials, key=lambda t: (sign * t.score, t.trial_id))
+        return sorted(
+            trials, key=lambda t: (sign * t.score, _trial_number(t.trial_id))
+        )
 
     def _pareto_order(self, trials):
         trials = self._by_fitness(trials)
@@ -361,7 +808,7 @@ class EvolutionOracle(keras_tuner.Oracle):
         return [[trials[i] for i in front] for front in fronts]
 
     def _select_parents(self):
-        completed = self._completed()
+        completed = self.completed_trials()
         if self.selection == "fitness":
             ordered = self._by_fitness(completed)
         else:
@@ -370,9 +817,14 @@ class EvolutionOracle(keras_tuner.Oracle):
             ]
         return ordered[: self.num_parents]
 
+    def best_trial(self):
+        """The completed trial with the best fitness, or `None`."""
+        ordered = self._by_fitness(self.completed_trials())
+        return ordered[0] if ordered else None
+
     def pareto_front(self):
         """The completed trials no other completed trial dominates."""
-        fronts = self._pareto_order(self._completed())
+        fronts = self._pareto_order(self.completed_trials())
         return fronts[0] if fronts else []
 
     def get_best_trials(self, num_trials=1):
@@ -384,7 +836,7 @@ class EvolutionOracle(keras_tuner.Oracle):
         """
         ordered = [
             trial
-            for front in self._pareto_order(self._completed())
+            for front in self._pareto_order(self.completed_trials())
             for trial in front
         ]
         if len(ordered) < num_trials:
@@ -395,271 +847,3 @@ class EvolutionOracle(keras_tuner.Oracle):
                 if trial.trial_id not in chosen
             ]
         return ordered[:num_trials]
-
-    @keras_tuner.synchronized
-    def end_trial(self, trial):
-        done = self.trials.get(trial.trial_id)
-        if (
-            done is not None
-            and trial.trial_id in self.end_order
-            and done.status in (COMPLETED, FAILED)
-        ):
-            # Already ended (a re-sent RPC, or a re-run after a chief
-            # restart): keep the first result, only release the tuner.
-            for tuner_id, ongoing in list(self.ongoing_trials.items()):
-                if ongoing.trial_id == trial.trial_id:
-                    self.ongoing_trials.pop(tuner_id)
-            return
-        self._objective_cache.pop(trial.trial_id, None)
-        super().end_trial(trial)
-
-    def _check_consecutive_failures(self):
-        failed = []
-        for trial_id in self.end_order:
-            if self.trials[trial_id].status == FAILED:
-                failed.append(trial_id)
-            else:
-                failed = []
-            if len(failed) == self.max_consecutive_failed_trials:
-                last = self.trials[failed[-1]]
-                raise RuntimeError(
-                    f"The search stopped: {len(failed)} trials in a row "
-                    f"failed (trials {', '.join(failed)}; "
-                    f"max_consecutive_failed_trials="
-                    f"{self.max_consecutive_failed_trials}). A trial fails "
-                    "when its loss or objective is not finite, its model "
-                    "exceeds max_model_size, or training raises. Last "
-                    f"error: {(last.message or 'none recorded').strip()}"
-                )
-
-
-class _ModelSizeCallback(keras.callbacks.Callback):
-    """Writes `num_params` and `flops` (MACs) into every epoch's logs."""
-
-    def on_train_begin(self, logs=None):
-        from keras_evopose.utils import count_flops
-        from keras_evopose.utils import count_params
-
-        self.num_params = count_params(self.model)
-        try:
-            self.flops = count_flops(self.model, self.model.input_shape[1:])
-        except ValueError:
-            # A user model with layers count_flops does not know.
-            self.flops = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        logs["num_params"] = float(self.num_params)
-        if self.flops is not None:
-            logs["flops"] = float(self.flops)
-
-
-def _tensorflow_without_gpu():
-    if keras.backend.backend() != "tensorflow":
-        return False
-    import tensorflow as tf
-
-    return not tf.config.list_physical_devices("GPU")
-
-
-class _EvoPose2DHyperModel(keras_tuner.HyperModel):
-    """Builds and compiles `EvoPose2D.from_preset(preset, genotype=...)`."""
-
-    def __init__(self, preset, model_kwargs, compile_kwargs):
-        super().__init__()
-        self.preset = preset
-        self.model_kwargs = dict(model_kwargs or {})
-        self.compile_kwargs = dict(compile_kwargs or {})
-
-    def build(self, hp):
-        from keras_evopose.models import EvoPose2D
-
-        model = EvoPose2D.from_preset(
-            self.preset,
-            genotype=genotype_from_string(hp.get("genotype")),
-            **self.model_kwargs,
-        )
-        kwargs = copy.deepcopy(self.compile_kwargs)
-        optimizer = kwargs.pop("optimizer", "adam")
-        if isinstance(optimizer, keras.optimizers.Optimizer):
-            # A fresh optimizer per trial: one instance cannot serve two
-            # models.
-            optimizer = optimizer.__class__.from_config(optimizer.get_config())
-        if "loss" not in kwargs:
-            from keras_evopose.losses import HeatmapMSE
-
-            kwargs["loss"] = HeatmapMSE()
-        if "jit_compile" not in kwargs and _tensorflow_without_gpu():
-            # Children train for a few epochs: on CPU, XLA compilation of
-            # each new train step costs more than it saves (measured: the
-            # first epoch of the `test` preset 2-3x slower).
-            kwargs["jit_compile"] = False
-        model.compile(optimizer=optimizer, **kwargs)
-        return model
-
-    def fit(self, hp, model, *args, **kwargs):
-        # Data may depend on the child's heatmap size (a stride mutation
-        # changes it): callables receive `(height, width)` of the output.
-        heatmap_size = tuple(model.output_shape[1:3])
-        args = [a(heatmap_size) if callable(a) else a for a in args]
-        for key in ("x", "validation_data"):
-            if callable(kwargs.get(key)):
-                kwargs[key] = kwargs[key](heatmap_size)
-        return model.fit(*args, **kwargs)
-
-
-@keras_evopose_export("keras_evopose.search.EvolutionTuner")
-class EvolutionTuner(keras_tuner.Tuner):
-    """Trains the children an `EvolutionOracle` proposes.
-
-    Each trial builds the child from its genotype, transfers its parent's
-    best weights (the parent trial's `checkpoint.weights.h5`, found in the
-    shared project directory, so it works across keras-tuner workers) with
-    `keras_evopose.callbacks.WeightTransferCallback`, trains it for
-    `ancestor_epochs` (generation 0) or `child_epochs` epochs and writes
-    `num_params` and `flops` into the epoch logs. Any other `model.fit`
-    argument, callback or distribution strategy passes through `search`
-    as with any keras-tuner `Tuner`. A trial whose training loss is not
-    finite fails (it is not retried); so does one whose model has more
-    than `max_model_size` parameters.
-
-    By default the model is `EvoPose2D.from_preset(preset, genotype=...,
-    **model_kwargs)` compiled with `compile_kwargs` (default optimizer
-    `"adam"`, loss `keras_evopose.losses.HeatmapMSE`, and no XLA on a
-    TensorFlow CPU, where compiling each child costs more than it saves).
-    Training and validation data may then be given as functions of the
-    heatmap size `(height, width) -> dataset`, so children whose stride
-    mutation changes the heatmap resolution get matching targets. A custom
-    `hypermodel` (a function of `hp` returning a compiled model, reading
-    `hp.get("genotype")` with `keras_evopose.search.genotype_from_string`)
-    replaces all of that.
-
-    Args:
-        oracle: an `EvolutionOracle`.
-        hypermodel: optional model-building function or `HyperModel`.
-        preset: preset whose non-genotype arguments (stem, head, input size)
-            every child shares. Defaults to `"small"`.
-        model_kwargs: dict of extra `from_preset` overrides.
-        compile_kwargs: dict of `model.compile` arguments.
-        ancestor_epochs: int, epochs of generation 0 (the paper's 30).
-        child_epochs: int, epochs of every child (the paper's 5).
-        transfer_weights: bool, inherit the parent's weights. Defaults to
-            `True`.
-        **kwargs: `keras_tuner.Tuner` arguments (`directory`,
-            `project_name`, `overwrite`, `max_model_size`,
-            `distribution_strategy`, ...).
-
-    Example:
-
-    ```python
-    tuner = keras_evopose.search.EvolutionTuner(
-        keras_evopose.search.EvolutionOracle(max_trials=10),
-        preset="small", ancestor_epochs=30, child_epochs=5,
-        directory="runs", project_name="evopose",
-    )
-    tuner.search(train_ds, validation_data=val_ds)
-    ```
-    """
-
-    def __init__(
-        self,
-        oracle,
-        hypermodel=None,
-        preset="small",
-        model_kwargs=None,
-        compile_kwargs=None,
-        ancestor_epochs=30,
-        child_epochs=5,
-        transfer_weights=True,
-        **kwargs,
-    ):
-        if not isinstance(oracle, EvolutionOracle):
-            raise ValueError(
-                f"EvolutionTuner needs an EvolutionOracle. Received: {oracle!r}"
-            )
-        for name, value in (
-            ("ancestor_epochs", ancestor_epochs),
-            ("child_epochs", child_epochs),
-        ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or (value < 1)
-            ):
-                raise ValueError(
-                    f"{name}={value!r} must be a positive int (the paper "
-                    "trains the ancestor 30 epochs and each child 5)."
-                )
-        if hypermodel is None:
-            hypermodel = _EvoPose2DHyperModel(
-                preset, model_kwargs, compile_kwargs
-            )
-        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
-        self.ancestor_epochs = ancestor_epochs
-        self.child_epochs = child_epochs
-        self.transfer_weights = transfer_weights
-        self._trial_began = True
-
-    def _populate_initial_space(self):
-        # keras-tuner builds the hypermodel once with empty values to find
-        # its hyperparameters; here the space is the Oracle's SearchSpace
-        # and a model cannot be built without a genotype.
-        return
-
-    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
-        # keras-tuner imports tensorboard on the TensorFlow backend even
-        # without a TensorBoard callback, and TensorFlow 2.21 no longer
-        # installs it: only a TensorBoard callback needs it.
-        if any(c.__class__.__name__ == "TensorBoard" for c in callbacks):
-            super()._configure_tensorboard_dir(callbacks, trial, execution)
-
-    def run_trial(self, trial, *args, **kwargs):
-        if "epochs" in kwargs:
-            raise ValueError(
-                "EvolutionTuner sets the epochs per trial: pass "
-                "ancestor_epochs and child_epochs to the tuner instead of "
-                f"epochs={kwargs['epochs']!r}."
-            )
-        values = trial.hyperparameters.values
-        parent_trial_id = values.get("parent_trial_id", "")
-        kwargs["epochs"] = (
-            self.child_epochs if parent_trial_id else self.ancestor_epochs
-        )
-        callbacks = [_ModelSizeCallback()]
-        if parent_trial_id and self.transfer_weights:
-            from keras_evopose.callbacks import WeightTransferCallback
-
-            parent = self.oracle.get_trial(parent_trial_id)
-            callbacks.append(
-                WeightTransferCallback(
-                    self._get_checkpoint_fname(parent_trial_id),
-                    genotype=genotype_from_string(
-                        parent.hyperparameters.values["genotype"]
-                    ),
-                    verbose=0,
-                )
-            )
-        kwargs["callbacks"] = callbacks + list(kwargs.get("callbacks", []))
-        histories = super().run_trial(trial, *args, **kwargs)
-        for history in histories:
-            losses = history.history.get("loss", [])
-            for epoch, loss in enumerate(losses, 1):
-                if not math.isfinite(loss):
-                    raise keras_tuner.errors.FailedTrialError(
-                        f"Trial {trial.trial_id}: the training loss is "
-                        f"{loss} at epoch {epoch}."
-                    )
-        return histories
-
-    def on_trial_begin(self, trial):
-        self._trial_began = True
-        super().on_trial_begin(trial)
-
-    def pre_create_trial(self):
-        # keras-tuner asks again at once after an IDLE answer; pause a
-        # little so waiting workers do not spin on the Oracle.
-        if not self._trial_began:
-            time.sleep(0.2)
-        self._trial_began = False
-        super().pre_create_trial()

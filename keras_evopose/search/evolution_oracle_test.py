@@ -228,9 +228,16 @@ def test_nan_or_oversize_fails_and_three_in_a_row_stop(tmp_path):
     oversize = run_trial(oracle, status="FAILED")
     assert oracle.trials[oversize.trial_id].status == "FAILED"
     run_trial(oracle, metrics={"val_ap": math.inf, "num_params": 1e6})
-    with pytest.raises(RuntimeError, match="3 trials in a row failed") as info:
-        run_trial(oracle, metrics={"val_ap": math.nan, "num_params": 1e6})
-    assert "trials 03, 04, 05" in str(info.value)
+    last = run_trial(oracle, metrics={"val_ap": math.nan, "num_params": 1e6})
+    # The stop is recorded, not raised inside end_trial: the last trial is
+    # ended and saved, and the search answers STOPPED from now on.
+    assert "3 trials in a row failed (trials 03, 04, 05" in oracle.stop_reason
+    saved = json.loads((tmp_path / "project" / "oracle.json").read_text())
+    assert saved["stop_reason"] == oracle.stop_reason
+    trial_file = tmp_path / "project" / f"trial_{last.trial_id}" / "trial.json"
+    assert json.loads(trial_file.read_text())["status"] == "FAILED"
+    assert oracle.create_trial("tuner0").status == "STOPPED"
+    assert oracle.search_finished()
     # Failed trials are never parents.
     failed = {
         t.trial_id for t in oracle.trials.values() if t.status == "FAILED"

@@ -29,13 +29,17 @@ def make_hypermodel(loss):
     return build
 
 
-EPOCHS = []
-
-
 class EpochCounter(keras.callbacks.Callback):
-    # keras-tuner deep-copies callbacks per trial: record in a global.
+    """Appends each fit's epochs to a file: keras-tuner deep-copies
+    callbacks per trial, so state kept on the instance would be lost."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = str(path)
+
     def on_train_begin(self, logs=None):
-        EPOCHS.append(self.params["epochs"])
+        with open(self.path, "a") as file:
+            file.write(f"{self.params['epochs']}\n")
 
 
 def nan_loss(y_true, y_pred):
@@ -72,11 +76,15 @@ DATA = (
 
 def test_epochs_and_size_logs(tmp_path):
     oracle, tuner = make_tuner(tmp_path, "mse", max_trials=2)
+    record = tmp_path / "epochs.txt"
     tuner.search(
-        *DATA, validation_data=DATA, callbacks=[EpochCounter()], verbose=0
+        *DATA,
+        validation_data=DATA,
+        callbacks=[EpochCounter(record)],
+        verbose=0,
     )
     # User callbacks pass through; the ancestor trains longer.
-    assert EPOCHS == [3, 1]
+    assert record.read_text().split() == ["3", "1"]
     ancestor, child = oracle.trials["0"], oracle.trials["1"]
     assert ancestor.status == child.status == "COMPLETED"
     assert child.hyperparameters.values["parent_trial_id"] == "0"

@@ -1,0 +1,531 @@
+"""The whole EvoPose2D search on COCO keypoints, as one call.
+
+`run_coco_search(COCOSearchConfig(...))` is what `keras-evopose search`
+runs: it splits the annotations by image, builds the data as functions of
+each child's heatmap size, the `EvolutionOracle` and `EvolutionTuner`,
+searches (or serves, or works, in keras-tuner's distributed mode), and
+writes the results and the best model. Everything a search needs to
+resume is in its output folder.
+"""
+
+import dataclasses
+import os
+import pathlib
+import shutil
+import warnings
+
+from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.search.evolution_oracle import ResumeError
+from keras_evopose.utils.state_files import read_json_state
+from keras_evopose.utils.state_files import write_atomically
+from keras_evopose.utils.state_files import write_json_atomically
+
+CONFIG_FILE = "search_config.json"
+PROJECT = "tuner"
+BEST_MODEL = "best_model.keras"
+
+
+def _bundled_coco():
+    # The bundled images sit in the repository, next to the package
+    # (editable install); from a regular install, `./data`.
+    repository = pathlib.Path(__file__).resolve().parents[2]
+    bundled = repository / "data" / "coco_kpt_mini"
+    if not bundled.exists():
+        bundled = pathlib.Path("data") / "coco_kpt_mini"
+    return bundled
+
+
+BUNDLED_COCO = _bundled_coco()
+
+
+def _setting(default, help_text):
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
+@keras_evopose_export("keras_evopose.search.COCOSearchConfig")
+@dataclasses.dataclass(frozen=True)
+class COCOSearchConfig:
+    """Every setting of a COCO keypoints search (`keras-evopose search`).
+
+    The defaults are the README's main job: a small search over the
+    `test` preset's genotype on the bundled COCO images. A config file
+    (YAML or JSON) of the command line holds the same keys; the saved
+    `search_config.json` of a search is one too.
+    """
+
+    annotations: str = _setting(
+        str(
+            BUNDLED_COCO / "annotations" / "person_keypoints_val2017_mini.json"
+        ),
+        "COCO keypoints JSON to search on (split by image id)",
+    )
+    images: str = _setting(str(BUNDLED_COCO / "val2017"), "its image folder")
+    val_fraction: float = _setting(
+        0.25,
+        "fraction of the images (every 1/f-th by id) held out for validation",
+    )
+    preset: str = _setting(
+        "test", "preset whose stem, head and input size all share"
+    )
+    ancestor: str = _setting(
+        "preset",
+        "generation-0 genotype: 'preset' (the preset's), 'efficientnet-b0' "
+        "or comma-joined block strings",
+    )
+    input_size: str = _setting(
+        None, "input HEIGHTxWIDTH, default: the preset's"
+    )
+    max_trials: int = _setting(8, "trials in total, the ancestor included")
+    ancestor_epochs: int = _setting(6, "epochs of generation 0 (paper: 30)")
+    child_epochs: int = _setting(2, "epochs of each child (the paper: 5)")
+    batch_size: int = _setting(16, "batch size")
+    passes_per_epoch: int = _setting(3, "passes over search-train per epoch")
+    learning_rate: float = _setting(5e-3, "Adam learning rate")
+    num_parents: int = _setting(4, "parent pool size (the paper's mu)")
+    selection: str = _setting("fitness", "parent pool: 'fitness' or 'pareto'")
+    target_params: float = _setting(
+        5e6, "T of the fitness loss * (T / params) ** w"
+    )
+    size_weight: float = _setting(-0.07, "w of the fitness")
+    max_model_size: int = _setting(
+        None, "fail trials with more parameters (count_params)"
+    )
+    heartbeat_timeout: float = _setting(
+        180.0,
+        "distributed: seconds of silence after which a worker's trial goes "
+        "to another worker",
+    )
+    seed: int = _setting(0, "seed of the oracle and the data")
+    output: str = _setting("evopose_search", "output directory")
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                if field.default is not None:
+                    raise ValueError(f"{field.name} must be given")
+                continue
+            kind = type(field.default) if field.default is not None else None
+            if field.name == "max_model_size":
+                kind = int
+            elif field.name == "input_size":
+                kind = str
+            if kind is float and isinstance(value, int):
+                object.__setattr__(self, field.name, float(value))
+            elif isinstance(value, bool) or not isinstance(value, kind):
+                raise ValueError(
+                    f"{field.name} must be a {kind.__name__}; received "
+                    f"{value!r}"
+                )
+        for name in (
+            "max_trials",
+            "ancestor_epochs",
+            "child_epochs",
+            "batch_size",
+            "passes_per_epoch",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"{name} must be a positive int; received "
+                    f"{getattr(self, name)!r}"
+                )
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(
+                "val_fraction must be between 0 and 1; received "
+                f"{self.val_fraction!r}"
+            )
+        if not self.heartbeat_timeout > 0:
+            raise ValueError(
+                "heartbeat_timeout must be positive seconds; received "
+                f"{self.heartbeat_timeout!r}"
+            )
+
+    @classmethod
+    def from_dict(cls, values, source="settings"):
+        """A config from a mapping; unknown keys raise naming `source`.
+        Dashes in keys are read as underscores."""
+        if not isinstance(values, dict):
+            raise ValueError(f"{source} must hold a mapping of settings")
+        values = {key.replace("-", "_"): v for key, v in values.items()}
+        known = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown setting(s) in {source}: {', '.join(unknown)}; "
+                f"known: {', '.join(known)}"
+            )
+        return cls(**values)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def input_size_of(config):
+    """`(height, width)` of the search's input."""
+    if config.input_size is None:
+        from keras_evopose.models import presets
+
+        shape = presets.preset_arguments(config.preset, "backbone")[
+            "image_shape"
+        ]
+        return tuple(shape[:2])
+    try:
+        height, width = (
+            int(side) for side in config.input_size.lower().split("x")
+        )
+    except ValueError:
+        raise ValueError(
+            "input_size must be HEIGHTxWIDTH, e.g. 256x192; received "
+            f"{config.input_size!r}"
+        ) from None
+    return height, width
+
+
+def ancestor_genotype(config):
+    """The generation-0 genotype the config names."""
+    from keras_evopose.models import presets
+    from keras_evopose.models.evopose2d_presets import ANCESTOR_GENOTYPE
+    from keras_evopose.search.search_space import genotype_from_string
+
+    if config.ancestor == "preset":
+        return list(
+            presets.preset_arguments(config.preset, "backbone")["genotype"]
+        )
+    if config.ancestor == "efficientnet-b0":
+        return list(ANCESTOR_GENOTYPE)
+    return genotype_from_string(config.ancestor)
+
+
+def ancestor_stride(config):
+    """The output stride of the config's ancestor genotype."""
+    from keras_evopose.models.genotype import decode_genotype
+    from keras_evopose.models.genotype import output_stride
+
+    return output_stride(decode_genotype(ancestor_genotype(config)))
+
+
+class _DatasetFactory:
+    """`heatmap_size -> tf.data.Dataset`, cached per size (picklable for
+    keras-tuner's deep copies: it holds paths and numbers)."""
+
+    def __init__(self, annotations, images, input_size, training, config):
+        self.annotations = str(annotations)
+        self.images = str(images)
+        self.input_size = tuple(input_size)
+        self.training = training
+        self.batch_size = config.batch_size
+        self.passes = config.passes_per_epoch if training else 1
+        self.seed = config.seed
+        self._cache = {}
+
+    def __call__(self, heatmap_size):
+        from keras_evopose.data import coco_keypoints_dataset
+
+        key = tuple(heatmap_size)
+        if key not in self._cache:
+            dataset = coco_keypoints_dataset(
+                self.annotations,
+                self.images,
+                input_size=self.input_size,
+                heatmap_size=key,
+                training=self.training,
+                batch_size=self.batch_size,
+                seed=self.seed,
+            )
+            # Validation crops never change: decode them once. Several
+            # passes per epoch amortize each trial's tracing over more steps.
+            self._cache[key] = (
+                dataset.repeat(self.passes)
+                if self.training
+                else dataset.cache()
+            )
+        return self._cache[key]
+
+
+def _role():
+    """`"single"`, `"chief"` or `"worker"` (keras-tuner's environment)."""
+    if not os.environ.get("KERASTUNER_ORACLE_IP"):
+        return "single"
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
+    return "chief" if "chief" in tuner_id else "worker"
+
+
+@keras_evopose_export("keras_evopose.search.SearchOutcome")
+@dataclasses.dataclass
+class SearchOutcome:
+    """What `run_coco_search` did.
+
+    Attributes:
+        role: `"single"`, `"chief"` or `"worker"`.
+        output: the output folder.
+        result: the `search_results` value (`None` on a worker, which
+            leaves results to the chief).
+        stop_reason: why the search stopped before `max_trials`, or `None`.
+        stopped_by_failures: whether that was failed trials in a row.
+        best_model: path of the saved best model, or `None`.
+    """
+
+    role: str
+    output: pathlib.Path
+    result: dict = None
+    stop_reason: str = None
+    stopped_by_failures: bool = False
+    best_model: pathlib.Path = None
+
+
+def load_saved_config(output):
+    """The `COCOSearchConfig` saved in a search's output folder."""
+    path = pathlib.Path(output) / CONFIG_FILE
+    if not path.exists():
+        raise ResumeError(
+            f"{output} holds no search to resume ({CONFIG_FILE} is missing)"
+        )
+    saved = read_json_state(
+        path, "restore it, or start a new search in another folder"
+    )
+    return COCOSearchConfig.from_dict(saved, str(path))
+
+
+@keras_evopose_export("keras_evopose.search.run_coco_search")
+def run_coco_search(
+    config=None,
+    resume=False,
+    overwrite=False,
+    verbose=1,
+    distribution_strategy=None,
+    callbacks=None,
+):
+    """Runs, resumes, serves or works on an EvoPose2D search on COCO.
+
+    Single process (the default): the whole search, then
+    `OUTPUT/pareto.json`, `pareto.png`, `fitness.png` and the best trial
+    by fitness as `best_model.keras`. In keras-tuner's distributed mode
+    (`KERASTUNER_TUNER_ID`, `KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT`,
+    the output folder on shared storage) the chief serves the Oracle and
+    writes the results once every trial has ended; a worker trains the
+    trials it is given and returns when the chief says the search is over.
+
+    Args:
+        config: a `COCOSearchConfig` (default: the README's main job).
+        resume: continue the search in `config.output`. Its trials are
+            kept; an interrupted trial runs again; the saved Oracle settings
+            must equal `config`'s (`ResumeError` names any difference).
+        overwrite: delete a search already in `config.output` first.
+        verbose: 0 silent, 1 progress bars and a summary line.
+        distribution_strategy: a `tf.distribute` strategy every child is
+            built and trained in.
+        callbacks: extra Keras callbacks for every child's `fit`.
+
+    Returns:
+        A `SearchOutcome`.
+
+    Raises:
+        ResumeError: `config.output` already holds a search and neither
+            `resume` nor `overwrite` was given, or it cannot be resumed.
+    """
+    import keras
+    import keras_tuner
+
+    from keras_evopose.data.coco_split import split_coco_by_image
+    from keras_evopose.search.evolution_oracle import EvolutionOracle
+    from keras_evopose.search.evolution_tuner import EvolutionTuner
+    from keras_evopose.search.results import describe
+    from keras_evopose.search.results import write_search_results
+    from keras_evopose.search.search_space import SearchSpace
+
+    config = COCOSearchConfig() if config is None else config
+    role = _role()
+    output = pathlib.Path(config.output)
+    project = output / PROJECT
+    if role != "worker" and project.exists() and not resume:
+        # Only the chief may clear a shared project: a worker that did
+        # would delete trials already running.
+        if not overwrite:
+            raise ResumeError(
+                f"{output} already holds a search: continue it with "
+                f"--resume {output} (resume=True), or start over with "
+                "--overwrite (overwrite=True)"
+            )
+        shutil.rmtree(project)
+    if resume and not project.exists():
+        raise ResumeError(f"{output} holds no search to resume")
+    output.mkdir(parents=True, exist_ok=True)
+    if role != "worker":
+        # Rewritten on resume: flags given then (e.g. a larger max_trials)
+        # hold for the next resume too.
+        write_json_atomically(output / CONFIG_FILE, config.to_dict(), indent=2)
+    keras.utils.set_random_seed(config.seed)
+    space = SearchSpace(ancestor=ancestor_genotype(config))
+    input_size = input_size_of(config)
+    stride = ancestor_stride(config)
+    if input_size[0] % stride or input_size[1] % stride:
+        raise ValueError(
+            f"input_size {input_size[0]}x{input_size[1]} must have sides "
+            f"divisible by {stride}, the ancestor's output stride"
+        )
+    model_kwargs = {}
+    if config.input_size is not None:
+        model_kwargs["image_shape"] = [*input_size, 3]
+    # Every process writes the same split (atomically): workers may start
+    # before the chief.
+    train_json, val_json = split_coco_by_image(
+        config.annotations, output / "split", config.val_fraction
+    )
+    oracle = EvolutionOracle(
+        objective=[
+            keras_tuner.Objective("val_loss", "min"),
+            keras_tuner.Objective("num_params", "min"),
+        ],
+        search_space=space,
+        max_trials=config.max_trials,
+        num_parents=config.num_parents,
+        selection=config.selection,
+        target_params=config.target_params,
+        size_weight=config.size_weight,
+        heartbeat_timeout=config.heartbeat_timeout,
+        seed=config.seed + 1,
+    )
+    oracle.verbose = 0
+    tuner = _progress_tuner_class(EvolutionTuner)(
+        oracle,
+        preset=config.preset,
+        model_kwargs=model_kwargs,
+        compile_kwargs={
+            "optimizer": {
+                "class_name": "Adam",
+                "config": {"learning_rate": config.learning_rate},
+            },
+        },
+        ancestor_epochs=config.ancestor_epochs,
+        child_epochs=config.child_epochs,
+        max_model_size=config.max_model_size,
+        directory=str(output),
+        project_name=PROJECT,
+        # Cleared above when asked to; never let keras-tuner delete a
+        # directory other processes may share.
+        overwrite=False,
+        distribution_strategy=distribution_strategy,
+    )
+    train_data = _DatasetFactory(
+        train_json, config.images, input_size, True, config
+    )
+    val_data = _DatasetFactory(
+        val_json, config.images, input_size, False, config
+    )
+    tuner.run_search_with_progress(
+        train_data,
+        val_data,
+        config.max_trials,
+        verbose=verbose and role == "single",
+        callbacks=list(callbacks or []),
+    )
+    outcome = SearchOutcome(role=role, output=output)
+    if role == "worker":
+        return outcome
+    result = write_search_results(oracle, output)
+    outcome.result = result
+    outcome.stop_reason = oracle.stop_reason
+    outcome.stopped_by_failures = oracle.stopped_by_failures
+    if result["best"] is not None:
+        with warnings.catch_warnings():
+            # The checkpoint has no optimizer state; none is needed here.
+            warnings.filterwarnings(
+                "ignore", message="Skipping variable loading for optimizer"
+            )
+            model = tuner.load_model(
+                oracle.get_trial(result["best"]["trial_id"])
+            )
+        outcome.best_model = write_atomically(output / BEST_MODEL, model.save)
+    if verbose:
+        print(describe(result))
+    return outcome
+
+
+def _progress_tuner_class(base):
+    """`base` with progress bars over the trials and each trial's epochs."""
+    import keras
+
+    class EpochProgress(keras.callbacks.Callback):
+        """One progress bar per trial, over its epochs."""
+
+        def __init__(self, enabled):
+            super().__init__()
+            self.enabled = enabled
+
+        def on_train_begin(self, logs=None):
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=self.params.get("epochs"),
+                desc="  trial",
+                unit="epoch",
+                leave=False,
+                disable=not self.enabled,
+            )
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            self.bar.set_postfix(
+                {
+                    key: f"{logs[key]:.4g}"
+                    for key in ("loss", "val_loss")
+                    if key in logs
+                }
+            )
+            self.bar.update(1)
+
+        def on_train_end(self, logs=None):
+            self.bar.close()
+
+    class ProgressTuner(base):
+        progress = None
+
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            if self.progress is not None:
+                status = self.oracle.get_trial(trial.trial_id).status
+                self.progress.set_postfix_str(
+                    f"trial {trial.trial_id} {status.lower()}"
+                )
+                self.progress.update(1)
+
+        def run_search_with_progress(
+            self, train_data, val_data, max_trials, verbose, callbacks
+        ):
+            from tqdm.auto import tqdm
+
+            # Bars only on a terminal: redrawn into a file they leave debris.
+            enabled = bool(verbose) and _stderr_is_terminal()
+            done = (
+                sum(
+                    1
+                    for t in self.oracle.trials.values()
+                    if t.status in ("COMPLETED", "FAILED")
+                )
+                if not self._is_worker()
+                else 0
+            )
+            with tqdm(
+                total=max_trials,
+                initial=done,
+                desc="search",
+                unit="trial",
+                disable=not enabled,
+            ) as progress:
+                self.progress = progress
+                self.search(
+                    train_data,
+                    validation_data=val_data,
+                    callbacks=[EpochProgress(enabled)] + callbacks,
+                    # The training data is shuffled by the pipeline.
+                    shuffle=False,
+                    verbose=0,
+                )
+
+    return ProgressTuner
+
+
+def _stderr_is_terminal():
+    import sys
+
+    return sys.stderr.isatty()

@@ -1,0 +1,401 @@
+import gc
+import math
+import os
+import pathlib
+import threading
+import time
+
+import keras
+import keras_tuner
+import numpy as np
+from keras_tuner.src.distribute import utils as distribute_utils
+from keras_tuner.src.engine import tuner_utils
+
+from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.search.evolution_oracle import ENDED
+from keras_evopose.search.evolution_oracle import EvolutionOracle
+from keras_evopose.search.evopose2d_hypermodel import EvoPose2DHyperModel
+from keras_evopose.search.search_space import genotype_from_string
+from keras_evopose.utils.model_size import count_params
+from keras_evopose.utils.state_files import StateFileError
+from keras_evopose.utils.state_files import write_atomically
+from keras_evopose.utils.state_files import write_json_atomically
+
+# Seconds an idle worker waits before asking the Oracle again.
+IDLE_POLL_SECONDS = 0.5
+
+
+class _BestEpochWeights(keras.callbacks.Callback):
+    """Keeps (in memory) the weights of the epoch the Oracle will score.
+
+    The rule is keras-tuner's own for the reported metrics: the first
+    epoch, then any epoch strictly better in the tuner's objective. The
+    tuner writes them to the trial's checkpoint once training is over.
+    """
+
+    def __init__(self, objective):
+        super().__init__()
+        self.objective = objective
+        self.best_value = None
+        self.best_epoch = None
+        self.weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        value = (
+            self.objective.get_value(logs)
+            if self.objective.has_value(logs)
+            else None
+        )
+        if (
+            self.best_epoch is None
+            or value is None
+            or (
+                self.best_value is not None
+                and self.objective.better_than(value, self.best_value)
+            )
+        ):
+            self.best_value = value
+            self.best_epoch = epoch
+            self.weights = [np.array(w) for w in self.model.get_weights()]
+
+
+class _Heartbeat:
+    """Tells the chief Oracle, every `interval` s, that a trial still runs."""
+
+    def __init__(self, oracle, trial_id, interval):
+        self._stop = threading.Event()
+
+        def beat():
+            while not self._stop.wait(interval):
+                try:
+                    oracle.update_trial(trial_id, {})
+                except Exception:  # noqa: BLE001 - the chief may restart.
+                    pass
+
+        self._thread = threading.Thread(target=beat, daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _serve_oracle(oracle):
+    """The chief's gRPC service, until the search is over."""
+    from concurrent import futures
+
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    protos.get_service_grpc().add_OracleServicer_to_server(
+        OracleServicer(oracle), server
+    )
+    address = (
+        f"{os.environ['KERASTUNER_ORACLE_IP']}:"
+        f"{os.environ['KERASTUNER_ORACLE_PORT']}"
+    )
+    server.add_insecure_port(address)
+    server.start()
+    try:
+        # keras-tuner's own loop waits for every worker id it ever saw;
+        # a dead worker would keep it alive for ever.
+        while not oracle.search_finished():
+            time.sleep(IDLE_POLL_SECONDS)
+    finally:
+        # In-flight answers (the last STOPPED) still reach the workers.
+        server.stop(grace=5).wait()
+
+
+@keras_evopose_export("keras_evopose.search.EvolutionTuner")
+class EvolutionTuner(keras_tuner.Tuner):
+    """Trains the children an `EvolutionOracle` proposes.
+
+    Each trial builds the child from its genotype, transfers its parent's
+    weights (the parent trial's `checkpoint.weights.h5`, found in the
+    shared project directory, so it works across keras-tuner workers) with
+    `keras_evopose.callbacks.WeightTransferCallback`, trains it for
+    `ancestor_epochs` (generation 0) or `child_epochs` epochs and writes
+    `num_params` and `flops` into the epoch logs
+    (`keras_evopose.callbacks.ModelSizeLogger`). Any other `model.fit`
+    argument, callback or distribution strategy passes through `search`
+    as with any keras-tuner `Tuner`.
+
+    A trial fails (it is not retried) when its training loss is not
+    finite, or when its model has more than `max_model_size` parameters
+    counted as `num_params` is (`keras_evopose.utils.count_params`).
+
+    Crash safety: the trial's checkpoint holds the weights of the epoch
+    whose metrics were reported and scored; it is written (through a
+    temporary file) only after training, and never over a trial that has
+    completed. Every state file is written through a temporary file. A
+    tuner made over an existing project resumes it.
+
+    By default the model comes from `EvoPose2DHyperModel(preset,
+    model_kwargs, compile_kwargs)`: training and validation data may be
+    functions of the child's heatmap size (see there). A custom
+    `hypermodel` (a function of `hp` returning a compiled model, reading
+    `hp.get("genotype")` with `keras_evopose.search.genotype_from_string`)
+    replaces it.
+
+    In keras-tuner's distributed mode the chief serves the Oracle until
+    the search is over (then `search` returns); workers send a heartbeat
+    while they train, so a dead worker's trial goes to another worker
+    after the Oracle's `heartbeat_timeout`.
+
+    Args:
+        oracle: an `EvolutionOracle`.
+        hypermodel: optional model-building function or `HyperModel`.
+        preset: preset whose non-genotype arguments (stem, head, input size)
+            every child shares. Defaults to `"small"`.
+        model_kwargs: dict of extra `from_preset` overrides.
+        compile_kwargs: dict of `model.compile` arguments.
+        ancestor_epochs: int, epochs of generation 0 (the paper's 30).
+        child_epochs: int, epochs of every child (the paper's 5).
+        transfer_weights: bool, inherit the parent's weights. Defaults to
+            `True`.
+        **kwargs: `keras_tuner.Tuner` arguments (`directory`,
+            `project_name`, `overwrite`, `max_model_size`,
+            `distribution_strategy`, ...).
+
+    Example:
+
+    ```python
+    tuner = keras_evopose.search.EvolutionTuner(
+        keras_evopose.search.EvolutionOracle(max_trials=10),
+        preset="small", ancestor_epochs=30, child_epochs=5,
+        directory="runs", project_name="evopose",
+    )
+    tuner.search(train_ds, validation_data=val_ds)
+    ```
+    """
+
+    def __init__(
+        self,
+        oracle,
+        hypermodel=None,
+        preset="small",
+        model_kwargs=None,
+        compile_kwargs=None,
+        ancestor_epochs=30,
+        child_epochs=5,
+        transfer_weights=True,
+        **kwargs,
+    ):
+        if not isinstance(oracle, EvolutionOracle):
+            raise ValueError(
+                f"EvolutionTuner needs an EvolutionOracle. Received: {oracle!r}"
+            )
+        for name, value in (
+            ("ancestor_epochs", ancestor_epochs),
+            ("child_epochs", child_epochs),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or (value < 1)
+            ):
+                raise ValueError(
+                    f"{name}={value!r} must be a positive int (the paper "
+                    "trains the ancestor 30 epochs and each child 5)."
+                )
+        if hypermodel is None:
+            hypermodel = EvoPose2DHyperModel(
+                preset, model_kwargs, compile_kwargs
+            )
+        self.ancestor_epochs = ancestor_epochs
+        self.child_epochs = child_epochs
+        self.transfer_weights = transfer_weights
+        self._heartbeat_interval = min(30.0, oracle.heartbeat_timeout / 4)
+        self._heartbeat = None
+        self._reloaded = False
+        self._trial_began = True
+        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        # keras-tuner reloads only when this tuner's own file exists: a
+        # crash before it was first written must not let a new search
+        # overwrite the trials on disk.
+        project = pathlib.Path(self.project_dir)
+        if (
+            not self._reloaded
+            and not self._is_worker()
+            and (
+                (project / "oracle.json").exists()
+                or any(project.glob("trial_*/trial.json"))
+            )
+        ):
+            self.reload()
+
+    # ----------------------------------------------------------------
+    # State files.
+
+    def save(self):
+        if not self._is_worker():
+            self.oracle.save()
+        write_json_atomically(self._get_tuner_fname(), self.get_state())
+
+    def reload(self):
+        self._reloaded = True
+        if not self._is_worker():
+            self.oracle.reload()
+        # The tuner's own state is empty: a damaged tuner file loses
+        # nothing, so it is not read.
+
+    def _populate_initial_space(self):
+        # keras-tuner builds the hypermodel once with empty values to find
+        # its hyperparameters; here the space is the Oracle's SearchSpace
+        # and a model cannot be built without a genotype.
+        return
+
+    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+        # keras-tuner imports tensorboard on the TensorFlow backend even
+        # without a TensorBoard callback, and TensorFlow 2.21 no longer
+        # installs it: only a TensorBoard callback needs it.
+        if any(c.__class__.__name__ == "TensorBoard" for c in callbacks):
+            super()._configure_tensorboard_dir(callbacks, trial, execution)
+
+    # ----------------------------------------------------------------
+    # The search loop.
+
+    def search(self, *fit_args, **fit_kwargs):
+        if distribute_utils.is_chief_oracle():
+            if "verbose" in fit_kwargs:
+                self.oracle.verbose = fit_kwargs["verbose"]
+            self.save()
+            _serve_oracle(self.oracle)
+            return
+        super().search(*fit_args, **fit_kwargs)
+
+    def pre_create_trial(self):
+        # keras-tuner asks again at once after an IDLE answer; pause so
+        # waiting workers do not spin on the Oracle.
+        if not self._trial_began:
+            time.sleep(IDLE_POLL_SECONDS)
+        self._trial_began = False
+        super().pre_create_trial()
+
+    def on_trial_begin(self, trial):
+        self._trial_began = True
+        if self._is_worker():
+            self._heartbeat = _Heartbeat(
+                self.oracle, trial.trial_id, self._heartbeat_interval
+            )
+        super().on_trial_begin(trial)
+
+    def on_trial_end(self, trial):
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+        super().on_trial_end(trial)
+
+    # ----------------------------------------------------------------
+    # One trial.
+
+    def _try_build(self, hp):
+        keras.backend.clear_session()
+        gc.collect()
+        model = self._build_hypermodel(hp)
+        if not isinstance(model, keras.Model):
+            raise keras_tuner.errors.FatalTypeError(
+                "The hypermodel must return a Keras Model; received "
+                f"{model!r} of type {type(model)}."
+            )
+        if self.max_model_size:
+            # The same count as the `num_params` the Oracle scores.
+            size = count_params(model)
+            if size > self.max_model_size:
+                raise keras_tuner.errors.FailedTrialError(
+                    f"Oversized model: {size:,} parameters (count_params) "
+                    f"> max_model_size={self.max_model_size:,}."
+                )
+        return model
+
+    def _build_and_fit_model(self, trial, *args, **kwargs):
+        hp = trial.hyperparameters
+        model = self._try_build(hp)
+        results = self.hypermodel.fit(hp, model, *args, **kwargs)
+        write_json_atomically(
+            self._get_build_config_fname(trial.trial_id),
+            model.get_build_config(),
+        )
+        tuner_utils.validate_trial_results(
+            results, self.oracle.objective, "HyperModel.fit()"
+        )
+        return results
+
+    def run_trial(self, trial, *args, **kwargs):
+        if "epochs" in kwargs:
+            raise ValueError(
+                "EvolutionTuner sets the epochs per trial: pass "
+                "ancestor_epochs and child_epochs to the tuner instead of "
+                f"epochs={kwargs['epochs']!r}."
+            )
+        from keras_evopose.callbacks import ModelSizeLogger
+        from keras_evopose.callbacks import WeightTransferCallback
+
+        values = trial.hyperparameters.values
+        parent_trial_id = values.get("parent_trial_id", "")
+        kwargs["epochs"] = (
+            self.child_epochs if parent_trial_id else self.ancestor_epochs
+        )
+        own_callbacks = [ModelSizeLogger()]
+        if parent_trial_id and self.transfer_weights:
+            parent = self.oracle.get_trial(parent_trial_id)
+            own_callbacks.append(
+                WeightTransferCallback(
+                    self._get_checkpoint_fname(parent_trial_id),
+                    genotype=genotype_from_string(
+                        parent.hyperparameters.values["genotype"]
+                    ),
+                    verbose=0,
+                )
+            )
+        user_callbacks = kwargs.pop("callbacks", [])
+        best = _BestEpochWeights(self.oracle.objective)
+        histories = []
+        for execution in range(self.executions_per_trial):
+            callbacks = self._deepcopy_callbacks(user_callbacks)
+            self._configure_tensorboard_dir(callbacks, trial, execution)
+            fit_kwargs = dict(kwargs)
+            fit_kwargs["callbacks"] = (
+                own_callbacks
+                + callbacks
+                + [tuner_utils.TunerCallback(self, trial), best]
+            )
+            histories.append(
+                self._build_and_fit_model(trial, *args, **fit_kwargs)
+            )
+        for history in histories:
+            losses = getattr(history, "history", {}).get("loss", [])
+            for epoch, loss in enumerate(losses, 1):
+                if not math.isfinite(loss):
+                    raise keras_tuner.errors.FailedTrialError(
+                        f"Trial {trial.trial_id}: the training loss is "
+                        f"{loss} at epoch {epoch}."
+                    )
+        self._write_checkpoint(trial, best)
+        return histories
+
+    def _write_checkpoint(self, trial, best):
+        if best.weights is None:
+            return
+        if self.oracle.get_trial(trial.trial_id).status in ENDED:
+            # Another worker finished this trial first (it was handed on
+            # when this one went silent): its checkpoint is the record.
+            return
+        model = best.model
+        model.set_weights(best.weights)
+        write_atomically(
+            self._get_checkpoint_fname(trial.trial_id), model.save_weights
+        )
+
+    def load_model(self, trial):
+        """The trial's model with the weights of its scored epoch."""
+        path = self._get_checkpoint_fname(trial.trial_id)
+        if not os.path.exists(path):
+            raise StateFileError(
+                f"trial {trial.trial_id} has no checkpoint ({path} is "
+                "missing); remove its folder to re-run it"
+            )
+        return super().load_model(trial)

@@ -1,0 +1,201 @@
+"""A search's results: the JSON record, the Pareto and fitness plots.
+
+`search_results(oracle)` turns an `EvolutionOracle`'s trials into one plain
+JSON value; `write_search_results` writes it (`pareto.json`) with its two
+plots, each through a temporary file, so a crash during the write leaves
+the previous files whole. `load_search_results` reads `pareto.json` back.
+"""
+
+import pathlib
+
+from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.search.search_space import genotype_from_string
+from keras_evopose.utils.state_files import read_json_state
+from keras_evopose.utils.state_files import write_atomically
+from keras_evopose.utils.state_files import write_json_atomically
+
+RESULTS_FILE = "pareto.json"
+PARETO_PLOT = "pareto.png"
+FITNESS_PLOT = "fitness.png"
+
+
+def _trial_record(oracle, trial):
+    values = trial.hyperparameters.values
+    objectives = oracle.objective_values(trial)
+    return {
+        "trial_id": trial.trial_id,
+        "genotype": genotype_from_string(values["genotype"]),
+        "parent_trial_id": values.get("parent_trial_id", ""),
+        "generation": values.get("generation", 0),
+        "mutation": values.get("mutation", ""),
+        "objectives": {
+            objective.name: value
+            for objective, value in zip(oracle.objectives, objectives)
+        },
+        "num_params": oracle.metric_value(trial, oracle.size_metric),
+        "flops": oracle.metric_value(trial, "flops"),
+        "fitness": trial.score,
+        "best_epoch": trial.best_step,
+    }
+
+
+@keras_evopose_export("keras_evopose.search.search_results")
+def search_results(oracle):
+    """The completed trials of an `EvolutionOracle` as one JSON value.
+
+    Returns:
+        A dict: `objectives` (name and direction), `fitness` (direction and
+        the formula's constants), `trials` (every completed trial, Pareto
+        order, with genotype, lineage, objectives, size, fitness and
+        `pareto_optimal`), `front` (the Pareto-optimal ones), `best` (the
+        best trial by fitness, or `None`), `failed_trials` (ids) and
+        `stop_reason` (why the search stopped early, or `None`).
+    """
+    front_ids = {trial.trial_id for trial in oracle.pareto_front()}
+    ordered = [
+        trial
+        for trial in oracle.get_best_trials(len(oracle.trials))
+        if trial in oracle.completed_trials()
+    ]
+    records = [_trial_record(oracle, trial) for trial in ordered]
+    for record in records:
+        record["pareto_optimal"] = record["trial_id"] in front_ids
+    best = oracle.best_trial()
+    return {
+        "objectives": [
+            {"name": o.name, "direction": o.direction}
+            for o in oracle.objectives
+        ],
+        "fitness": {
+            "direction": oracle.fitness_direction,
+            "target_params": oracle.target_params,
+            "size_weight": oracle.size_weight,
+        },
+        "front": [r for r in records if r["pareto_optimal"]],
+        "trials": records,
+        "best": (
+            None
+            if best is None
+            else next(r for r in records if r["trial_id"] == best.trial_id)
+        ),
+        "failed_trials": [t.trial_id for t in oracle.failed_trials()],
+        "stop_reason": oracle.stop_reason,
+    }
+
+
+@keras_evopose_export("keras_evopose.search.write_search_results")
+def write_search_results(oracle, output_dir):
+    """Writes `pareto.json`, `pareto.png` and `fitness.png` into
+    `output_dir`; returns the `search_results` value."""
+    result = search_results(oracle)
+    output_dir = pathlib.Path(output_dir)
+    write_json_atomically(output_dir / RESULTS_FILE, result, indent=2)
+    if result["trials"]:
+        plot_pareto(result, output_dir / PARETO_PLOT)
+        plot_fitness(result, output_dir / FITNESS_PLOT)
+    return result
+
+
+@keras_evopose_export("keras_evopose.search.load_search_results")
+def load_search_results(output_dir):
+    """Reads the `pareto.json` that `write_search_results` wrote."""
+    return read_json_state(
+        pathlib.Path(output_dir) / RESULTS_FILE,
+        "write it again with `keras-evopose search --resume DIR`",
+    )
+
+
+def _save_figure(figure, path):
+    write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=100))
+
+
+def plot_pareto(result, path):
+    """Objective vs parameters of every trial, lineage and Pareto front."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    name = result["objectives"][0]["name"]
+    by_id = {r["trial_id"]: r for r in result["trials"]}
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    for record in result["trials"]:
+        parent = by_id.get(record["parent_trial_id"])
+        if parent is not None:
+            axes.plot(
+                [parent["num_params"], record["num_params"]],
+                [parent["objectives"][name], record["objectives"][name]],
+                color="0.8",
+                linewidth=0.8,
+                zorder=1,
+            )
+    axes.scatter(
+        [r["num_params"] for r in result["trials"]],
+        [r["objectives"][name] for r in result["trials"]],
+        c=[r["generation"] for r in result["trials"]],
+        cmap="viridis",
+        s=22,
+        zorder=2,
+        label="trials (colour: generation)",
+    )
+    front = sorted(result["front"], key=lambda r: r["num_params"])
+    axes.plot(
+        [r["num_params"] for r in front],
+        [r["objectives"][name] for r in front],
+        "o-",
+        color="crimson",
+        markerfacecolor="none",
+        markersize=9,
+        zorder=3,
+        label="Pareto front",
+    )
+    axes.set_xlabel("parameters")
+    axes.set_ylabel(name)
+    axes.set_title("EvoPose2D search: lines join each child to its parent")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    _save_figure(figure, path)
+    plt.close(figure)
+
+
+def plot_fitness(result, path):
+    """Best fitness per generation and best so far."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    better = min if result["fitness"]["direction"] == "min" else max
+    by_generation = {}
+    for record in result["trials"]:
+        by_generation.setdefault(record["generation"], []).append(
+            record["fitness"]
+        )
+    generations = sorted(by_generation)
+    best = [better(by_generation[g]) for g in generations]
+    running = [better(best[: i + 1]) for i in range(len(best))]
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.plot(generations, best, "o-", label="best of the generation")
+    axes.plot(generations, running, "--", label="best so far")
+    axes.set_xlabel("generation")
+    axes.set_ylabel("fitness")
+    axes.set_title("EvoPose2D search: fitness per generation")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    _save_figure(figure, path)
+    plt.close(figure)
+
+
+def describe(result):
+    """One line a person reads at the end of a search."""
+    best = result["best"]
+    if best is None:
+        return "no trial completed"
+    name = result["objectives"][0]["name"]
+    return (
+        f"{len(result['trials'])} trials completed, "
+        f"{len(result['failed_trials'])} failed, {len(result['front'])} on "
+        f"the Pareto front. Best fitness {best['fitness']:.4g}: trial "
+        f"{best['trial_id']}, {best['num_params']:,.0f} params, {name} "
+        f"{best['objectives'][name]:.4g}."
+    )

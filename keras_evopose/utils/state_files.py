@@ -1,0 +1,111 @@
+"""Crash-safe state files: write to a temporary file, rename into place.
+
+A search is killed at any moment (a pre-empted machine, `kill -9`, a full
+disk). Every file it resumes from is therefore written next to its final
+path and renamed over it, so a reader sees the old file or the new one,
+never a truncated one. Reading names the file and what to do when it is
+damaged anyway (written by something else, or by an older version).
+"""
+
+import json
+import os
+import pathlib
+import tempfile
+
+from keras_evopose.api_export import keras_evopose_export
+
+
+def _file_mode():
+    # mkstemp creates 0600 files; a renamed state file gets the mode a
+    # plain `open(path, "w")` would give (other users of a shared project
+    # folder can read it).
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@keras_evopose_export("keras_evopose.utils.StateFileError")
+class StateFileError(ValueError):
+    """A state file is missing, truncated or not what it should be.
+
+    The message names the file and the way out (which file or folder to
+    remove, or which flag to use).
+    """
+
+
+@keras_evopose_export("keras_evopose.utils.write_atomically")
+def write_atomically(path, write):
+    """Writes `path` through a temporary file in the same directory.
+
+    Args:
+        path: the final file path.
+        write: a function of the temporary path that writes the content
+            there. The temporary name ends like `path` (e.g.
+            `.weights.h5`, `.png`), so writers that check the suffix work.
+
+    Returns:
+        The final path, as a `pathlib.Path`.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The suffix of `path` is kept whole: Keras wants `.weights.h5`.
+    suffix = "".join(path.suffixes) or ".tmp"
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{path.name.split('.')[0]}.", suffix=suffix, dir=path.parent
+    )
+    os.close(descriptor)
+    try:
+        os.chmod(temporary, _file_mode())
+        write(temporary)
+        with open(temporary, "rb") as file:
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    return path
+
+
+@keras_evopose_export("keras_evopose.utils.write_json_atomically")
+def write_json_atomically(path, value, indent=None):
+    """Writes `value` as JSON to `path` with `write_atomically`."""
+    text = json.dumps(value, indent=indent)
+
+    def write(temporary):
+        with open(temporary, "w") as file:
+            file.write(text)
+
+    return write_atomically(path, write)
+
+
+@keras_evopose_export("keras_evopose.utils.read_json_state")
+def read_json_state(path, remedy):
+    """Reads a JSON state file; a damaged one raises `StateFileError`.
+
+    Args:
+        path: the file to read.
+        remedy: what the user can do, e.g. `"remove trial_3 to re-run it"`;
+            it ends the one-line message.
+
+    Returns:
+        The decoded JSON value.
+    """
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise StateFileError(f"{path} is missing; {remedy}") from None
+    except UnicodeDecodeError:
+        raise StateFileError(f"{path} is not UTF-8 text; {remedy}") from None
+    if not text.strip():
+        raise StateFileError(
+            f"{path} is empty (truncated by a crash); {remedy}"
+        )
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise StateFileError(
+            f"{path} is truncated or corrupt ({error.msg} at character "
+            f"{error.pos}); {remedy}"
+        ) from None
