@@ -40,11 +40,19 @@ def __getattr__(name):
     raise AttributeError(f"module 'keras_evopose' has no attribute {name!r}")
 
 
-# The `keras-evopose` command imports Keras (and so TensorFlow) only when
-# a subcommand runs, after it has set TensorFlow's log level, so that
-# `keras-evopose --help` takes a fraction of a second (see cli/__init__.py).
-_SCRIPT = os.path.basename((getattr(sys, "argv", None) or [""])[0])
-if _SCRIPT not in ("keras-evopose", "keras-evopose.exe"):
+def _started_as_command_line():
+    """`keras-evopose ...` or `python -m keras_evopose ...`."""
+    script = os.path.basename((getattr(sys, "argv", None) or [""])[0])
+    command = list(getattr(sys, "orig_argv", None) or [])
+    return script in ("keras-evopose", "keras-evopose.exe") or (
+        ("-m", "keras_evopose") in zip(command, command[1:])
+    )
+
+
+# The command line imports Keras (and so TensorFlow) only when a subcommand
+# runs, after it has set TensorFlow's log level, so that `keras-evopose
+# --help` takes a fraction of a second (see cli/__init__.py).
+if not _started_as_command_line():
     _import_serializable()
 
 __all__ = [

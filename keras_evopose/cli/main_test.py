@@ -61,8 +61,28 @@ def test_help_and_version_import_neither_keras_nor_tensorflow():
     assert "MODULES False False" in result.stdout
 
 
-def test_info_prints_no_tensorflow_start_up_lines():
-    result = run_command("info", "test")
+@pytest.mark.parametrize("launcher", ["script", "module"])
+def test_info_prints_no_tensorflow_start_up_lines(launcher):
+    # The installed `keras-evopose` script, or `python -m keras_evopose`.
+    script = pathlib.Path(sys.executable).parent / "keras-evopose"
+    if launcher == "script" and not script.exists():
+        pytest.skip("the keras-evopose script is not installed here")
+    command = (
+        [str(script)]
+        if launcher == "script"
+        else [sys.executable, "-m", "keras_evopose"]
+    )
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # what a user's shell has
+    env.setdefault("KERAS_HOME", str(ROOT / ".keras_home"))
+    result = subprocess.run(
+        [*command, "info", "test"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "params     16,921" in result.stdout
     assert result.stderr == ""
