@@ -34,6 +34,13 @@ STEM_STRIDES = 2
 MAX_OUTPUT_STRIDE = 32
 
 
+def _format_float(value):
+    # The shortest text that reads back as exactly this float (`:g` kept
+    # six digits: se0.33333334 became se0.333333, another network).
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
 def _describe_allowed(allowed):
     # A frozenset lists discrete choices; a tuple is an inclusive range.
     if isinstance(allowed, frozenset):
@@ -183,7 +190,7 @@ class BlockSpec:
         parts = [BLOCK_TYPE]
         for prefix, name, parse, _, _ in _TOKENS:
             value = getattr(self, name)
-            text = f"{value:g}" if parse is float else str(value)
+            text = _format_float(value) if parse is float else str(value)
             parts.append(f"{prefix}{text}")
         return "_".join(parts)
 

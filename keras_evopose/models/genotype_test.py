@@ -117,3 +117,20 @@ def test_compound_scaling_reproduces_medium_and_large_presets():
 def test_compound_scale_rejects_bad_sizes():
     with pytest.raises(ValueError, match="image_size"):
         compound_scale(evopose2d_presets.SMALL_GENOTYPE, (0, 192))
+
+
+def test_float_genes_round_trip_exactly():
+    import random
+
+    from keras_evopose.models.genotype import BlockSpec
+
+    rng = random.Random(0)
+    values = [0.33333334, 1 / 3, 0.25, 1.0, 0.0, 1e-05, 0.1 + 0.2]
+    values += [rng.random() for _ in range(200)]
+    for value in values:
+        spec = BlockSpec(1, 3, 1, 6, 24, squeeze_excite_ratio=value)
+        text = spec.to_string()
+        assert BlockSpec.from_string(text).squeeze_excite_ratio == value, text
+        assert BlockSpec.from_string(text).to_string() == text
+    assert BlockSpec(1, 3, 1, 6, 24, 0.25).to_string().endswith("_se0.25")
+    assert BlockSpec(1, 3, 1, 6, 24, 1.0).to_string().endswith("_se1")
