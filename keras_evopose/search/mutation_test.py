@@ -3,6 +3,7 @@ import random
 import pytest
 
 from keras_evopose.models import decode_genotype
+from keras_evopose.search.mutation import gene_probabilities
 from keras_evopose.search.mutation import mutate
 from keras_evopose.search.mutation import possible_mutations
 from keras_evopose.search.search_space import GENES
@@ -77,3 +78,34 @@ def test_parent_outside_the_space_is_rejected():
     parent[0] = parent[0].replace("k3", "k7")
     with pytest.raises(ValueError, match="kernel_size=7"):
         mutate(parent, space, random.Random(0))
+
+
+def test_reference_weighting_draws_genes_by_their_chance_to_change():
+    space = SearchSpace()
+    shares = {}
+    for weighting in ("uniform", "reference"):
+        probabilities = gene_probabilities(space.ancestor, space, weighting)
+        assert sum(probabilities.values()) == pytest.approx(1.0)
+        shares[weighting] = {
+            gene: sum(p for (_, g), p in probabilities.items() if g == gene)
+            for gene in GENES
+        }
+    # EfficientNet-B0: 7 kernel, 7 repeat, 7 channel and 1 stride option.
+    assert shares["uniform"]["kernel_size"] == pytest.approx(7 / 22)
+    assert shares["uniform"]["num_repeats"] == pytest.approx(7 / 22)
+    # The reference's shares (measured on its code: 19.9% / 40.6%).
+    assert shares["reference"]["kernel_size"] == pytest.approx(0.2032, 1e-3)
+    assert shares["reference"]["num_repeats"] == pytest.approx(0.4063, 1e-3)
+    rng = random.Random(0)
+    draws = [
+        mutate(space.ancestor, space, rng, gene_weighting="reference")[1]
+        for _ in range(2000)
+    ]
+    repeats = sum("num_repeats" in change for change in draws) / len(draws)
+    assert repeats == pytest.approx(0.4063, abs=0.04)
+
+
+def test_unknown_gene_weighting_is_named():
+    space = SearchSpace()
+    with pytest.raises(ValueError, match="gene_weighting='paper'"):
+        mutate(space.ancestor, space, random.Random(0), "paper")
