@@ -12,6 +12,12 @@ from keras_evopose.search.evolution_oracle import ResumeError
 from keras_evopose.search.evolution_tuner import EvolutionTuner
 from keras_evopose.search.evopose2d_hypermodel import EvoPose2DHyperModel
 from keras_evopose.search.fitness import paper_fitness
+from keras_evopose.search.genotype_hyperparameters import (
+    genotype_from_hyperparameters,
+)
+from keras_evopose.search.genotype_hyperparameters import (
+    genotype_to_hyperparameter_values,
+)
 from keras_evopose.search.mutation import mutate
 from keras_evopose.search.pareto import dominates
 from keras_evopose.search.pareto import non_dominated_sort
@@ -36,7 +42,9 @@ __all__ = [
     "TransferEntry",
     "TransferReport",
     "dominates",
+    "genotype_from_hyperparameters",
     "genotype_from_string",
+    "genotype_to_hyperparameter_values",
     "genotype_to_string",
     "load_efficientnet_weights",
     "load_search_results",

@@ -321,6 +321,25 @@ class SearchSpace:
             return False
         return True
 
+    def to_hyperparameters(self, hp=None):
+        """Every gene as keras-tuner hyperparameters (one per gene).
+
+        `stage{i}_kernel_size`, `stage{i}_filters` and, in the stride
+        stages, `stage{i}_strides` are `Choice`s; `stage{i}_num_repeats` an
+        `Int`; defaults are the ancestor's genes. Decode a trial's values
+        with `keras_evopose.search.genotype_from_hyperparameters`, which
+        also states how invalid stride combinations are handled.
+
+        Args:
+            hp: optional `keras_tuner.HyperParameters` to add them to.
+
+        Returns:
+            The `keras_tuner.HyperParameters`.
+        """
+        from keras_evopose.search import genotype_hyperparameters
+
+        return genotype_hyperparameters.to_hyperparameters(self, hp)
+
     def get_config(self):
         return {
             "ancestor": list(self.ancestor),

@@ -1,0 +1,234 @@
+"""EvoPose2D genes as keras-tuner hyperparameters, and back.
+
+Any keras-tuner search (`RandomSearch`, `BayesianOptimization`,
+`Hyperband`) or another sampler (optuna) can then search the genotypes
+of a `SearchSpace` with a normal `HyperModel`: one hyperparameter per
+gene, decoded into a genotype the space accepts.
+"""
+
+import numbers
+
+import keras_tuner
+
+from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.models import genotype as genotype_lib
+
+ON_INVALID = ("repair", "raise")
+
+
+def gene_name(stage, gene):
+    """The hyperparameter name of `gene` of a 1-based `stage`."""
+    return f"stage{stage}_{gene}"
+
+
+def _gene_definitions(space):
+    """`(name, kind, values_or_range, default)` for every searched gene.
+
+    Kernel sizes, channels and strides are `Choice`s (numeric, so ordered:
+    Bayesian optimization sees their order); repeats an `Int` range. A
+    stride is a gene only in the space's stride stages; elsewhere it stays
+    the ancestor's, as in `SearchSpace.validate`.
+    """
+    specs = genotype_lib.decode_genotype(space.ancestor)
+    definitions = []
+    for stage, spec in enumerate(specs, 1):
+        definitions.append(
+            (
+                gene_name(stage, "kernel_size"),
+                "choice",
+                list(space.kernel_sizes),
+                spec.kernel_size,
+            )
+        )
+        definitions.append(
+            (
+                gene_name(stage, "num_repeats"),
+                "int",
+                space.repeats_range,
+                spec.num_repeats,
+            )
+        )
+        definitions.append(
+            (
+                gene_name(stage, "filters"),
+                "choice",
+                list(space.channel_choices(stage)),
+                spec.filters,
+            )
+        )
+        if stage in space.stride_stages:
+            definitions.append(
+                (gene_name(stage, "strides"), "choice", [1, 2], spec.strides)
+            )
+    return definitions
+
+
+def _define(hp, space):
+    """Registers every gene on `hp` (if new) and returns the values."""
+    values = {}
+    for name, kind, allowed, default in _gene_definitions(space):
+        if kind == "int":
+            values[name] = hp.Int(name, allowed[0], allowed[1], default=default)
+        else:
+            values[name] = hp.Choice(name, allowed, default=default)
+    return values
+
+
+def to_hyperparameters(space, hp=None):
+    """Every gene of `space` as keras-tuner hyperparameters.
+
+    Use `SearchSpace.to_hyperparameters()`; this is its implementation.
+    """
+    hp = keras_tuner.HyperParameters() if hp is None else hp
+    _define(hp, space)
+    return hp
+
+
+@keras_evopose_export("keras_evopose.search.genotype_from_hyperparameters")
+def genotype_from_hyperparameters(hp, space, on_invalid="repair"):
+    """Decodes the gene hyperparameters of a trial into a genotype.
+
+    Call it in a `HyperModel.build(hp)`: like `hp.Choice`, it registers
+    the genes on `hp` the first time (`stage{i}_kernel_size`,
+    `stage{i}_num_repeats`, `stage{i}_filters` and, in the space's stride
+    stages, `stage{i}_strides`; defaults are the ancestor's genes) and
+    returns the genotype of the trial's values. Expansion and
+    squeeze-excite ratios stay the ancestor's.
+
+    Every gene is sampled within its own allowed values, so the only
+    invalid combination is one with more stride-2 stages than
+    `space.max_output_stride` allows. `on_invalid="repair"` (the default)
+    sets the stride of the *last* excess stride-2 stages back to 1 (the
+    earlier downsampling is kept), so every sample is a trainable genotype
+    of the space; two samples may then decode to the same genotype.
+    `on_invalid="raise"` rejects it instead with `SearchSpace.validate`'s
+    `ValueError`, as the space does for any genotype outside it (the
+    `EvolutionOracle` never proposes one: its mutations respect the stride
+    budget).
+
+    Args:
+        hp: a `keras_tuner.HyperParameters`, or a dict of values by gene
+            name (e.g. from another sampler such as optuna).
+        space: the `keras_evopose.search.SearchSpace` searched.
+        on_invalid: `"repair"` or `"raise"`.
+
+    Returns:
+        list of canonical block strings, inside `space`.
+
+    Example:
+
+    ```python
+    space = keras_evopose.search.SearchSpace.from_preset("test")
+
+    def build(hp):
+        genotype = keras_evopose.search.genotype_from_hyperparameters(
+            hp, space
+        )
+        model = keras_evopose.models.EvoPose2D.from_preset(
+            "test", genotype=genotype
+        )
+        model.compile(optimizer="adam", loss=keras_evopose.losses.HeatmapMSE())
+        return model
+
+    tuner = keras_tuner.RandomSearch(
+        build, objective="val_loss", max_trials=20, directory="runs"
+    )
+    ```
+    """
+    if on_invalid not in ON_INVALID:
+        raise ValueError(
+            f"on_invalid={on_invalid!r} is not allowed; use 'repair' or "
+            "'raise'."
+        )
+    if isinstance(hp, keras_tuner.HyperParameters):
+        values = _define(hp, space)
+    elif isinstance(hp, dict):
+        values = _values_from_mapping(hp, space)
+    else:
+        raise ValueError(
+            "hp must be a keras_tuner.HyperParameters or a dict of gene "
+            f"values by name. Received: {hp!r}"
+        )
+    specs = genotype_lib.decode_genotype(space.ancestor)
+    genes = {}
+    for stage, spec in enumerate(specs, 1):
+        genes[stage] = {
+            "kernel_size": values[gene_name(stage, "kernel_size")],
+            "num_repeats": values[gene_name(stage, "num_repeats")],
+            "filters": values[gene_name(stage, "filters")],
+            "strides": values.get(gene_name(stage, "strides"), spec.strides),
+        }
+    if on_invalid == "repair":
+        num_stride_two = sum(1 for g in genes.values() if g["strides"] == 2)
+        for stage in reversed(space.stride_stages):
+            if num_stride_two <= space.max_stride_two_stages:
+                break
+            if genes[stage]["strides"] == 2:
+                genes[stage]["strides"] = 1
+                num_stride_two -= 1
+    child = [
+        spec.replace(**{k: int(v) for k, v in genes[stage].items()})
+        for stage, spec in enumerate(specs, 1)
+    ]
+    return space.validate(child)
+
+
+@keras_evopose_export("keras_evopose.search.genotype_to_hyperparameter_values")
+def genotype_to_hyperparameter_values(genotype, space):
+    """The gene values of a genotype, by hyperparameter name.
+
+    The inverse of `genotype_from_hyperparameters`: e.g. to start a
+    sampler at the ancestor (`optuna.Study.enqueue_trial`) or to compare
+    trials of different searches gene by gene.
+
+    Args:
+        genotype: list of block strings or `BlockSpec`s inside `space`.
+        space: a `keras_evopose.search.SearchSpace`.
+
+    Returns:
+        dict of gene name to int value.
+
+    Raises:
+        ValueError: `genotype` is outside `space`.
+    """
+    specs = space.validate_specs(genotype)
+    values = {}
+    for stage, spec in enumerate(specs, 1):
+        values[gene_name(stage, "kernel_size")] = spec.kernel_size
+        values[gene_name(stage, "num_repeats")] = spec.num_repeats
+        values[gene_name(stage, "filters")] = spec.filters
+        if stage in space.stride_stages:
+            values[gene_name(stage, "strides")] = spec.strides
+    return values
+
+
+def _values_from_mapping(mapping, space):
+    values = {}
+    for name, kind, allowed, _ in _gene_definitions(space):
+        if name not in mapping:
+            raise ValueError(
+                f"The gene values lack {name!r}; expected one value per "
+                f"gene: {[d[0] for d in _gene_definitions(space)]}."
+            )
+        value = mapping[name]
+        ok = (
+            allowed[0] <= value <= allowed[1]
+            if kind == "int"
+            else value in allowed
+        )
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Integral)
+            or not ok
+        ):
+            expected = (
+                f"an int from {allowed[0]} to {allowed[1]}"
+                if kind == "int"
+                else f"one of {allowed}"
+            )
+            raise ValueError(
+                f"Gene {name}={value!r} is outside the search space; "
+                f"expected {expected}."
+            )
+        values[name] = int(value)
+    return values
