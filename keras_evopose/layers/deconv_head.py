@@ -98,7 +98,9 @@ def deconv_head_forward(layers, inputs, apply, num_deconvs, training=None):
 
 
 @keras_evopose_export("keras_evopose.layers.DeconvHead")
-class DeconvHead(keras.layers.Layer):
+class DeconvHead(
+    sublayer_graph.SublayerGraph, keras.layers.Layer
+):
     """Slim transposed-conv heatmap head (SimpleBaseline / EvoPose2D style).
 
     `len(filters)` stride-2 transposed convs, each followed by BN and the

@@ -135,7 +135,9 @@ def mbconv_forward(layers, inputs, apply, training=None):
 
 
 @keras_evopose_export("keras_evopose.layers.MBConvBlock")
-class MBConvBlock(keras.layers.Layer):
+class MBConvBlock(
+    sublayer_graph.SublayerGraph, keras.layers.Layer
+):
     """Inverted residual block with squeeze-and-excite (MBConv).
 
     1x1 expansion conv (skipped when `expand_ratio == 1`) + BN + activation,

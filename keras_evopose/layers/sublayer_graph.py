@@ -18,6 +18,19 @@ means:
 import keras
 
 
+class SublayerGraph:
+    """Marks a layer whose computation is `forward(inputs, apply)`.
+
+    The protocol is explicit (a base class, not any `forward` attribute):
+    on the torch backend every Keras layer is a `torch.nn.Module` with a
+    `forward` method of its own. Subclasses list this class first:
+    `class MBConvBlock(sublayer_graph.SublayerGraph, keras.layers.Layer)`.
+    """
+
+    def forward(self, inputs, apply, **kwargs):
+        raise NotImplementedError
+
+
 def call_apply(layer, inputs, **kwargs):
     return layer(inputs, **kwargs)
 

@@ -5,6 +5,7 @@ import math
 import keras
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.layers.sublayer_graph import SublayerGraph
 
 # Layers with weights but no multiply-accumulates worth counting (the TF
 # profiler's extra ~1% over conv MACs comes from these and activations).
@@ -67,8 +68,9 @@ def _layer_macs(layer, input_shape, output_shape):
             f"count_flops does not know the multiply-accumulates of layer "
             f"{layer.name!r} ({type(layer).__name__}). Supported: Conv2D, "
             "DepthwiseConv2D, Conv2DTranspose, Dense, normalization layers, "
-            "functional models and layers with a `forward(inputs, apply)` "
-            "method (MBConvBlock, DeconvHead, SqueezeAndExcite2D)."
+            "functional models and keras_evopose.layers.sublayer_graph."
+            "SublayerGraph layers (MBConvBlock, DeconvHead, "
+            "SqueezeAndExcite2D)."
         )
     return 0
 
@@ -125,7 +127,7 @@ def count_flops(model, input_shape):
     def apply(layer, inputs, **kwargs):
         nonlocal total
         del kwargs
-        if hasattr(layer, "forward"):
+        if isinstance(layer, SublayerGraph):
             # This package's composite layers describe their sublayer graph
             # once; running it with this `apply` visits every primitive.
             return layer.forward(inputs, apply)

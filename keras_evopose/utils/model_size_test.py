@@ -114,3 +114,15 @@ def test_layers_models_search_utils_import_without_tensorflow():
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_forward_attribute_alone_is_not_a_composite_layer():
+    # On the torch backend every layer has a `forward` method (from
+    # torch.nn.Module): only SublayerGraph layers are walked.
+    class Plain(keras.layers.Dense):
+        def forward(self, *args, **kwargs):
+            raise AssertionError("count_flops must not call forward")
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, Plain(3)(inputs))
+    assert count_flops(model, (4,)) == 12
