@@ -96,8 +96,8 @@ def check_input_size(size, stride, name="--input-size"):
     """Checks an input `(height, width)` against a network's stride.
 
     Every side must be a positive multiple of `stride` (the backbone's
-    output stride, e.g. 16 for `small`; the heatmap stride, 4, for the
-    ceiling-AP pipeline), else the heatmaps would not line up with the
+    output stride: 16 for `small`, 32 for `extra_small`, see
+    `preset_stride`), else the heatmaps would not line up with the
     targets (and a side below the stride leaves nothing to predict).
 
     Args:
@@ -123,7 +123,7 @@ def check_input_size(size, stride, name="--input-size"):
 
     candidates = sorted(
         {(h, w) for h in nearest(height) for w in nearest(width)},
-        key=lambda hw: abs(hw[0] - height) + abs(hw[1] - width),
+        key=lambda hw: (abs(hw[0] - height) + abs(hw[1] - width), hw),
     )
     suggestions = ", ".join(f"{h}x{w}" for h, w in candidates[:3])
     raise UsageError(
