@@ -191,7 +191,7 @@ def test_idle_not_stopped_while_a_trial_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(
         oracle_module,
         "mutate",
-        lambda specs, space, rng: (list(specs), "no change"),
+        lambda specs, space, rng, **kwargs: (list(specs), "no change"),
     )
     assert oracle.create_trial("tuner1").status == "IDLE"
     assert oracle.stop_reason is None
