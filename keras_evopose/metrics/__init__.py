@@ -10,8 +10,10 @@ from keras_evopose.metrics.coco_evaluation import oks_nms
 from keras_evopose.metrics.decoding import decode_heatmaps
 from keras_evopose.metrics.decoding import flip_back
 from keras_evopose.metrics.decoding import heatmaps_to_keypoints
+from keras_evopose.metrics.heatmap_mse import HeatmapMSE
 
 __all__ = [
+    "HeatmapMSE",
     "ceiling_ap",
     "coco_keypoint_ap",
     "coco_results",

@@ -1,8 +1,9 @@
 """EvolutionOracle: EvoPose2D neuroevolution as a keras-tuner Oracle.
 
-The Oracle is steady-state: every new trial is a one-gene mutant of a parent
+Steady-state by default: every new trial is a one-gene mutant of a parent
 chosen among the trials completed so far (the first trial is the ancestor),
-so it never waits for a whole generation. A trial's values are `genotype`
+so it never waits for a whole generation. `population="generational"` runs
+the paper's generations instead (see the class). A trial's values are `genotype`
 (one canonical string), `parent_trial_id` (`""` for the ancestor),
 `generation` and `mutation` (a description); only `genotype` identifies a
 trial (no duplicate genotypes).
@@ -22,6 +23,7 @@ gives their trials to anyone else.
 """
 
 import collections
+import inspect
 import math
 import os
 import pathlib
@@ -36,6 +38,7 @@ from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.search.fitness import SIZE_WEIGHT
 from keras_evopose.search.fitness import TARGET_PARAMS
 from keras_evopose.search.fitness import paper_fitness
+from keras_evopose.search.mutation import GENE_WEIGHTINGS
 from keras_evopose.search.mutation import mutate
 from keras_evopose.search.pareto import non_dominated_sort
 from keras_evopose.search.search_space import GENOTYPE_SEPARATOR
@@ -52,6 +55,7 @@ FAILED = TrialStatus.FAILED
 RUNNING = TrialStatus.RUNNING
 ENDED = (COMPLETED, FAILED)
 SELECTIONS = ("fitness", "pareto")
+POPULATIONS = ("steady_state", "generational")
 
 
 @keras_evopose_export("keras_evopose.search.ResumeError")
@@ -107,8 +111,27 @@ class EvolutionOracle(keras_tuner.Oracle):
     (`selection="fitness"`) or in Pareto order (`selection="pareto"`). This
     is steady-state (mu + 1) evolution: each child's parent pool is chosen
     again from every trial completed so far, so no worker waits for a
-    generation to finish. Failed trials are never parents; genotypes are
-    never repeated; invalid genotypes are never emitted.
+    generation to finish (`population="steady_state"`, the default). The
+    trial value `generation` is then the parent's plus one. Failed trials
+    are never parents; genotypes are never repeated; invalid genotypes are
+    never emitted.
+
+    `population="generational"` is the reference's (mu + lambda) loop:
+    generation 0 is the ancestor alone; generation 1 is
+    `children_per_generation` mutants of it; before each later generation
+    the `num_parents` best completed trials of all earlier generations
+    (elitist: old parents compete with their children) become the parents
+    and each gets `children_per_generation / num_parents` children (the
+    paper: 4 parents, 64 children, 16 each; children are spread evenly if
+    fewer parents completed). The trial value `generation` is that
+    generation. While a generation is not finished and all its children
+    are handed out, the Oracle answers IDLE (its workers wait); it never
+    does so when nothing runs. The generation state is derived from the
+    trial files alone (each trial's `generation` and `parent_trial_id`), so
+    a search killed mid-generation resumes in it.
+
+    `gene_weighting` selects how a mutation picks its gene (`"uniform"` or
+    the reference's `"reference"`, see `keras_evopose.search.mutate`).
 
     Fitness (`trial.score`) is the paper's scalar
     (`keras_evopose.search.paper_fitness`) of the first objective's best
@@ -137,6 +160,11 @@ class EvolutionOracle(keras_tuner.Oracle):
         max_trials: int, trials in total (the ancestor included).
         num_parents: int, size of the parent pool (the paper's mu = 4).
         selection: `"fitness"` or `"pareto"`, how the pool is chosen.
+        population: `"steady_state"` (default) or `"generational"`.
+        children_per_generation: int, children of each generation in
+            generational mode (the paper's lambda = 64); unused otherwise.
+        gene_weighting: `"uniform"` (default) or `"reference"`, the
+            mutation's gene draw.
         target_params: float, T of the fitness. Defaults to 5e6.
         size_weight: float, w of the fitness. Defaults to -0.07.
         size_metric: str, the metric holding the parameter count. Defaults
@@ -177,6 +205,9 @@ class EvolutionOracle(keras_tuner.Oracle):
         max_trials=None,
         num_parents=4,
         selection="fitness",
+        population="steady_state",
+        children_per_generation=64,
+        gene_weighting="uniform",
         target_params=TARGET_PARAMS,
         size_weight=SIZE_WEIGHT,
         size_metric="num_params",
@@ -205,6 +236,30 @@ class EvolutionOracle(keras_tuner.Oracle):
                 f"selection={selection!r} is not allowed; use one of "
                 f"{', '.join(repr(s) for s in SELECTIONS)}."
             )
+        if population not in POPULATIONS:
+            raise ValueError(
+                f"population={population!r} is not allowed; use one of "
+                f"{', '.join(repr(p) for p in POPULATIONS)}."
+            )
+        _check_positive(
+            "children_per_generation",
+            children_per_generation,
+            " (the paper uses 64)",
+            1,
+        )
+        if population == "generational" and children_per_generation < (
+            num_parents
+        ):
+            raise ValueError(
+                f"children_per_generation={children_per_generation} must be "
+                f"at least num_parents={num_parents}, so every parent has a "
+                "child (the paper: 64 children of 4 parents)."
+            )
+        if gene_weighting not in GENE_WEIGHTINGS:
+            raise ValueError(
+                f"gene_weighting={gene_weighting!r} is not allowed; use one "
+                f"of {', '.join(repr(w) for w in GENE_WEIGHTINGS)}."
+            )
         _check_positive("target_params", target_params, " (the paper uses 5e6)")
         if (
             isinstance(size_weight, bool)
@@ -229,6 +284,9 @@ class EvolutionOracle(keras_tuner.Oracle):
         self.search_space = search_space
         self.num_parents = num_parents
         self.selection = selection
+        self.population = population
+        self.children_per_generation = children_per_generation
+        self.gene_weighting = gene_weighting
         self.target_params = float(target_params)
         self.size_weight = float(size_weight)
         self.size_metric = size_metric
@@ -267,6 +325,9 @@ class EvolutionOracle(keras_tuner.Oracle):
             "search_space": self.search_space.get_config(),
             "num_parents": self.num_parents,
             "selection": self.selection,
+            "population": self.population,
+            "children_per_generation": self.children_per_generation,
+            "gene_weighting": self.gene_weighting,
             "target_params": self.target_params,
             "size_weight": self.size_weight,
             "size_metric": self.size_metric,
@@ -274,6 +335,17 @@ class EvolutionOracle(keras_tuner.Oracle):
 
     def _check_settings(self, saved, path):
         current = self.get_settings()
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(
+                type(self).__init__
+            ).parameters.items()
+        }
+        for key in set(current) - set(saved):
+            # Saved by a version without this setting: it ran with the
+            # setting's default.
+            if key in defaults and current[key] == defaults[key]:
+                saved = {**saved, key: current[key]}
         differences = []
         for key in sorted(set(saved) | set(current)):
             old, new = saved.get(key), current.get(key)
@@ -640,6 +712,8 @@ class EvolutionOracle(keras_tuner.Oracle):
     def populate_space(self, trial_id):
         if not self._duplicate({"genotype": self._ancestor_string}):
             return self._running(self._ancestor_string, "", 0, "ancestor")
+        if self.population == "generational":
+            return self._populate_generation()
         parents = self._select_parents()
         if not parents:
             if self._unended():
@@ -655,10 +729,8 @@ class EvolutionOracle(keras_tuner.Oracle):
         for _ in range(self.max_mutation_attempts):
             parent = parents[rng.randrange(len(parents))]
             values = parent.hyperparameters.values
-            child, description = mutate(
-                genotype_from_string(values["genotype"]),
-                self.search_space,
-                rng,
+            child, description = self._mutate(
+                genotype_from_string(values["genotype"]), rng
             )
             # `mutate` returns canonical block strings: join, don't re-parse.
             child = GENOTYPE_SEPARATOR.join(child)
@@ -678,6 +750,104 @@ class EvolutionOracle(keras_tuner.Oracle):
             "max_mutation_attempts)"
         )
         return {"status": TrialStatus.STOPPED}
+
+    def _mutate(self, genotype, rng):
+        return mutate(
+            genotype, self.search_space, rng, gene_weighting=self.gene_weighting
+        )
+
+    # ----------------------------------------------------------------
+    # Generations (population="generational"), derived from the trials.
+
+    @staticmethod
+    def generation_of(trial):
+        """The trial's `generation` value (0 for the ancestor)."""
+        return int(trial.hyperparameters.values.get("generation", 0))
+
+    def current_generation(self):
+        """The newest generation that has a trial (0: the ancestor)."""
+        return max(
+            (self.generation_of(t) for t in self.trials.values()), default=0
+        )
+
+    def generation_parents(self, generation):
+        """The parents of `generation`: the `num_parents` best completed
+        trials of the earlier generations (by fitness, or Pareto order
+        with `selection="pareto"`)."""
+        earlier = [
+            t
+            for t in self.completed_trials()
+            if self.generation_of(t) < generation
+        ]
+        if self.selection == "fitness":
+            ordered = self._by_fitness(earlier)
+        else:
+            ordered = [
+                t for front in self._pareto_order(earlier) for t in front
+            ]
+        return ordered[: self.num_parents]
+
+    def _populate_generation(self):
+        generation = self.current_generation()
+        members = [
+            t
+            for t in self.trials.values()
+            if self.generation_of(t) == generation
+        ]
+        if generation > 0 and len(members) < self.children_per_generation:
+            response = self._generation_child(generation, members)
+            if response is not None:
+                return response
+            # Every parent's neighbours were tried: the generation ends
+            # short once its trials have ended.
+        if any(not self._ended(t.trial_id) for t in members):
+            # The next parents depend on this generation's results.
+            return {"status": TrialStatus.IDLE}
+        response = self._generation_child(generation + 1, [])
+        if response is not None:
+            return response
+        self.stop_reason = (
+            "no completed trial to mutate (the ancestor failed)"
+            if not self.generation_parents(generation + 1)
+            else (
+                f"every mutation of generation {generation + 1}'s parents "
+                f"tried in {self.max_mutation_attempts} attempts each was "
+                "already trained (widen the search space or raise "
+                "max_mutation_attempts)"
+            )
+        )
+        return {"status": TrialStatus.STOPPED}
+
+    def _generation_child(self, generation, members):
+        """A new child of `generation` (its parent: the one with the
+        fewest children so far), or `None` if no parent has an untried
+        neighbour."""
+        parents = self.generation_parents(generation)
+        counts = collections.Counter(
+            t.hyperparameters.values.get("parent_trial_id") for t in members
+        )
+        # Fewest children first; ties in parent rank order.
+        order = sorted(
+            range(len(parents)),
+            key=lambda i: (counts[parents[i].trial_id], i),
+        )
+        rng = random.Random(self._seed_state)
+        self._seed_state += 1
+        for index in order:
+            parent = parents[index]
+            genotype = genotype_from_string(
+                parent.hyperparameters.values["genotype"]
+            )
+            for _ in range(self.max_mutation_attempts):
+                # As the reference: the same parent is mutated again until
+                # the child is new.
+                child, description = self._mutate(genotype, rng)
+                child = GENOTYPE_SEPARATOR.join(child)
+                if not self._duplicate({"genotype": child}):
+                    return self._running(
+                        child, parent.trial_id, generation, description
+                    )
+        return None
 
     @staticmethod
     def _running(genotype, parent_trial_id, generation, mutation):

@@ -314,7 +314,12 @@ class EvolutionTuner(keras_tuner.Tuner):
     def _build_and_fit_model(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
         model = self._try_build(hp)
-        results = self.hypermodel.fit(hp, model, *args, **kwargs)
+        # In the strategy's scope: the hypermodel may compile the trial's
+        # own optimizer (its variables belong to the strategy).
+        with keras_tuner.engine.tuner.maybe_distribute(
+            self.distribution_strategy
+        ):
+            results = self.hypermodel.fit(hp, model, *args, **kwargs)
         write_json_atomically(
             self._get_build_config_fname(trial.trial_id),
             model.get_build_config(),

@@ -10,6 +10,30 @@ from keras_evopose.api_export import keras_evopose_export
 WEIGHT_DECAY = 1e-5
 
 
+@keras_evopose_export("keras_evopose.training.batch_scaled_learning_rate")
+def batch_scaled_learning_rate(
+    batch_size, base_learning_rate=2.5e-4, base_batch_size=32
+):
+    """The reference's linear scaling: `base * batch_size / base_batch`.
+
+    2.5e-4 at batch 32, so 4e-3 at the search's batch of 512.
+
+    Example:
+
+    >>> keras_evopose.training.batch_scaled_learning_rate(512)
+    0.004
+    """
+    if (
+        isinstance(batch_size, bool)
+        or int(batch_size) != batch_size
+        or (batch_size < 1)
+    ):
+        raise ValueError(
+            f"`batch_size` must be a positive int. Received: {batch_size!r}"
+        )
+    return base_learning_rate * batch_size / base_batch_size
+
+
 @keras_evopose_export("keras_evopose.training.learning_rate_schedule")
 def learning_rate_schedule(
     batch_size,
@@ -58,7 +82,9 @@ def learning_rate_schedule(
             "`warmup_epochs` must be in [0, epochs). Received: "
             f"warmup_epochs={warmup_epochs}, epochs={epochs}"
         )
-    peak = base_learning_rate * batch_size / base_batch_size
+    peak = batch_scaled_learning_rate(
+        batch_size, base_learning_rate, base_batch_size
+    )
     warmup_steps = int(math.ceil(warmup_epochs * steps_per_epoch))
     decay_steps = int(epochs * steps_per_epoch) - warmup_steps
     if warmup_steps == 0:
