@@ -4,8 +4,8 @@ import os
 import keras
 
 from keras_evopose.api_export import keras_evopose_export
-from keras_evopose.search import genotype_from_string
-from keras_evopose.search import transfer_weights
+from keras_evopose.models.genotype import genotype_from_string
+from keras_evopose.models.weight_transfer import transfer_weights
 
 
 def _config_with_genotype(config, genotype):

@@ -332,3 +332,35 @@ def compound_scale(
         "head_filters": [round_filters(f, width) for f in head_filters],
         "stochastic_depth_rate": stochastic_depth_rate,
     }
+
+
+GENOTYPE_SEPARATOR = ","
+
+
+@keras_evopose_export("keras_evopose.search.genotype_to_string")
+def genotype_to_string(genotype):
+    """Encodes a genotype as one canonical string (a keras-tuner value).
+
+    keras-tuner's gRPC transport carries only int/float/str/bool values, so
+    a trial holds its genotype as the canonical block strings joined by
+    commas. `genotype_from_string` inverts it exactly.
+
+    Args:
+        genotype: list of block strings or `BlockSpec`s.
+
+    Returns:
+        str, e.g. `"ir_r1_k3_s1_e1_c16_se0.25,ir_r2_k3_s2_e6_c24_se0.25,..."`.
+    """
+    return GENOTYPE_SEPARATOR.join(encode_genotype(genotype))
+
+
+@keras_evopose_export("keras_evopose.search.genotype_from_string")
+def genotype_from_string(text):
+    """Decodes `genotype_to_string`'s output into canonical block strings."""
+    if not isinstance(text, str) or not text:
+        raise ValueError(
+            "A genotype string is the block strings joined by commas, e.g. "
+            "'ir_r1_k3_s1_e1_c16_se0.25,ir_r2_k3_s2_e6_c24_se0.25'. "
+            f"Received: {text!r}"
+        )
+    return encode_genotype(text.split(GENOTYPE_SEPARATOR))

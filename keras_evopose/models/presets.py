@@ -66,7 +66,7 @@ def load_preset_weights(model, weights, image_height):
             "model.load_weights('model.weights.h5')."
         )
     # Lazy: the search package imports this module.
-    from keras_evopose.search import efficientnet_weights
+    from keras_evopose.models import efficientnet_weights
 
     try:
         efficientnet = efficientnet_weights.imagenet_efficientnet(image_height)

@@ -11,36 +11,10 @@ from keras_evopose.models.evopose2d_presets import ANCESTOR_GENOTYPE
 # ([kernel, repeats, channels / 8, stride]). Expansion ratio and
 # squeeze-excite ratio are fixed per stage by the ancestor.
 GENES = ("kernel_size", "num_repeats", "filters", "strides")
-GENOTYPE_SEPARATOR = ","
-
-
-@keras_evopose_export("keras_evopose.search.genotype_to_string")
-def genotype_to_string(genotype):
-    """Encodes a genotype as one canonical string (a keras-tuner value).
-
-    keras-tuner's gRPC transport carries only int/float/str/bool values, so
-    a trial holds its genotype as the canonical block strings joined by
-    commas. `genotype_from_string` inverts it exactly.
-
-    Args:
-        genotype: list of block strings or `BlockSpec`s.
-
-    Returns:
-        str, e.g. `"ir_r1_k3_s1_e1_c16_se0.25,ir_r2_k3_s2_e6_c24_se0.25,..."`.
-    """
-    return GENOTYPE_SEPARATOR.join(genotype_lib.encode_genotype(genotype))
-
-
-@keras_evopose_export("keras_evopose.search.genotype_from_string")
-def genotype_from_string(text):
-    """Decodes `genotype_to_string`'s output into canonical block strings."""
-    if not isinstance(text, str) or not text:
-        raise ValueError(
-            "A genotype string is the block strings joined by commas, e.g. "
-            "'ir_r1_k3_s1_e1_c16_se0.25,ir_r2_k3_s2_e6_c24_se0.25'. "
-            f"Received: {text!r}"
-        )
-    return genotype_lib.encode_genotype(text.split(GENOTYPE_SEPARATOR))
+# The genotype's string form lives beside the block strings it joins.
+GENOTYPE_SEPARATOR = genotype_lib.GENOTYPE_SEPARATOR
+genotype_to_string = genotype_lib.genotype_to_string
+genotype_from_string = genotype_lib.genotype_from_string
 
 
 def _default_stride_stages(specs):

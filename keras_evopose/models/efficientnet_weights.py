@@ -12,7 +12,7 @@ import re
 import keras
 
 from keras_evopose.api_export import keras_evopose_export
-from keras_evopose.search import weight_transfer
+from keras_evopose.models import weight_transfer
 
 # `block6a_project_bn/gamma`: stage 6, repeat "a" (1), role, weight.
 EFFICIENTNET_BLOCK_PATH = re.compile(

@@ -6,12 +6,12 @@ import pytest
 
 from keras_evopose.models import EvoPose2D
 from keras_evopose.models.presets import preset_arguments
-from keras_evopose.search.weight_transfer import INPUT
-from keras_evopose.search.weight_transfer import OUTPUT
-from keras_evopose.search.weight_transfer import SPATIAL
-from keras_evopose.search.weight_transfer import _last_block_sources
-from keras_evopose.search.weight_transfer import adapt_array
-from keras_evopose.search.weight_transfer import transfer_weights
+from keras_evopose.models.weight_transfer import INPUT
+from keras_evopose.models.weight_transfer import OUTPUT
+from keras_evopose.models.weight_transfer import SPATIAL
+from keras_evopose.models.weight_transfer import _last_block_sources
+from keras_evopose.models.weight_transfer import adapt_array
+from keras_evopose.models.weight_transfer import transfer_weights
 
 # The `test` preset: stage 3 is k5, 2 repeats, 16 channels; stage 4 is k3,
 # 1 repeat, 24 channels, stride 2.

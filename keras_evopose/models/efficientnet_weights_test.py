@@ -4,10 +4,10 @@ import pytest
 
 from keras_evopose.models import EvoPose2D
 from keras_evopose.models import EvoPose2DBackbone
+from keras_evopose.models import efficientnet_weights
+from keras_evopose.models.efficientnet_weights import efficientnet_path
+from keras_evopose.models.efficientnet_weights import load_efficientnet_weights
 from keras_evopose.models.evopose2d_presets import ANCESTOR_GENOTYPE
-from keras_evopose.search import efficientnet_weights
-from keras_evopose.search.efficientnet_weights import efficientnet_path
-from keras_evopose.search.efficientnet_weights import load_efficientnet_weights
 
 # What EfficientNet-B0 (include_top=False) has that no backbone has.
 EFFICIENTNET_ONLY = [
