@@ -90,3 +90,55 @@ def test_non_coco_json_is_one_line(tmp_path, capsys):
     assert code == 2
     assert "not a COCO keypoints file" in error and "'images'" in error
     assert "Traceback" not in error
+
+
+def test_paper_search_config_file_loads(coco_mini):
+    import pathlib
+
+    path = (
+        pathlib.Path(search.__file__).resolve().parents[2]
+        / "configs"
+        / "evopose2d_paper_search.yaml"
+    )
+    config = COCOSearchConfig.from_dict(search.load_config_file(path))
+    assert (config.ancestor_epochs, config.child_epochs) == (30, 5)
+    assert (config.batch_size, config.learning_rate) == (512, 0.004)
+    assert config.learning_rate_schedule == "cosine"
+    assert config.weight_decay == 1e-5
+    assert config.ancestor_weights == "imagenet"
+    assert config.population == "generational"
+    assert (config.num_parents, config.children_per_generation) == (4, 64)
+    assert config.gene_weighting == "reference"
+    assert (config.rotation_probability, config.scale_factor) == (0.0, 0.0)
+    assert config.half_body_probability == 0.5
+    assert ancestor_genotype(config) == ancestor_genotype(
+        COCOSearchConfig(ancestor="efficientnet-b0")
+    )
+    # What `keras-evopose search --config FILE --annotations ... --images
+    # ...` resolves to: the file, with the data paths from the flags.
+    args = parse(
+        [
+            "--config",
+            str(path),
+            "--annotations",
+            str(coco_mini["annotations"]),
+            "--images",
+            str(coco_mini["images"]),
+        ]
+    )
+    resolved = search.resolve_config(args)
+    assert resolved.annotations == str(coco_mini["annotations"])
+    assert resolved.population == "generational"
+
+
+def test_recipe_settings_are_checked():
+    for values, message in (
+        ({"learning_rate_schedule": "step"}, "learning_rate_schedule must"),
+        ({"population": "islands"}, "population must"),
+        ({"ancestor_weights": "coco"}, "ancestor_weights must"),
+        ({"half_body_probability": 1.5}, "half_body_probability must"),
+        ({"batch_norm_momentum": 1.0}, "batch_norm_momentum must"),
+        ({"weight_decay": -1.0}, "weight_decay must"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            COCOSearchConfig.from_dict(values)

@@ -48,9 +48,12 @@ class COCOSearchConfig:
     """Every setting of a COCO keypoints search (`keras-evopose search`).
 
     The defaults are the README's main job: a small search over the
-    `test` preset's genotype on the bundled COCO images. A config file
+    `test` preset's genotype on the bundled COCO images, trained with the
+    paper's per-trial recipe (cosine to 0 over each trial, L2 1e-5, the
+    reference search's augmentation) at a demo's scale. A config file
     (YAML or JSON) of the command line holds the same keys; the saved
-    `search_config.json` of a search is one too.
+    `search_config.json` of a search is one too, and
+    `configs/evopose2d_paper_search.yaml` is the paper's search.
     """
 
     annotations: str = _setting(
@@ -80,9 +83,51 @@ class COCOSearchConfig:
     child_epochs: int = _setting(2, "epochs of each child (the paper: 5)")
     batch_size: int = _setting(16, "batch size")
     passes_per_epoch: int = _setting(3, "passes over search-train per epoch")
-    learning_rate: float = _setting(5e-3, "Adam learning rate")
+    learning_rate: float = _setting(
+        5e-3,
+        "each trial's first Adam learning rate (paper: 2.5e-4 x batch / 32, "
+        "4e-3 at batch 512)",
+    )
+    learning_rate_schedule: str = _setting(
+        "cosine",
+        "'cosine': to 0 over each trial's own steps, no warm-up (the "
+        "paper's); 'constant'",
+    )
+    weight_decay: float = _setting(
+        1e-5, "L2 on the conv kernels as the paper (0: none)"
+    )
+    batch_norm_momentum: float = _setting(
+        0.99, "BN moving-statistics momentum (Keras' and the paper's 0.99)"
+    )
+    ancestor_weights: str = _setting(
+        None,
+        "'imagenet': the ancestor starts from ImageNet EfficientNet weights "
+        "(downloaded; the paper's); default random",
+    )
     num_parents: int = _setting(4, "parent pool size (the paper's mu)")
     selection: str = _setting("fitness", "parent pool: 'fitness' or 'pareto'")
+    population: str = _setting(
+        "steady_state",
+        "'steady_state' (never waits) or 'generational' (the paper's)",
+    )
+    children_per_generation: int = _setting(
+        64, "generational: children per generation (the paper's lambda)"
+    )
+    gene_weighting: str = _setting(
+        "uniform",
+        "mutation's gene draw: 'uniform' or 'reference' (by chance to change)",
+    )
+    rotation_probability: float = _setting(
+        0.0, "chance of a rotated training crop (the search's: 0)"
+    )
+    scale_factor: float = _setting(
+        0.0, "scale augmentation 1 +- f (the search's: 0)"
+    )
+    half_body_probability: float = _setting(
+        0.5,
+        "chance of a half-body crop, people with > 8 visible joints (the "
+        "reference applies it to ~50%)",
+    )
     target_params: float = _setting(
         5e6, "T of the fitness loss * (T / params) ** w"
     )
@@ -108,7 +153,7 @@ class COCOSearchConfig:
             kind = type(field.default) if field.default is not None else None
             if field.name == "max_model_size":
                 kind = int
-            elif field.name == "input_size":
+            elif field.name in ("input_size", "ancestor_weights"):
                 kind = str
             if kind is float and isinstance(value, int):
                 object.__setattr__(self, field.name, float(value))
@@ -123,6 +168,7 @@ class COCOSearchConfig:
             "child_epochs",
             "batch_size",
             "passes_per_epoch",
+            "children_per_generation",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(
@@ -134,11 +180,53 @@ class COCOSearchConfig:
                 "val_fraction must be between 0 and 1; received "
                 f"{self.val_fraction!r}"
             )
+        self._check_choices()
         if not self.heartbeat_timeout > 0:
             raise ValueError(
                 "heartbeat_timeout must be positive seconds; received "
                 f"{self.heartbeat_timeout!r}"
             )
+
+    def _check_choices(self):
+        from keras_evopose.search.evolution_oracle import POPULATIONS
+        from keras_evopose.search.mutation import GENE_WEIGHTINGS
+        from keras_evopose.search.trial_optimizer import SCHEDULES
+
+        for name, choices in (
+            ("learning_rate_schedule", SCHEDULES),
+            ("population", POPULATIONS),
+            ("gene_weighting", GENE_WEIGHTINGS),
+            ("ancestor_weights", (None, "imagenet")),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(
+                    f"{name} must be one of "
+                    f"{', '.join(repr(c) for c in choices)}; received "
+                    f"{getattr(self, name)!r}"
+                )
+        ranges = {
+            "learning_rate": (self.learning_rate > 0, "positive"),
+            "weight_decay": (self.weight_decay >= 0, ">= 0"),
+            "scale_factor": (0 <= self.scale_factor < 1, "in [0, 1)"),
+            "batch_norm_momentum": (
+                0 <= self.batch_norm_momentum < 1,
+                "in [0, 1)",
+            ),
+            "rotation_probability": (
+                0 <= self.rotation_probability <= 1,
+                "in [0, 1]",
+            ),
+            "half_body_probability": (
+                0 <= self.half_body_probability <= 1,
+                "in [0, 1]",
+            ),
+        }
+        for name, (valid, expected) in ranges.items():
+            if not valid:
+                raise ValueError(
+                    f"{name} must be {expected}; received "
+                    f"{getattr(self, name)!r}"
+                )
 
     @classmethod
     def from_dict(cls, values, source="settings"):
@@ -216,6 +304,17 @@ class _DatasetFactory:
         self.batch_size = config.batch_size
         self.passes = config.passes_per_epoch if training else 1
         self.seed = config.seed
+        # The search's augmentation (training only; validation crops are
+        # never augmented).
+        self.augmentation = (
+            {
+                "rotation_probability": config.rotation_probability,
+                "scale_factor": config.scale_factor,
+                "half_body_probability": config.half_body_probability,
+            }
+            if training
+            else {}
+        )
         self._cache = {}
 
     def __call__(self, heatmap_size):
@@ -231,6 +330,7 @@ class _DatasetFactory:
                 training=self.training,
                 batch_size=self.batch_size,
                 seed=self.seed,
+                **self.augmentation,
             )
             # Validation crops never change: decode them once. Several
             # passes per epoch amortize each trial's tracing over more steps.
@@ -329,9 +429,13 @@ def run_coco_search(
     from keras_evopose.data.coco_split import split_coco_by_image
     from keras_evopose.search.evolution_oracle import EvolutionOracle
     from keras_evopose.search.evolution_tuner import EvolutionTuner
+    from keras_evopose.search.evopose2d_hypermodel import FITNESS_METRIC
+    from keras_evopose.search.evopose2d_hypermodel import EvoPose2DHyperModel
     from keras_evopose.search.results import describe
     from keras_evopose.search.results import write_search_results
     from keras_evopose.search.search_space import SearchSpace
+    from keras_evopose.search.trial_optimizer import TrialOptimizer
+    from keras_evopose.training import evopose2d_regularizer
 
     config = COCOSearchConfig() if config is None else config
     role = _role()
@@ -363,7 +467,10 @@ def run_coco_search(
             f"input_size {input_size[0]}x{input_size[1]} must have sides "
             f"divisible by {stride}, the ancestor's output stride"
         )
-    model_kwargs = {}
+    model_kwargs = {
+        "kernel_regularizer": evopose2d_regularizer(config.weight_decay),
+        "batch_norm_momentum": config.batch_norm_momentum,
+    }
     if config.input_size is not None:
         model_kwargs["image_shape"] = [*input_size, 3]
     # Every process writes the same split (atomically): workers may start
@@ -372,30 +479,36 @@ def run_coco_search(
         config.annotations, output / "split", config.val_fraction
     )
     oracle = EvolutionOracle(
+        # The paper's fitness reads the validation heatmap error without
+        # the L2 terms that Keras' val_loss includes.
         objective=[
-            keras_tuner.Objective("val_loss", "min"),
+            keras_tuner.Objective(FITNESS_METRIC, "min"),
             keras_tuner.Objective("num_params", "min"),
         ],
         search_space=space,
         max_trials=config.max_trials,
         num_parents=config.num_parents,
         selection=config.selection,
+        population=config.population,
+        children_per_generation=config.children_per_generation,
+        gene_weighting=config.gene_weighting,
         target_params=config.target_params,
         size_weight=config.size_weight,
         heartbeat_timeout=config.heartbeat_timeout,
         seed=config.seed + 1,
     )
     oracle.verbose = 0
+    hypermodel = EvoPose2DHyperModel(
+        config.preset,
+        model_kwargs,
+        trial_optimizer=TrialOptimizer(
+            config.learning_rate, config.learning_rate_schedule
+        ),
+        ancestor_weights=config.ancestor_weights,
+    )
     tuner = _progress_tuner_class(EvolutionTuner)(
         oracle,
-        preset=config.preset,
-        model_kwargs=model_kwargs,
-        compile_kwargs={
-            "optimizer": {
-                "class_name": "Adam",
-                "config": {"learning_rate": config.learning_rate},
-            },
-        },
+        hypermodel=hypermodel,
         ancestor_epochs=config.ancestor_epochs,
         child_epochs=config.child_epochs,
         max_model_size=config.max_model_size,
