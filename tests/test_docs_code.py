@@ -25,7 +25,7 @@ BACKEND = re.compile(r"\A# KERAS_BACKEND=(\w+)")
 TIMEOUT_SECONDS = 600
 # Pages whose example is being rewritten by its owner: the block still
 # runs, a failure is reported as xfail. Empty this when they run.
-PENDING = {"docs/search.md": "issue 14: the search example is being fixed"}
+PENDING = {}
 
 
 def python_blocks():
