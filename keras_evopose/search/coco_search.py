@@ -17,6 +17,7 @@ import warnings
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.search.evolution_oracle import ResumeError
 from keras_evopose.utils.state_files import read_json_state
+from keras_evopose.utils.state_files import remove_partial_files
 from keras_evopose.utils.state_files import write_atomically
 from keras_evopose.utils.state_files import write_json_atomically
 
@@ -454,6 +455,9 @@ def run_coco_search(
     if resume and not project.exists():
         raise ResumeError(f"{output} holds no search to resume")
     output.mkdir(parents=True, exist_ok=True)
+    if role == "single":
+        # Nothing else writes here: a killed write's temporary file goes.
+        remove_partial_files(output)
     if role != "worker":
         # Rewritten on resume: flags given then (e.g. a larger max_trials)
         # hold for the next resume too.

@@ -14,6 +14,9 @@ import tempfile
 
 from keras_evopose.api_export import keras_evopose_export
 
+# In every temporary file's name, so a crash's leftovers can be found.
+TEMPORARY_MARK = ".partial-"
+
 
 def _file_mode():
     # mkstemp creates 0600 files; a renamed state file gets the mode a
@@ -51,7 +54,9 @@ def write_atomically(path, write):
     # The suffix of `path` is kept whole: Keras wants `.weights.h5`.
     suffix = "".join(path.suffixes) or ".tmp"
     descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.name.split('.')[0]}.", suffix=suffix, dir=path.parent
+        prefix=f".{path.name.split('.')[0]}{TEMPORARY_MARK}",
+        suffix=suffix,
+        dir=path.parent,
     )
     os.close(descriptor)
     try:
@@ -65,6 +70,24 @@ def write_atomically(path, write):
             os.remove(temporary)
         raise
     return path
+
+
+@keras_evopose_export("keras_evopose.utils.remove_partial_files")
+def remove_partial_files(folder):
+    """Deletes the temporary files a killed `write_atomically` left.
+
+    Only call it while nothing else writes into `folder` (a single-process
+    search at start-up): another process's temporary file is in use.
+
+    Returns:
+        The removed paths.
+    """
+    removed = []
+    for path in pathlib.Path(folder).rglob(f".*{TEMPORARY_MARK}*"):
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 @keras_evopose_export("keras_evopose.utils.write_json_atomically")
