@@ -134,8 +134,12 @@ class EvolutionTuner(keras_tuner.Tuner):
     tuner made over an existing project resumes it.
 
     By default the model comes from `EvoPose2DHyperModel(preset,
-    model_kwargs, compile_kwargs)`: training and validation data may be
-    functions of the child's heatmap size (see there). A custom
+    model_kwargs, compile_kwargs)`: the paper's recipe (L2 1e-5, a fresh
+    optimizer per trial with a cosine to 0 over the trial's own steps, the
+    metric `val_heatmap_mse` for the fitness), and training and validation
+    data may be functions of the child's heatmap size (see there); pass
+    `hypermodel=EvoPose2DHyperModel(...)` for its other settings
+    (`trial_optimizer`, `ancestor_weights`). A custom
     `hypermodel` (a function of `hp` returning a compiled model, reading
     `hp.get("genotype")` with `keras_evopose.search.genotype_from_string`)
     replaces it.
