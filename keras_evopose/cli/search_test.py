@@ -142,3 +142,19 @@ def test_recipe_settings_are_checked():
     ):
         with pytest.raises(ValueError, match=message):
             COCOSearchConfig.from_dict(values)
+
+
+def test_every_trial_failing_ends_with_a_clear_message(tmp_path, capsys):
+    output = tmp_path / "run"
+    code = main(
+        ["search", "--output", str(output), "--max-model-size", "10"]
+        + ["--max-trials", "3", "--verbose", "0"]
+    )
+    printed = capsys.readouterr()
+    assert code == 1
+    assert "stopped early: no completed trial to mutate" in printed.out
+    assert "no trial completed, so there is no best model" in printed.out
+    assert "Traceback" not in printed.err
+    result = json.loads((output / "pareto.json").read_text())
+    assert result["trials"] == [] and result["failed_trials"] == ["0"]
+    assert not (output / "best_model.keras").exists()

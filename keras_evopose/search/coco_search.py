@@ -533,7 +533,8 @@ def run_coco_search(
         train_data,
         val_data,
         config.max_trials,
-        verbose=verbose and role == "single",
+        verbose=verbose,
+        bars=role == "single",
         callbacks=list(callbacks or []),
     )
     outcome = SearchOutcome(role=role, output=output)
@@ -596,23 +597,32 @@ def _progress_tuner_class(base):
 
     class ProgressTuner(base):
         progress = None
+        verbose = 0
 
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
+            ended = self.oracle.get_trial(trial.trial_id)
+            if ended.status == "FAILED" and self.verbose:
+                lines = (ended.message or trial.message or "").strip()
+                reason = lines.splitlines()[-1] if lines else "no message"
+                print(
+                    f"trial {trial.trial_id} failed: {reason} (traceback "
+                    f"in {self.get_trial_dir(trial.trial_id)}/trial.json)"
+                )
             if self.progress is not None:
-                status = self.oracle.get_trial(trial.trial_id).status
+                status = ended.status
                 self.progress.set_postfix_str(
                     f"trial {trial.trial_id} {status.lower()}"
                 )
                 self.progress.update(1)
 
         def run_search_with_progress(
-            self, train_data, val_data, max_trials, verbose, callbacks
+            self, train_data, val_data, max_trials, verbose, bars, callbacks
         ):
             from tqdm.auto import tqdm
 
             # Bars only on a terminal: redrawn into a file they leave debris.
-            enabled = bool(verbose) and _stderr_is_terminal()
+            enabled = bool(verbose) and bars and _stderr_is_terminal()
             done = (
                 sum(
                     1
@@ -622,6 +632,7 @@ def _progress_tuner_class(base):
                 if not self._is_worker()
                 else 0
             )
+            self.verbose = verbose
             with tqdm(
                 total=max_trials,
                 initial=done,

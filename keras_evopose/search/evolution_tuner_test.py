@@ -111,3 +111,71 @@ def test_bad_arguments(tmp_path):
         EvolutionTuner(
             keras_tuner.oracles.RandomSearchOracle(), directory=str(tmp_path)
         )
+
+
+class ScriptedValLoss(keras.callbacks.Callback):
+    """Replaces each epoch's val_loss with a script and saves the weights
+    the model had at each epoch's end, to compare with the checkpoint."""
+
+    def __init__(self, folder, script):
+        super().__init__()
+        self.folder = str(folder)
+        self.script = list(script)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_loss"] = self.script[epoch]
+        np.savez(
+            f"{self.folder}/epoch_{epoch}.npz", *self.model.get_weights()
+        )
+
+
+def test_checkpoint_holds_the_scored_epoch(tmp_path):
+    oracle, tuner = make_tuner(tmp_path, "mse", max_trials=1)
+    tuner.search(
+        *DATA,
+        validation_data=DATA,
+        callbacks=[ScriptedValLoss(tmp_path, [3.0, 1.0, 2.0])],
+        verbose=0,
+    )
+    trial = oracle.trials["0"]
+    # Scored: epoch 1's val_loss; the checkpoint holds epoch 1's weights,
+    # not the last epoch's.
+    assert oracle.objective_values(trial)[0] == 1.0
+    assert trial.best_step == 1
+    model = tuner.load_model(trial)
+    saved = np.load(tmp_path / "epoch_1.npz")
+    last = np.load(tmp_path / "epoch_2.npz")
+    for index, weight in enumerate(model.get_weights()):
+        np.testing.assert_array_equal(weight, saved[f"arr_{index}"])
+    assert any(
+        not np.array_equal(saved[name], last[name]) for name in saved.files
+    )
+
+
+def test_max_model_size_counts_what_num_params_counts(tmp_path):
+    def build(hp):
+        inputs = keras.Input((4,))
+        hidden = keras.layers.BatchNormalization()(
+            keras.layers.Dense(8)(inputs)
+        )
+        model = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+        model.compile(optimizer="sgd", loss="mse")
+        return model
+
+    # 40 + 9 trainable + 16 BN (gamma, beta trainable; mean, variance not)
+    # = 81 weights in all, 65 of them trainable.
+    oracle = EvolutionOracle(
+        search_space=SearchSpace.from_preset("test"), max_trials=1, seed=0
+    )
+    tuner = EvolutionTuner(
+        oracle,
+        hypermodel=build,
+        ancestor_epochs=1,
+        max_model_size=70,
+        directory=str(tmp_path),
+        project_name="p",
+    )
+    tuner.search(*DATA, validation_data=DATA, verbose=0)
+    trial = oracle.trials["0"]
+    assert trial.status == "FAILED"
+    assert "81 parameters (count_params) > max_model_size=70" in trial.message
