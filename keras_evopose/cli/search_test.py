@@ -158,3 +158,30 @@ def test_every_trial_failing_ends_with_a_clear_message(tmp_path, capsys):
     result = json.loads((output / "pareto.json").read_text())
     assert result["trials"] == [] and result["failed_trials"] == ["0"]
     assert not (output / "best_model.keras").exists()
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (
+            [
+                "--ancestor",
+                "ir_r1_k3_s1_e1_c8_se0.25,ir_r1_k3_s2_e2_c16_se0.25,"
+                "ir_r2_k3_s2_e2_c16_se0.25,ir_r1_k3_s2_e2_c24_se0.25",
+            ],
+            "search_space.ancestor",
+        ),
+        (["--size-weight", "-0.1"], "size_weight: saved -0.07, now -0.1"),
+    ],
+)
+def test_resume_with_other_settings_is_refused(tmp_path, capsys, change, named):
+    output = tmp_path / "run"
+    # A search whose one trial fails at once (no training needed).
+    flags = ["--max-model-size", "10", "--max-trials", "1", "--verbose", "0"]
+    assert main(["search", "--output", str(output), *flags]) == 1
+    capsys.readouterr()
+    code = main(["search", "--resume", str(output), *change])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert "cannot resume" in error and named in error
+    assert len(error.strip().splitlines()) == 1
