@@ -58,6 +58,10 @@ class LiteRTLatency(keras.callbacks.Callback):
         num_threads: int, interpreter threads. Defaults to 1.
         num_rounds: int, timed rounds (the median is logged). Defaults to 5.
         num_invokes: int, calls per round. Defaults to 5.
+        clock: `"wall"` or `"cpu"` (CPU time of the timing thread, not
+            inflated by other jobs sharing the machine; needs
+            `num_threads=1`), as `measure_litert_latency`. Defaults to
+            `"wall"`.
         cache_path: path of a JSON cache file, or `None`. Defaults to
             `None`.
         verbose: bool, print the latency and what it cost. Defaults to
@@ -85,6 +89,7 @@ class LiteRTLatency(keras.callbacks.Callback):
         num_threads=1,
         num_rounds=5,
         num_invokes=5,
+        clock="wall",
         cache_path=None,
         verbose=False,
     ):
@@ -108,7 +113,16 @@ class LiteRTLatency(keras.callbacks.Callback):
                     f"LiteRTLatency: `{name}` must be a positive int. "
                     f"Received: {name}={value!r}"
                 )
+        if clock not in ("wall", "cpu") or (
+            clock == "cpu" and num_threads != 1
+        ):
+            raise ValueError(
+                "LiteRTLatency: `clock` must be 'wall' or 'cpu', and 'cpu' "
+                f"needs num_threads=1. Received: clock={clock!r}, "
+                f"num_threads={num_threads}"
+            )
         self.quantization = quantization
+        self.clock = clock
         self.num_threads = num_threads
         self.num_rounds = num_rounds
         self.num_invokes = num_invokes
@@ -126,6 +140,7 @@ class LiteRTLatency(keras.callbacks.Callback):
                 "input_shape": list(model.input_shape),
                 "quantization": self.quantization,
                 "num_threads": self.num_threads,
+                "clock": self.clock,
                 "machine": platform.node(),
             },
             sort_keys=True,
@@ -183,7 +198,11 @@ class LiteRTLatency(keras.callbacks.Callback):
                 num_calibration_samples=4,
             )
             return measure_litert_latency(
-                path, self.num_threads, self.num_rounds, self.num_invokes
+                path,
+                self.num_threads,
+                self.num_rounds,
+                self.num_invokes,
+                clock=self.clock,
             )
 
     def on_train_begin(self, logs=None):
@@ -200,7 +219,8 @@ class LiteRTLatency(keras.callbacks.Callback):
             source = "cached" if cached is not None else "measured"
             print(
                 f"LiteRTLatency: {self.latency_ms:.2f} ms ({self.quantization}"
-                f", {self.num_threads} thread(s), {source} in "
+                f", {self.num_threads} thread(s), {self.clock} clock, "
+                f"{source} in "
                 f"{self.seconds_spent:.1f} s)"
             )
 

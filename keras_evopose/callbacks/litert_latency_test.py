@@ -24,7 +24,9 @@ def fit_one_epoch(model, callback):
 
 def test_logs_latency_and_caches_it_per_architecture(tmp_path, monkeypatch):
     cache_path = tmp_path / "cache" / "latency.json"
-    callback = LiteRTLatency(num_rounds=1, num_invokes=2, cache_path=cache_path)
+    callback = LiteRTLatency(
+        num_rounds=1, num_invokes=2, clock="cpu", cache_path=cache_path
+    )
     model = EvoPose2D.from_preset("test")
     history = fit_one_epoch(model, copy.deepcopy(callback))
     latencies = history.history["latency_ms"]
@@ -52,6 +54,8 @@ def test_bad_arguments(tmp_path):
         LiteRTLatency("float16")
     with pytest.raises(ValueError, match="num_threads"):
         LiteRTLatency(num_threads=0)
+    with pytest.raises(ValueError, match="clock"):
+        LiteRTLatency(num_threads=2, clock="cpu")
     cache_path = tmp_path / "latency.json"
     cache_path.write_text("{not json")
     callback = LiteRTLatency(cache_path=cache_path)
