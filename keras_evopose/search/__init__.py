@@ -3,10 +3,13 @@
 No TensorFlow import here: the search runs on any Keras backend.
 """
 
+from keras_evopose.models.efficientnet_weights import load_efficientnet_weights
+from keras_evopose.models.weight_transfer import TransferEntry
+from keras_evopose.models.weight_transfer import TransferReport
+from keras_evopose.models.weight_transfer import transfer_weights
 from keras_evopose.search.coco_search import COCOSearchConfig
 from keras_evopose.search.coco_search import SearchOutcome
 from keras_evopose.search.coco_search import run_coco_search
-from keras_evopose.search.efficientnet_weights import load_efficientnet_weights
 from keras_evopose.search.evolution_oracle import EvolutionOracle
 from keras_evopose.search.evolution_oracle import ResumeError
 from keras_evopose.search.evolution_tuner import EvolutionTuner
@@ -27,9 +30,7 @@ from keras_evopose.search.results import write_search_results
 from keras_evopose.search.search_space import SearchSpace
 from keras_evopose.search.search_space import genotype_from_string
 from keras_evopose.search.search_space import genotype_to_string
-from keras_evopose.search.weight_transfer import TransferEntry
-from keras_evopose.search.weight_transfer import TransferReport
-from keras_evopose.search.weight_transfer import transfer_weights
+from keras_evopose.search.trial_optimizer import TrialOptimizer
 
 __all__ = [
     "COCOSearchConfig",
@@ -41,6 +42,7 @@ __all__ = [
     "SearchSpace",
     "TransferEntry",
     "TransferReport",
+    "TrialOptimizer",
     "dominates",
     "genotype_from_hyperparameters",
     "genotype_from_string",
@@ -48,7 +50,6 @@ __all__ = [
     "genotype_to_string",
     "load_efficientnet_weights",
     "load_search_results",
-    "load_efficientnet_weights",
     "mutate",
     "non_dominated_sort",
     "paper_fitness",
