@@ -76,8 +76,7 @@ class TrialOptimizer:
 
     Example:
 
-    >>> from keras_evopose.search.trial_optimizer import TrialOptimizer
-    >>> make = TrialOptimizer(learning_rate=1e-3)
+    >>> make = keras_evopose.search.TrialOptimizer(learning_rate=1e-3)
     >>> optimizer = make(epochs=5, steps_per_epoch=10)
     >>> rates = []
     >>> for step in (0, 25, 50):
