@@ -79,6 +79,13 @@ def run(args):
         infos = [preset_info(name) for name in presets.list_presets()]
         print(json.dumps(infos) if args.json else format_table(infos))
         return 0
+    if args.preset not in presets.list_presets():
+        from keras_evopose.cli import UsageError
+
+        raise UsageError(
+            f"Unknown preset {args.preset!r}; available: "
+            + ", ".join(presets.list_presets())
+        )
     info = preset_info(args.preset)
     if args.json:
         print(json.dumps(info))

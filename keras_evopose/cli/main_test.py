@@ -120,3 +120,20 @@ def test_unknown_subcommand_and_bad_log_level_are_usage_errors(capsys):
     assert exit_info.value.code == 2
     assert "--log-level" in capsys.readouterr().err
     assert main([]) == 2
+
+
+
+def test_a_bug_shows_its_traceback(monkeypatch):
+    # Only usage and state-file errors become one line: anything else
+    # (here a ValueError from deep inside) is a bug and is not swallowed.
+    import pytest
+
+    from keras_evopose.cli import info
+    from keras_evopose.cli import main
+
+    def broken(args):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(info, "run", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["info"])
