@@ -185,3 +185,19 @@ def test_resume_with_other_settings_is_refused(tmp_path, capsys, change, named):
     assert code == 2
     assert "cannot resume" in error and named in error
     assert len(error.strip().splitlines()) == 1
+
+
+def test_help_lists_every_setting(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in (
+        "--ancestor-weights",
+        "--population",
+        "--gene-weighting",
+        "--half-body-probability",
+        "--learning-rate-schedule",
+        "--weight-decay",
+    ):
+        assert flag in text

@@ -127,7 +127,7 @@ class COCOSearchConfig:
     half_body_probability: float = _setting(
         0.5,
         "chance of a half-body crop, people with > 8 visible joints (the "
-        "reference applies it to ~50%)",
+        "reference applies it to about half)",
     )
     target_params: float = _setting(
         5e6, "T of the fitness loss * (T / params) ** w"
