@@ -1,6 +1,7 @@
 """Per-trial optimizers through EvolutionTuner (tiny stand-in model)."""
 
 import json
+import types
 
 import keras
 import keras_tuner
@@ -166,3 +167,26 @@ def test_steps_per_epoch_from_fit_or_data():
     assert steps_per_epoch_of(iter([]), {"steps_per_epoch": 7}) == 7
     with pytest.raises(ValueError, match="Pass steps_per_epoch=N"):
         steps_per_epoch_of(iter([]), {})
+
+
+class TinyBackboneHyperModel(TinyHyperModel):
+    def build(self, hp):
+        model = super().build(hp)
+        # Stands in for EvoPose2D.backbone (what the ImageNet copy needs).
+        model.backbone = types.SimpleNamespace(image_shape=(4, 3, 1))
+        return model
+
+
+def test_imagenet_weights_for_the_ancestor_only(tmp_path, monkeypatch):
+    from keras_evopose.models import presets
+
+    calls = []
+    monkeypatch.setattr(
+        presets,
+        "load_preset_weights",
+        lambda backbone, weights, height: calls.append((weights, height)),
+    )
+    hypermodel = TinyBackboneHyperModel(ancestor_weights="imagenet")
+    oracle, _ = search(tmp_path, hypermodel, FITNESS_METRIC)
+    assert len(oracle.trials) == 2
+    assert calls == [("imagenet", 4)]
