@@ -42,7 +42,12 @@ setup(
             "tensorflow-model-optimization==0.8.1",
         ],
         "jax": ["jax==0.10.2", "jaxlib==0.10.2"],
+        # benchmarks/search_quality.py's NSGA-II baseline; the library
+        # never imports it.
+        "bench": ["optuna==5.*"],
         "dev": [
+            # The test of benchmarks/search_quality.py --quick runs optuna.
+            "optuna==5.*",
             "pytest==9.*",
             "pytest-timeout==2.*",
             "ruff==0.17.*",
