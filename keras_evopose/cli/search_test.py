@@ -48,6 +48,7 @@ def test_bad_settings(tmp_path):
 
 def test_existing_search_needs_resume_or_overwrite(tmp_path, capsys):
     (tmp_path / "tuner").mkdir()
+    (tmp_path / "tuner" / "oracle.json").write_text("{}")
     assert main(["search", "--output", str(tmp_path)]) == 2
     assert "--resume" in capsys.readouterr().err
 

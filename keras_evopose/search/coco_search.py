@@ -442,7 +442,11 @@ def run_coco_search(
     role = _role()
     output = pathlib.Path(config.output)
     project = output / PROJECT
-    if role != "worker" and project.exists() and not resume:
+    holds_search = (project / "oracle.json").exists() or any(
+        project.glob("trial_*/trial.json")
+    )
+    # (Workers starting first may already have made an empty project.)
+    if role != "worker" and holds_search and not resume:
         # Only the chief may clear a shared project: a worker that did
         # would delete trials already running.
         if not overwrite:
@@ -452,8 +456,6 @@ def run_coco_search(
                 "--overwrite (overwrite=True)"
             )
         shutil.rmtree(project)
-    if resume and not project.exists():
-        raise ResumeError(f"{output} holds no search to resume")
     output.mkdir(parents=True, exist_ok=True)
     if role == "single":
         # Nothing else writes here: a killed write's temporary file goes.

@@ -654,12 +654,14 @@ class EvolutionOracle(keras_tuner.Oracle):
         to a second worker after its first went silent)."""
         old = self.trials[trial.trial_id]
         self._interrupted.pop(trial.trial_id, None)
-        if not self._ended(trial.trial_id):
-            self._record_end(old, trial)
+        # Released first, so the state saved with the result no longer
+        # lists the trial as running.
         for tuner_id, ongoing in list(self.ongoing_trials.items()):
             if ongoing.trial_id == trial.trial_id:
                 self.ongoing_trials.pop(tuner_id)
         self._last_seen.pop(trial.trial_id, None)
+        if not self._ended(trial.trial_id):
+            self._record_end(old, trial)
 
     def _record_end(self, old, trial):
         old.hyperparameters = trial.hyperparameters
