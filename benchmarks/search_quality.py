@@ -28,6 +28,8 @@ Methods (each over `--seeds` seeds, the same budget in training steps):
   `--baseline-epochs` (default: the child epochs).
 - `nsga2`: optuna's `NSGAIISampler` over the same genes, two objectives
   (validation loss, parameters), every trial like random search.
+- `ancestor_full_budget`: no search: the ancestor alone trained for the
+  whole budget (what any search has to beat).
 
 A trial's score is its best epoch's validation loss (keras-tuner's rule)
 and its parameter count (`keras_evopose.utils.count_params`). A method
@@ -70,6 +72,7 @@ METHODS = (
     "evolution_no_transfer",
     "random_search",
     "nsga2",
+    "ancestor_full_budget",
 )
 
 
@@ -282,9 +285,14 @@ def run_evolution(method, seed, setup, directory):
 
     args, task, space = setup["args"], setup["task"], setup["space"]
     steps_per_epoch = setup["steps_per_epoch"]
-    ancestor_steps = args.ancestor_epochs * steps_per_epoch
+    ancestor_epochs = args.ancestor_epochs
+    ancestor_steps = ancestor_epochs * steps_per_epoch
     child_steps = args.child_epochs * steps_per_epoch
     max_trials = 1 + max(0, (args.budget_steps - ancestor_steps) // child_steps)
+    if method == "ancestor_full_budget":
+        ancestor_epochs = max(1, args.budget_steps // steps_per_epoch)
+        ancestor_steps = ancestor_epochs * steps_per_epoch
+        max_trials = 1
     oracle_kwargs = {}
     if method == "evolution_generational":
         oracle_kwargs = {
@@ -307,7 +315,7 @@ def run_evolution(method, seed, setup, directory):
     tuner = _timed(EvolutionTuner)(
         oracle,
         hypermodel=setup["hypermodel"],
-        ancestor_epochs=args.ancestor_epochs,
+        ancestor_epochs=ancestor_epochs,
         child_epochs=args.child_epochs,
         transfer_weights=method != "evolution_no_transfer",
         directory=str(directory),
@@ -464,7 +472,7 @@ def run_nsga2(seed, setup):
 
 def run_method(method, seed, setup, directory):
     keras_clear()
-    if method.startswith("evolution"):
+    if method.startswith(("evolution", "ancestor")):
         trials = run_evolution(method, seed, setup, directory)
     elif method == "random_search":
         trials = run_random_search(seed, setup, directory)
@@ -642,7 +650,7 @@ def merge(paths, output):
                     f"Cannot merge runs with different {key}: {merged[key]} "
                     f"vs {other[key]}"
                 )
-        merged["seeds"] += other["seeds"]
+        merged["seeds"] = sorted({*merged["seeds"], *other["seeds"]})
         for part in ("runs", "trials"):
             for method, by_seed in other[part].items():
                 merged[part].setdefault(method, {}).update(by_seed)

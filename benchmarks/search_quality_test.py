@@ -44,7 +44,9 @@ def test_quick_mode_runs_every_method(tmp_path):
     budget = result["budget"]["steps"]
     for method, runs in result["runs"].items():
         run = runs["0"]
-        assert run["num_completed"] >= 2, method
+        assert run["num_completed"] >= (
+            1 if method == "ancestor_full_budget" else 2
+        ), method
         assert 0 < run["steps_used"] <= budget, method
         assert 0 <= run["hypervolume"] <= 1, method
         assert len(run["hypervolume_curve"]) == len(result["checkpoints"])
