@@ -11,10 +11,12 @@ class HeatmapMSE(keras.metrics.Metric):
     Keras' `loss` and `val_loss` add the model's regularization losses
     (e.g. the L2 of `keras_evopose.training.evopose2d_regularizer`); the
     paper's fitness uses the validation heatmap error alone. This metric
-    accumulates exactly `keras_evopose.losses.HeatmapMSE` over all batches
-    (the target-weighted squared error summed, divided by the number of
-    heatmap elements), so with no regularizer `val_heatmap_mse` equals
-    `val_loss`.
+    averages `keras_evopose.losses.HeatmapMSE` over the batches weighted by
+    their sizes, exactly as Keras averages its loss, so with no regularizer
+    `val_heatmap_mse` equals `val_loss`. Compile it as a weighted metric
+    (`weighted_metrics=[HeatmapMSE()]`): Keras passes the target weights
+    (`sample_weight`) only to those; under `metrics=` it would count the
+    unlabelled joints too.
 
     Args:
         name: str. Defaults to `"heatmap_mse"` (logged as
@@ -33,8 +35,8 @@ class HeatmapMSE(keras.metrics.Metric):
 
     def __init__(self, name="heatmap_mse", dtype="float32"):
         super().__init__(name=name, dtype=dtype)
-        # One definition of the error: the loss, summed.
-        self._error = HeatmapMSELoss(reduction="sum", dtype=dtype)
+        # One definition of the error: the loss itself.
+        self._error = HeatmapMSELoss(dtype=dtype)
         self.total = self.add_variable(
             shape=(), initializer="zeros", dtype=dtype, name="total"
         )
@@ -43,14 +45,12 @@ class HeatmapMSE(keras.metrics.Metric):
         )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        self.total.assign_add(
-            keras.ops.cast(
-                self._error(y_true, y_pred, sample_weight=sample_weight),
-                self.dtype,
-            )
-        )
-        size = keras.ops.size(y_pred)
-        self.count.assign_add(keras.ops.cast(size, self.dtype))
+        # Weighted by the batch size, as Keras' loss tracker weights the
+        # loss of each batch.
+        batch_size = keras.ops.cast(keras.ops.shape(y_pred)[0], self.dtype)
+        loss = self._error(y_true, y_pred, sample_weight=sample_weight)
+        self.total.assign_add(keras.ops.cast(loss, self.dtype) * batch_size)
+        self.count.assign_add(batch_size)
 
     def result(self):
         return keras.ops.divide_no_nan(self.total, self.count)

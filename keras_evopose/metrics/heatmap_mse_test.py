@@ -41,10 +41,21 @@ def test_val_heatmap_mse_leaves_out_the_l2_terms():
         ]
     )
     model.compile(
-        optimizer="sgd", loss=HeatmapMSELoss(), metrics=[HeatmapMSE()]
+        optimizer="sgd",
+        loss=HeatmapMSELoss(),
+        weighted_metrics=[HeatmapMSE()],
     )
-    x = np.ones((4, 2, 2, 1), "float32")
-    logs = model.evaluate(x, np.zeros_like(x), return_dict=True, verbose=0)
+    x = np.linspace(1, 2, 20, dtype="float32").reshape(5, 2, 2, 1)
+    # Target weights (some joints unlabelled) and a partial last batch.
+    weights = np.array([1, 0, 1, 1, 0], "float32").reshape(5, 1, 1, 1)
+    logs = model.evaluate(
+        x,
+        np.zeros_like(x),
+        sample_weight=weights,
+        batch_size=2,
+        return_dict=True,
+        verbose=0,
+    )
     l2 = float(sum(keras.ops.convert_to_numpy(t) for t in model.losses))
     assert l2 > 0
     assert logs["heatmap_mse"] == pytest.approx(logs["loss"] - l2, rel=1e-4)
