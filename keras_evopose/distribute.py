@@ -18,6 +18,12 @@ from keras_evopose.api_export import keras_evopose_export
 
 
 @keras_evopose_export("keras_evopose.distribute.tpu_strategy")
+
+class StrategyUnavailableError(ValueError):
+    """The asked-for `tf.distribute` strategy cannot run on this machine
+    (no TPU reachable, ...): a problem of the environment, not a bug."""
+
+
 def tpu_strategy(tpu="local"):
     """Connects to a TPU and returns a `tf.distribute.TPUStrategy`.
 
@@ -46,7 +52,7 @@ def tpu_strategy(tpu="local"):
         return tf.distribute.TPUStrategy(resolver)
     except Exception as error:  # The resolver raises many kinds.
         cause = str(error).splitlines()[0][:200] if str(error) else ""
-        raise ValueError(
+        raise StrategyUnavailableError(
             f"No TPU could be reached for --tpu={tpu!r} "
             f"({type(error).__name__}: {cause}). Run on a TPU VM with "
             "--tpu=local, pass the name or grpc:// address of a Cloud TPU, "
@@ -91,7 +97,7 @@ def strategy_from_flags(tpu=None, mirrored=False, devices=None):
             f"devices={devices}"
         )
     if keras.backend.backend() != "tensorflow":
-        raise ValueError(
+        raise StrategyUnavailableError(
             "strategy_from_flags builds tf.distribute strategies, which "
             "need KERAS_BACKEND=tensorflow. Received backend: "
             f"{keras.backend.backend()}. With JAX use "
@@ -197,7 +203,7 @@ def distribution_scope(tpu=None, mirrored=False):
 
             platforms = {device.platform for device in jax.devices()}
             if platforms != {"tpu"}:
-                raise ValueError(
+                raise StrategyUnavailableError(
                     f"--tpu={tpu!r} with KERAS_BACKEND=jax needs this host's "
                     "TPU cores, but JAX sees only "
                     f"{sorted(platforms)} devices. Run on a TPU VM or leave "

@@ -324,11 +324,17 @@ def main(argv=None):
         # the NumPy backend imports in about half TensorFlow's time.
         os.environ.setdefault("KERAS_BACKEND", "numpy")
     _import_frameworks(level)
+    from keras_evopose.distribute import StrategyUnavailableError
     from keras_evopose.utils.state_files import StateFileError
 
     try:
         return int(args.func(args) or 0)
-    except (UsageError, StateFileError, FileNotFoundError) as error:
+    except (
+        UsageError,
+        StateFileError,
+        StrategyUnavailableError,
+        FileNotFoundError,
+    ) as error:
         # Only errors a user can act on are one line; anything else is a
         # bug and shows its traceback.
         print(
