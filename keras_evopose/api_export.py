@@ -3,7 +3,7 @@
 import keras
 
 
-def keras_evopose_export(path):
+def keras_evopose_export(path, registered_name=None):
     """Marks a symbol public at `path` and makes it Keras-serializable.
 
     One decorator for both so a public layer can never be forgotten in the
@@ -11,6 +11,8 @@ def keras_evopose_export(path):
 
     Args:
         path: the public dotted path, e.g. `"keras_evopose.layers.MBConvBlock"`.
+        registered_name: the name in `.keras` files (`keras_evopose>NAME`);
+            defaults to the class name. Two classes may not share one.
 
     Returns:
         A class or function decorator that returns its argument unchanged.
@@ -19,8 +21,18 @@ def keras_evopose_export(path):
     def decorator(symbol):
         symbol._keras_evopose_public_path = path
         if isinstance(symbol, type) and hasattr(symbol, "get_config"):
+            name = registered_name or symbol.__name__
+            known = keras.saving.get_registered_object(f"keras_evopose>{name}")
+            if known is not None and known.__qualname__ != symbol.__qualname__:
+                # Two classes under one registered name: loading a .keras
+                # file would build the wrong one (a metric for a loss).
+                raise TypeError(
+                    f"{path} and {known._keras_evopose_public_path} would "
+                    f"both be registered as 'keras_evopose>{name}'; give "
+                    "one a registered_name."
+                )
             return keras.saving.register_keras_serializable(
-                package="keras_evopose"
+                package="keras_evopose", name=name
             )(symbol)
         return symbol
 

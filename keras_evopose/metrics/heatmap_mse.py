@@ -4,7 +4,11 @@ from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.losses.heatmap_mse import HeatmapMSE as HeatmapMSELoss
 
 
-@keras_evopose_export("keras_evopose.metrics.HeatmapMSE")
+# Registered apart from the loss of the same name (a .keras file names
+# its classes by registered name).
+@keras_evopose_export(
+    "keras_evopose.metrics.HeatmapMSE", registered_name="HeatmapMSEMetric"
+)
 class HeatmapMSE(keras.metrics.Metric):
     """The heatmap loss as a metric, without the regularization terms.
 
