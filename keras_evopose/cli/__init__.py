@@ -319,9 +319,12 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    if command == "info":
+    if command == "info" and "keras" not in sys.modules:
         # info only reads layer configs and shapes (no tensor op runs):
-        # the NumPy backend imports in about half TensorFlow's time.
+        # the NumPy backend imports in about half TensorFlow's time. Only
+        # before Keras is imported: called in a process that already runs
+        # Keras (a test, a notebook), it would only leak into the
+        # environment of every later subprocess.
         os.environ.setdefault("KERAS_BACKEND", "numpy")
     _import_frameworks(level)
     from keras_evopose.distribute import StrategyUnavailableError

@@ -137,3 +137,14 @@ def test_a_bug_shows_its_traceback(monkeypatch):
     monkeypatch.setattr(info, "run", broken)
     with pytest.raises(ValueError, match="a bug"):
         main(["info"])
+
+
+def test_info_in_process_leaves_the_backend_alone(monkeypatch):
+    import os
+
+    from keras_evopose.cli import main
+
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert main(["info", "test"]) == 0
+    # A later subprocess (a docs block, a search) must not inherit numpy.
+    assert "KERAS_BACKEND" not in os.environ
