@@ -50,6 +50,7 @@ setup(
             "optuna==5.*",
             "pytest==9.*",
             "pytest-timeout==2.*",
+            "pytest-xdist==3.*",
             "ruff==0.17.*",
             "mkdocs==1.6.*",
             "mkdocstrings==1.0.*",

@@ -120,7 +120,7 @@ def running_trial(output, children_only):
 @pytest.mark.slow
 def test_kill_matrix_through_the_cli(tmp_path):
     output = tmp_path / "search"
-    max_trials = 5
+    max_trials = 4
     flags = ["--max-trials", str(max_trials), *FAST]
     report = []
     ledger = {}  # every completed trial ever seen: (score, checkpoint)
@@ -222,7 +222,7 @@ def free_port():
 def test_chief_and_two_workers_survive_a_killed_worker(tmp_path):
     output = tmp_path / "shared"
     port = free_port()
-    flags = ["--max-trials", "4", "--heartbeat-timeout", "12", *FAST]
+    flags = ["--max-trials", "3", "--heartbeat-timeout", "12", *FAST]
     chief = start(output, *flags, "--verbose", "1", tuner_id="chief", port=port)
     workers = {
         tuner_id: start(
@@ -250,15 +250,16 @@ def test_chief_and_two_workers_survive_a_killed_worker(tmp_path):
             if process.poll() is None:
                 process.kill()
     final = trials(output)
-    assert sorted(final, key=int) == ["0", "1", "2", "3"]
+    assert sorted(final, key=int) == ["0", "1", "2"]
     assert all(t["status"] == "COMPLETED" for t in final.values())
     assert final[victim]["status"] == "COMPLETED"
     genotypes = {
         t["hyperparameters"]["values"]["genotype"] for t in final.values()
     }
-    assert len(genotypes) == 4
+    assert len(genotypes) == 3
     # Results once, by the chief.
     assert "Wrote" in outputs["chief"]
     assert "Wrote" not in outputs["tuner1"]
     assert "the chief writes the results" in outputs["tuner1"]
-    assert len(json.loads((output / "pareto.json").read_text())["trials"]) == 4
+    result = json.loads((output / "pareto.json").read_text())
+    assert len(result["trials"]) == 3
