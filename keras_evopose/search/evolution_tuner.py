@@ -1,4 +1,5 @@
 import gc
+import logging
 import math
 import os
 import pathlib
@@ -67,11 +68,23 @@ class _Heartbeat:
         self._stop = threading.Event()
 
         def beat():
+            warned = False
             while not self._stop.wait(interval):
                 try:
                     oracle.update_trial(trial_id, {})
-                except Exception:  # noqa: BLE001 - the chief may restart.
-                    pass
+                except Exception as error:  # noqa: BLE001
+                    # The chief may be restarting: keep beating, and say
+                    # so once (silence here means the trial may be handed
+                    # to another worker).
+                    if not warned:
+                        logging.getLogger(__name__).warning(
+                            "trial %s: heartbeat to the chief failed (%s); "
+                            "retrying every %.0f s",
+                            trial_id,
+                            type(error).__name__,
+                            interval,
+                        )
+                        warned = True
 
         self._thread = threading.Thread(target=beat, daemon=True)
         self._thread.start()

@@ -179,3 +179,31 @@ def test_max_model_size_counts_what_num_params_counts(tmp_path):
     trial = oracle.trials["0"]
     assert trial.status == "FAILED"
     assert "81 parameters (count_params) > max_model_size=70" in trial.message
+
+
+def test_heartbeat_survives_a_restarting_chief(caplog):
+    import time
+
+    from keras_evopose.search.evolution_tuner import _Heartbeat
+
+    class Chief:
+        calls = []
+
+        def update_trial(self, trial_id, metrics):
+            self.calls.append((trial_id, metrics))
+            if len(self.calls) <= 3:
+                raise ConnectionError("chief restarting")
+
+    chief = Chief()
+    with caplog.at_level("WARNING"):
+        heartbeat = _Heartbeat(chief, "4", 0.01)
+        deadline = time.time() + 10
+        while len(chief.calls) < 6 and time.time() < deadline:
+            time.sleep(0.01)
+        heartbeat.stop()
+    # It kept beating through the failures, with empty metrics, and said
+    # so once.
+    assert len(chief.calls) >= 6
+    assert all(call == ("4", {}) for call in chief.calls)
+    warnings = [r for r in caplog.records if "heartbeat" in r.getMessage()]
+    assert len(warnings) == 1
