@@ -3,7 +3,8 @@
 Each subcommand lives in its own module of this package with two functions:
 `add_parser(subparsers)` (registers the subcommand and its flags and sets
 `func`) and the function it points to, which returns an exit code. To add a
-subcommand, write the module and list it in `SUBCOMMANDS`.
+subcommand, write the module and list it in `SUBCOMMANDS`; a module that
+sets `IMPORTS_FRAMEWORKS = False` (`info`) runs without Keras.
 
 Start-up is kept fast and quiet: `keras-evopose --help`, `--version` and
 usage errors import neither Keras nor TensorFlow (only the chosen
@@ -319,25 +320,17 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    if command == "info" and "keras" not in sys.modules:
-        # info only reads layer configs and shapes (no tensor op runs):
-        # the NumPy backend imports in about half TensorFlow's time. Only
-        # before Keras is imported: called in a process that already runs
-        # Keras (a test, a notebook), it would only leak into the
-        # environment of every later subprocess.
-        os.environ.setdefault("KERAS_BACKEND", "numpy")
-    _import_frameworks(level)
-    from keras_evopose.distribute import StrategyUnavailableError
-    from keras_evopose.utils.state_files import StateFileError
+    user_errors = (UsageError, FileNotFoundError)
+    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    if getattr(module, "IMPORTS_FRAMEWORKS", True):
+        _import_frameworks(level)
+        from keras_evopose.distribute import StrategyUnavailableError
+        from keras_evopose.utils.state_files import StateFileError
 
+        user_errors += (StateFileError, StrategyUnavailableError)
     try:
         return int(args.func(args) or 0)
-    except (
-        UsageError,
-        StateFileError,
-        StrategyUnavailableError,
-        FileNotFoundError,
-    ) as error:
+    except user_errors as error:
         # Only errors a user can act on are one line; anything else is a
         # bug and shows its traceback.
         print(

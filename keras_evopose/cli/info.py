@@ -1,13 +1,20 @@
-"""`keras-evopose info PRESET`: genotype, input size, params and FLOPs."""
+"""`keras-evopose info PRESET`: genotype, input size, params and FLOPs.
+
+Reads the preset table only: imports neither Keras nor TensorFlow
+(`IMPORTS_FRAMEWORKS`), so it answers in a fraction of a second.
+"""
 
 import json
+
+# main() skips importing Keras/TensorFlow for this subcommand.
+IMPORTS_FRAMEWORKS = False
 
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "info",
         description=(
-            "Builds a preset and prints its genotype, input size, parameter "
+            "Prints a preset's genotype, input size, parameter "
             "count (BN statistics included) and FLOPs (multiply-accumulates, "
             "the paper's convention), next to the paper's numbers. Without "
             "a preset: one line per preset (all of them)."
@@ -27,25 +34,42 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def preset_info(preset):
-    """Builds `preset` and returns its description as a plain dict."""
-    from keras_evopose.models import EvoPose2D
-    from keras_evopose.models import presets
-    from keras_evopose.utils import count_flops
-    from keras_evopose.utils import count_params
+def preset_table():
+    """The preset table (`keras_evopose.models.evopose2d_presets`) read
+    without importing `keras_evopose.models`, whose package imports Keras:
+    the table is plain data, and `info` answers in a fraction of a second."""
+    import importlib.util
+    import pathlib
+    import sys
 
-    data = presets.get_preset(preset)
-    model = EvoPose2D.from_preset(preset)
-    image_shape = tuple(model.input_shape[1:])
+    module = sys.modules.get("keras_evopose.models.evopose2d_presets")
+    if module is None:
+        path = (
+            pathlib.Path(__file__).parents[1] / "models" / "evopose2d_presets.py"
+        )
+        spec = importlib.util.spec_from_file_location(
+            "_keras_evopose_preset_table", path
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return module.backbone_presets
+
+
+def preset_info(preset):
+    """A preset's description as a plain dict, from its data (the params,
+    FLOPs and heatmap size there are checked against the built network by
+    tests/test_presets.py)."""
+    data = preset_table()[preset]
+    metadata = data["metadata"]
     return {
         "preset": preset,
-        "description": data["metadata"]["description"],
-        "genotype": model.backbone.genotype,
-        "input_size": list(image_shape[:2]),
-        "heatmap_size": list(model.output_shape[1:3]),
-        "params": count_params(model),
-        "flops": count_flops(model, image_shape),
-        "paper": data["metadata"].get("paper"),
+        "description": metadata["description"],
+        "genotype": list(data["backbone"]["genotype"]),
+        "input_size": list(data["backbone"]["image_shape"][:2]),
+        "heatmap_size": list(metadata["heatmap_size"]),
+        "params": metadata["params"],
+        "flops": metadata["flops"],
+        "paper": metadata.get("paper"),
     }
 
 
@@ -73,18 +97,16 @@ def format_table(infos):
 
 
 def run(args):
-    from keras_evopose.models import presets
-
+    names = list(preset_table())
     if args.preset is None:
-        infos = [preset_info(name) for name in presets.list_presets()]
+        infos = [preset_info(name) for name in names]
         print(json.dumps(infos) if args.json else format_table(infos))
         return 0
-    if args.preset not in presets.list_presets():
+    if args.preset not in names:
         from keras_evopose.cli import UsageError
 
         raise UsageError(
-            f"Unknown preset {args.preset!r}; available: "
-            + ", ".join(presets.list_presets())
+            f"Unknown preset {args.preset!r}; available: " + ", ".join(names)
         )
     info = preset_info(args.preset)
     if args.json:

@@ -61,6 +61,14 @@ def test_help_and_version_import_neither_keras_nor_tensorflow():
     assert "MODULES False False" in result.stdout
 
 
+def test_info_imports_neither_keras_nor_tensorflow():
+    # What keeps `keras-evopose info` under 2 s: it reads the preset table.
+    result = run_command("info", "small")
+    assert result.returncode == 0, result.stderr
+    assert "params     2,531,199" in result.stdout
+    assert "MODULES False False" in result.stdout
+
+
 @pytest.mark.parametrize("launcher", ["script", "module"])
 def test_info_prints_no_tensorflow_start_up_lines(launcher):
     # The installed `keras-evopose` script, or `python -m keras_evopose`.

@@ -4,7 +4,11 @@
 `EvoPose2DBackbone` and `EvoPose2D`. medium and large are small compound-
 scaled to their input size (`compound_scale`); a test re-derives them.
 `paper` holds the published numbers (COCO val2017, detector boxes) that
-the built networks are checked against.
+the built networks are checked against. `params` (BN statistics included),
+`flops` (multiply-accumulates) and `heatmap_size` are the built network's,
+as `keras-hub` presets carry `params`: `keras-evopose info` reads them
+without building (or importing Keras), and tests/test_presets.py checks
+them against the built network.
 """
 
 SMALL_GENOTYPE = [
@@ -36,6 +40,9 @@ backbone_presets = {
                 "stride 2 (output stride 32, 64x48 heatmaps at 256x192)."
             ),
             "paper": {"params": 2.53e6, "flops": 0.47e9, "ap": 67.7},
+            "params": 2_531_199,
+            "flops": 462_372_800,
+            "heatmap_size": [64, 48],
         },
         "backbone": {
             "genotype": SMALL_GENOTYPE[:5]
@@ -54,6 +61,9 @@ backbone_presets = {
                 "128x96 heatmaps at 256x192)."
             ),
             "paper": {"params": 2.53e6, "flops": 1.07e9, "ap": 69.8},
+            "params": 2_531_199,
+            "flops": 1_064_085_440,
+            "heatmap_size": [128, 96],
         },
         "backbone": {
             "genotype": SMALL_GENOTYPE,
@@ -67,6 +77,9 @@ backbone_presets = {
         "metadata": {
             "description": "EvoPose2D-M: small compound-scaled to 384x288.",
             "paper": {"params": 7.34e6, "flops": 5.59e9, "ap": 75.1},
+            "params": 7_341_609,
+            "flops": 5_550_593_216,
+            "heatmap_size": [192, 144],
         },
         "backbone": {
             "genotype": [
@@ -88,6 +101,9 @@ backbone_presets = {
         "metadata": {
             "description": "EvoPose2D-L: small compound-scaled to 512x384.",
             "paper": {"params": 14.7e6, "flops": 17.7e9, "ap": 76.6},
+            "params": 14_709_587,
+            "flops": 17_591_425_152,
+            "heatmap_size": [256, 192],
         },
         "backbone": {
             "genotype": [
@@ -111,6 +127,9 @@ backbone_presets = {
                 "A tiny 4-stage genotype at 64x48 for fast tests and smoke "
                 "runs (output stride 16, 32x24 heatmaps). Not a paper model."
             ),
+            "params": 16_921,
+            "flops": 1_535_712,
+            "heatmap_size": [32, 24],
         },
         "backbone": {
             "genotype": [
