@@ -46,6 +46,7 @@ def test_test_preset_overfits_bundled_images(coco_mini):
         epochs=EPOCHS,
         steps_per_epoch=STEPS_PER_EPOCH,
         callbacks=[copy.deepcopy(evaluation)],
+        shuffle=False,  # the dataset shuffles; Keras warns otherwise
         verbose=0,
     )
     losses = history.history["loss"]

@@ -44,8 +44,7 @@ def predict_keypoints(
     from keras_evopose.data.keypoint_layout import KeypointLayout
 
     # Imported here: `keras_evopose.metrics` re-exports this function.
-    from keras_evopose.metrics.decoding import flip_test_heatmaps
-    from keras_evopose.metrics.decoding import heatmaps_to_keypoints
+    from keras_evopose.metrics.decoding import crops_to_keypoints
 
     boxes = np.asarray(boxes, "float32").reshape(-1, 4)
     if len(boxes) == 0:
@@ -91,21 +90,17 @@ def predict_keypoints(
     )
     outputs = []
     for batch in samples:
-        crops = batch["image"].numpy()
-        if flip_test:
-            heatmaps = flip_test_heatmaps(
-                model.predict_on_batch, crops, layout.flip_permutation
-            )
-        else:
-            heatmaps = np.asarray(model.predict_on_batch(crops), "float32")
         outputs.append(
-            heatmaps_to_keypoints(
-                heatmaps,
+            crops_to_keypoints(
+                model.predict_on_batch,
+                batch["image"].numpy(),
                 batch["center"].numpy(),
                 batch["scale"].numpy(),
                 input_size,
+                layout.flip_permutation if flip_test else None,
                 refinement=refinement,
                 heatmap_peak=heatmap_peak,
+                sigma=options.sigma,
             )
         )
     return np.concatenate(outputs)

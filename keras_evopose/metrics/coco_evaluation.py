@@ -9,8 +9,7 @@ import numpy as np
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.data import coco_keypoints
 from keras_evopose.data.coco_instances import read_json
-from keras_evopose.metrics.decoding import flip_test_heatmaps
-from keras_evopose.metrics.decoding import heatmaps_to_keypoints
+from keras_evopose.metrics.decoding import crops_to_keypoints
 
 # pycocotools' stats vector, in order.
 STAT_NAMES = (
@@ -202,20 +201,14 @@ def _predict(
     permutation = instances.layout.flip_permutation
     image_ids, keypoints, box_scores = [], [], []
     for batch in dataset:
-        if flip_test:
-            heatmaps = flip_test_heatmaps(
+        keypoints.append(
+            crops_to_keypoints(
                 lambda images: heatmap_function({**batch, "image": images}),
                 batch["image"],
-                permutation,
-            )
-        else:
-            heatmaps = np.asarray(heatmap_function(batch), "float32")
-        keypoints.append(
-            heatmaps_to_keypoints(
-                heatmaps,
                 batch["center"].numpy(),
                 batch["scale"].numpy(),
                 input_size,
+                permutation if flip_test else None,
                 refinement=refinement,
                 heatmap_peak=heatmap_peak,
                 sigma=sigma,

@@ -51,6 +51,42 @@ def flip_test_heatmaps(heatmap_function, images, flip_permutation):
     return 0.5 * (heatmaps + flip_back(mirrored, flip_permutation))
 
 
+def crops_to_keypoints(
+    heatmap_function,
+    images,
+    center,
+    scale,
+    input_size,
+    flip_permutation=None,
+    **decoding,
+):
+    """Image keypoints of a batch of crops: predict (with the flip test
+    when `flip_permutation` is given) and decode. What evaluation and
+    `predict_keypoints` both do per batch.
+
+    Args:
+        heatmap_function: callable, images `(batch, H, W, 3)` -> heatmaps.
+        images: the batch's crops.
+        center, scale: the batch's crop metadata (see
+            `heatmaps_to_keypoints`).
+        input_size: `(height, width)` of the crops.
+        flip_permutation: `KeypointLayout.flip_permutation`, or `None` for
+            no flip test.
+        **decoding: `refinement`, `heatmap_peak`, `sigma` (see
+            `decode_heatmaps`).
+
+    Returns:
+        `(batch, K, 3)` array of image `(x, y, score)`.
+    """
+    if flip_permutation is None:
+        heatmaps = np.asarray(heatmap_function(images), "float32")
+    else:
+        heatmaps = flip_test_heatmaps(heatmap_function, images, flip_permutation)
+    return heatmaps_to_keypoints(
+        heatmaps, np.asarray(center), np.asarray(scale), input_size, **decoding
+    )
+
+
 @keras_evopose_export("keras_evopose.metrics.heatmaps_to_keypoints")
 def heatmaps_to_keypoints(
     heatmaps,
