@@ -5,18 +5,27 @@ import keras
 
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.models.genotype import genotype_from_string
+from keras_evopose.models.genotype import split_genotype
 from keras_evopose.models.weight_transfer import transfer_weights
 
 
 def _config_with_genotype(config, genotype):
-    """The child's config with the backbone genotype replaced."""
+    """The child's config with the backbone genotype replaced (and the
+    head's widths, if the genotype ends with head steps)."""
     config = copy.deepcopy(config)
-    if "genotype" in config:
+    genotype, head_filters = split_genotype(genotype)
+    if "genotype" in config and head_filters is None:
         config["genotype"] = genotype
         return config
     backbone = config.get("backbone")
-    if isinstance(backbone, dict) and "genotype" in backbone.get("config", {}):
+    if (
+        isinstance(backbone, dict)
+        and "genotype" in backbone.get("config", {})
+        and (head_filters is None or "head_filters" in config)
+    ):
         backbone["config"]["genotype"] = genotype
+        if head_filters is not None:
+            config["head_filters"] = head_filters
         return config
     raise ValueError(
         "WeightTransferCallback: a `.weights.h5` parent is rebuilt from the "
@@ -51,7 +60,8 @@ class WeightTransferCallback(keras.callbacks.Callback):
             a built Keras model.
         genotype: the parent's genotype (list of block strings, or the
             comma-joined string of `keras_evopose.search.genotype_to_string`)
-            for a `.weights.h5` parent. Ignored otherwise.
+            for a `.weights.h5` parent; head steps at its end (`"up_c64"`)
+            set the parent's `head_filters`. Ignored otherwise.
         verbose: 0 silent, 1 prints the report summary, 2 prints every
             variable. Defaults to 1.
 

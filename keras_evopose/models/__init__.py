@@ -6,7 +6,10 @@ from keras_evopose.models.evopose2d_backbone import EvoPose2DBackbone
 from keras_evopose.models.genotype import BlockSpec
 from keras_evopose.models.genotype import compound_scale
 from keras_evopose.models.genotype import decode_genotype
+from keras_evopose.models.genotype import decode_head_steps
 from keras_evopose.models.genotype import encode_genotype
+from keras_evopose.models.genotype import encode_head_steps
+from keras_evopose.models.genotype import split_genotype
 
 __all__ = [
     "BlockSpec",
@@ -15,5 +18,8 @@ __all__ = [
     "build_flat_model",
     "compound_scale",
     "decode_genotype",
+    "decode_head_steps",
     "encode_genotype",
+    "encode_head_steps",
+    "split_genotype",
 ]

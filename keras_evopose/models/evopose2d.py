@@ -3,6 +3,7 @@ import keras
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.layers import sublayer_graph
 from keras_evopose.models import builder
+from keras_evopose.models import genotype as genotype_lib
 from keras_evopose.models import presets as preset_lib
 from keras_evopose.models.evopose2d_backbone import EvoPose2DBackbone
 
@@ -163,7 +164,9 @@ class EvoPose2D(keras.Model):
             **overrides: arguments of `EvoPose2D` or of
                 `EvoPose2DBackbone` (`genotype`, `image_shape`, ...) that
                 replace the preset's. `dtype`, `kernel_regularizer` and
-                `batch_norm_momentum` apply to backbone and head.
+                `batch_norm_momentum` apply to backbone and head. A
+                `genotype` that ends with head steps (`"up_c64"`, from a
+                search with head genes) sets `head_filters` too.
 
         Returns:
             An `EvoPose2D`.
@@ -174,6 +177,20 @@ class EvoPose2D(keras.Model):
         """
         backbone_config = preset_lib.preset_arguments(preset, "backbone")
         head_config = preset_lib.preset_arguments(preset, "head")
+        if overrides.get("genotype") is not None:
+            genotype, head_filters = genotype_lib.split_genotype(
+                overrides["genotype"]
+            )
+            if head_filters is not None:
+                if "head_filters" in overrides:
+                    raise ValueError(
+                        f"EvoPose2D.from_preset({preset!r}): the genotype's "
+                        f"head steps set head_filters={head_filters}, and "
+                        "head_filters is given too. Pass only one of them."
+                    )
+                overrides = dict(
+                    overrides, genotype=genotype, head_filters=head_filters
+                )
         backbone_names = set(backbone_config) | {"activation"}
         # Whole-network settings: the backbone gets them, and so does the
         # head below.

@@ -257,3 +257,18 @@ def test_tf_keras_twin_keeps_regularizer_and_momentum():
         for layer in twin.layers
         if isinstance(layer, tf_keras.layers.BatchNormalization)
     } == {0.9}
+
+
+def test_genotype_head_steps_set_the_head():
+    from keras_evopose.models.presets import preset_arguments
+
+    genotype = list(preset_arguments("test", "backbone")["genotype"])
+    model = EvoPose2D.from_preset("test", genotype=genotype + ["up_c8"] * 2)
+    assert model.head_filters == [8, 8]
+    assert model.backbone.genotype == genotype
+    # Two steps instead of three: heatmaps at 1/4 of the 64x48 input.
+    assert tuple(model.output_shape[1:]) == (16, 12, 17)
+    with pytest.raises(ValueError, match="Pass only one of them"):
+        EvoPose2D.from_preset(
+            "test", genotype=genotype + ["up_c8"], head_filters=[8]
+        )

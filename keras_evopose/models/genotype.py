@@ -221,6 +221,14 @@ def decode_genotype(genotype):
         )
     if not genotype:
         raise ValueError("A genotype needs at least one stage. Received: []")
+    if any(_is_head_step(block) for block in genotype):
+        raise ValueError(
+            "This genotype ends with head steps ('up_c<channels>'), which "
+            "are not backbone blocks. Pass it to EvoPose2D.from_preset("
+            "genotype=...), which builds both, or separate the parts with "
+            "keras_evopose.models.split_genotype. Received: "
+            f"{list(genotype)!r}"
+        )
     specs = tuple(
         spec if isinstance(spec, BlockSpec) else BlockSpec.from_string(spec)
         for spec in genotype
@@ -334,6 +342,128 @@ def compound_scale(
     }
 
 
+# A head step (one stride-2 transposed conv + BN + activation of the
+# `DeconvHead`) as a block string: `up_c128`. Head steps end a genotype
+# only where a search treats the head as genes (`SearchSpace`'s
+# `head_filter_choices` / `head_steps`); the paper's genotypes have none.
+HEAD_STEP_TYPE = "up"
+_HEAD_STEP_PATTERN = re.compile(r"^up_c(\d+)$")
+_HEAD_STEP_FILTERS = (1, 4096)
+
+
+def _is_head_step(block):
+    return isinstance(block, str) and block.split("_", 1)[0] == HEAD_STEP_TYPE
+
+
+@keras_evopose_export("keras_evopose.models.encode_head_steps")
+def encode_head_steps(head_filters):
+    """Encodes head widths as head-step strings: `[128, 64]` ->
+    `["up_c128", "up_c64"]`, one per upsampling step of the head."""
+    if isinstance(head_filters, (str, int)) or not hasattr(
+        head_filters, "__iter__"
+    ):
+        raise ValueError(
+            "head_filters must be a list of ints, one per upsampling step. "
+            f"Received: head_filters={head_filters!r}"
+        )
+    strings = []
+    for width in head_filters:
+        if isinstance(width, bool) or not isinstance(width, int):
+            raise ValueError(
+                "head_filters must be a list of ints, one per upsampling "
+                f"step. Received: head_filters={list(head_filters)!r}"
+            )
+        _check_value(
+            "filters",
+            width,
+            _HEAD_STEP_FILTERS,
+            "head step's output channels",
+            f"Head step of {width} channels",
+        )
+        strings.append(f"{HEAD_STEP_TYPE}_c{width}")
+    return strings
+
+
+@keras_evopose_export("keras_evopose.models.decode_head_steps")
+def decode_head_steps(head_steps):
+    """Decodes head-step strings (`["up_c128", "up_c64"]`) into their
+    widths (`[128, 64]`); the inverse of `encode_head_steps`."""
+    head_filters = []
+    for step in head_steps:
+        match = (
+            _HEAD_STEP_PATTERN.match(step) if isinstance(step, str) else None
+        )
+        if match is None:
+            raise ValueError(
+                f"Invalid head step {step!r}: a head step is 'up_c' and its "
+                "output channels, e.g. 'up_c128'."
+            )
+        width = int(match.group(1))
+        _check_value(
+            "filters",
+            width,
+            _HEAD_STEP_FILTERS,
+            "head step's output channels",
+            f"Invalid head step {step!r}",
+        )
+        head_filters.append(width)
+    return head_filters
+
+
+@keras_evopose_export("keras_evopose.models.split_genotype")
+def split_genotype(genotype):
+    """Separates a genotype's backbone blocks from its head steps.
+
+    A searched genotype may end with head steps (`"up_c128"`, one per
+    upsampling step of the head, see `SearchSpace`); the backbone blocks
+    come first.
+
+    Args:
+        genotype: list of block strings (or `BlockSpec`s), optionally
+            followed by head-step strings.
+
+    Returns:
+        `(backbone, head_filters)`: the backbone entries as given, and the
+        head's widths as a list of ints, or `None` when the genotype has
+        no head steps (the model's own head then applies).
+
+    Raises:
+        ValueError: if a backbone block follows a head step or a head step
+            is malformed.
+    """
+    if isinstance(genotype, str) or not isinstance(genotype, (list, tuple)):
+        raise ValueError(
+            "A genotype must be a list of block strings such as "
+            "['ir_r1_k3_s1_e1_c16_se0.25', ...]. Received: "
+            f"{genotype!r}"
+        )
+    genotype = list(genotype)
+    first_head = next(
+        (i for i, block in enumerate(genotype) if _is_head_step(block)),
+        len(genotype),
+    )
+    backbone, head = genotype[:first_head], genotype[first_head:]
+    if not head:
+        return backbone, None
+    misplaced = [block for block in head if not _is_head_step(block)]
+    if misplaced:
+        raise ValueError(
+            f"Backbone block {misplaced[0]!r} follows a head step; head "
+            "steps ('up_c<channels>') must come after every backbone "
+            f"block. Received: {genotype!r}"
+        )
+    return backbone, decode_head_steps(head)
+
+
+def _canonical(genotype):
+    """Canonical strings of a genotype, head steps included."""
+    backbone, head_filters = split_genotype(genotype)
+    strings = encode_genotype(backbone)
+    if head_filters is not None:
+        strings += encode_head_steps(head_filters)
+    return strings
+
+
 GENOTYPE_SEPARATOR = ","
 
 
@@ -346,12 +476,13 @@ def genotype_to_string(genotype):
     commas. `genotype_from_string` inverts it exactly.
 
     Args:
-        genotype: list of block strings or `BlockSpec`s.
+        genotype: list of block strings or `BlockSpec`s, optionally
+            followed by head steps (`"up_c128"`).
 
     Returns:
         str, e.g. `"ir_r1_k3_s1_e1_c16_se0.25,ir_r2_k3_s2_e6_c24_se0.25,..."`.
     """
-    return GENOTYPE_SEPARATOR.join(encode_genotype(genotype))
+    return GENOTYPE_SEPARATOR.join(_canonical(genotype))
 
 
 @keras_evopose_export("keras_evopose.search.genotype_from_string")
@@ -363,4 +494,4 @@ def genotype_from_string(text):
             "'ir_r1_k3_s1_e1_c16_se0.25,ir_r2_k3_s2_e6_c24_se0.25'. "
             f"Received: {text!r}"
         )
-    return encode_genotype(text.split(GENOTYPE_SEPARATOR))
+    return _canonical(text.split(GENOTYPE_SEPARATOR))

@@ -134,3 +134,39 @@ def test_float_genes_round_trip_exactly():
         assert BlockSpec.from_string(text).to_string() == text
     assert BlockSpec(1, 3, 1, 6, 24, 0.25).to_string().endswith("_se0.25")
     assert BlockSpec(1, 3, 1, 6, 24, 1.0).to_string().endswith("_se1")
+
+
+def test_head_steps_round_trip_and_split():
+    from keras_evopose.models.genotype import decode_head_steps
+    from keras_evopose.models.genotype import encode_head_steps
+    from keras_evopose.models.genotype import genotype_from_string
+    from keras_evopose.models.genotype import genotype_to_string
+    from keras_evopose.models.genotype import split_genotype
+
+    backbone = evopose2d_presets.SMALL_GENOTYPE
+    assert encode_head_steps([128, 64]) == ["up_c128", "up_c64"]
+    assert decode_head_steps(["up_c128", "up_c64"]) == [128, 64]
+    assert split_genotype(backbone) == (backbone, None)
+    genotype = backbone + ["up_c128", "up_c64"]
+    assert split_genotype(genotype) == (backbone, [128, 64])
+    assert genotype_from_string(genotype_to_string(genotype)) == genotype
+
+
+@pytest.mark.parametrize(
+    "genotype, message",
+    [
+        (["up_c8", "ir_r1_k3_s1_e1_c8_se0.25"], "follows a head step"),
+        (["ir_r1_k3_s1_e1_c8_se0.25", "up_k3_c8"], "Invalid head step"),
+        (["ir_r1_k3_s1_e1_c8_se0.25", "up_c0"], "between 1 and 4096"),
+    ],
+)
+def test_malformed_head_steps_are_named(genotype, message):
+    from keras_evopose.models.genotype import split_genotype
+
+    with pytest.raises(ValueError, match=message):
+        split_genotype(genotype)
+
+
+def test_backbone_decoder_points_head_steps_elsewhere():
+    with pytest.raises(ValueError, match="split_genotype"):
+        decode_genotype(["ir_r1_k3_s1_e1_c8_se0.25", "up_c8"])

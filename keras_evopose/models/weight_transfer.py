@@ -20,6 +20,13 @@ BLOCK_PATH = re.compile(
     r"(?P<role>[/_].+)$"
 )
 
+# `head/deconv3/kernel`, `head/deconv3_bn/gamma` (Keras 3) or
+# `head_deconv3_bn` (flat): the upsampling steps of the heatmap head, in the
+# groups of `BLOCK_PATH` (prefix, step number, role).
+HEAD_STEP_PATH = re.compile(
+    r"^(?P<stage>(?:.*/)?head[/_]deconv)(?P<block>\d+)(?P<role>[/_].+)$"
+)
+
 COPIED = "copied"
 ADAPTED = "adapted"
 ZEROED = "zeroed"
@@ -287,11 +294,12 @@ def adapt_array(parent_value, child_value, roles):
     return result
 
 
-def _last_block_sources(parent_paths):
-    """Maps (stage prefix, role) to the path of the stage's last block."""
+def _last_block_sources(parent_paths, pattern=BLOCK_PATH):
+    """Maps (stage prefix, role) to the path of the stage's last block
+    (or, with `HEAD_STEP_PATH`, of the head's last upsampling step)."""
     last = {}
     for path in parent_paths:
-        match = BLOCK_PATH.match(path)
+        match = pattern.match(path)
         if match is None:
             continue
         key = (match["stage"], match["role"])
@@ -362,6 +370,32 @@ def _layers_with_strides(model):
             yield variable, layer
 
 
+def _head_step_notes(parent_paths, child_paths):
+    """A note when the head's number of upsampling steps changed."""
+
+    def num_steps(paths):
+        steps = [HEAD_STEP_PATH.match(path) for path in paths]
+        return max((int(m["block"]) for m in steps if m), default=0)
+
+    old, new = num_steps(parent_paths), num_steps(child_paths)
+    if old == new or not old or not new:
+        return []
+
+    def steps(first, last):
+        return f"step {first}" if first == last else f"steps {first}-{last}"
+
+    change = (
+        f"new {steps(old + 1, new)} copy the parent's last step (deconv{old})"
+        if new > old
+        else f"the parent's {steps(new + 1, old)} dropped"
+    )
+    return [
+        f"head: {old} -> {new} upsampling steps; {change}. The heatmaps "
+        f"are {2 ** abs(new - old)}x {'larger' if new > old else 'smaller'} "
+        "per side, so the child does not start with the parent's function."
+    ]
+
+
 def _to_numpy(variable):
     return np.asarray(keras.ops.convert_to_numpy(variable.value))
 
@@ -388,7 +422,11 @@ def transfer_weights(parent, child):
        is always its stage's last block (stride 1, equal input and output
        widths), so it always has that shortcut; a block that has none
        keeps the copy and the report says it is not an identity.
-    3. Otherwise the child keeps its own value and the report lists it as
+    3. Likewise, a head upsampling step the parent lacks (`head/deconv4`
+       when the parent's head has 3 steps, after a head-gene mutation)
+       takes the same role in the parent's last step (`head/deconv3`);
+       the report notes that the heatmap resolution changed.
+    4. Otherwise the child keeps its own value and the report lists it as
        fresh, with the reason.
 
     Same shape: copied. Different shape (kernel size, channels): the
@@ -457,6 +495,7 @@ def transfer_from_variables(parent_variables, child, parent_strides=None):
     """
     child_variables = _variables_by_path(child, "child")
     last_blocks = _last_block_sources(parent_variables)
+    last_head_steps = _last_block_sources(parent_variables, HEAD_STEP_PATH)
     owners = _owning_layers(child)
 
     plan = []
@@ -471,6 +510,9 @@ def transfer_from_variables(parent_variables, child, parent_strides=None):
                     new_blocks[_block_name(match)] = _block_name(
                         BLOCK_PATH.match(source)
                     )
+            match = HEAD_STEP_PATH.match(path)
+            if match is not None:
+                source = last_head_steps.get((match["stage"], match["role"]))
         plan.append((path, variable, source))
     layers_by_name = {layer.name: layer for layer in _all_layers(child)}
     identity_blocks = {
@@ -498,7 +540,7 @@ def transfer_from_variables(parent_variables, child, parent_strides=None):
                     FRESH,
                     shape=shape,
                     reason="no parent variable at this path or in the "
-                    "same role of the stage's last block",
+                    "same role of the stage's last block or head step",
                 )
             )
             continue
@@ -556,6 +598,7 @@ def transfer_from_variables(parent_variables, child, parent_strides=None):
                 "parent's."
             )
     notes.extend(_stride_notes(parent_strides or {}, child))
+    notes.extend(_head_step_notes(parent_variables, child_variables))
     return TransferReport(
         entries=entries, unused_parent_paths=unused, notes=notes
     )

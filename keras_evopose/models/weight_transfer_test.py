@@ -357,3 +357,70 @@ def test_report_is_json_ready(parent):
     assert text.splitlines()[0].startswith("Weight transfer: 112 child")
     assert "stage3_block1/dwconv/kernel (3, 3, 32, 1) <- " in text
     assert len(report.summary(show_all=True).splitlines()) == 113
+
+
+def with_head(head_filters):
+    return GENOTYPE + [f"up_c{width}" for width in head_filters]
+
+
+def test_head_step_widening_keeps_the_parent_function(parent, images):
+    # A head gene: step 2 of the head 16 -> 32 channels (the test preset's
+    # head is three steps of 16).
+    child, before, after, report = transfer(parent, with_head([16, 32, 16]))
+    old = values(parent)
+    assert child.head_filters == [16, 32, 16]
+    assert report.fresh == []
+    assert set(report.adapted) == {
+        "head/deconv2/kernel",
+        "head/deconv2_bn/gamma",
+        "head/deconv2_bn/beta",
+        "head/deconv2_bn/moving_mean",
+        "head/deconv2_bn/moving_variance",
+        "head/deconv3/kernel",
+    }
+    # Transposed kernels are (kh, kw, out, in): the parent's 16 units first,
+    # new units keep their own values, new inputs of step 3 are zero.
+    kernel = after["head/deconv2/kernel"]
+    np.testing.assert_array_equal(kernel[:, :, :16], old["head/deconv2/kernel"])
+    np.testing.assert_array_equal(
+        kernel[:, :, 16:], before["head/deconv2/kernel"][:, :, 16:]
+    )
+    np.testing.assert_array_equal(
+        after["head/deconv3/kernel"][:, :, :, :16], old["head/deconv3/kernel"]
+    )
+    np.testing.assert_array_equal(after["head/deconv3/kernel"][:, :, :, 16:], 0)
+    assert_same_outputs(child, parent, images)
+
+
+def test_head_step_narrowing_keeps_the_leading_units(parent):
+    _, _, after, report = transfer(parent, with_head([16, 16, 8]))
+    old = values(parent)
+    np.testing.assert_array_equal(
+        after["head/deconv3/kernel"], old["head/deconv3/kernel"][:, :, :8]
+    )
+    np.testing.assert_array_equal(
+        after["head/final_conv/kernel"], old["head/final_conv/kernel"][:, :, :8]
+    )
+    assert report.fresh == [] and report.unused_parent_paths == []
+
+
+def test_new_head_step_copies_the_last_step_and_says_so(parent):
+    child, _, after, report = transfer(parent, with_head([16, 16, 16, 16]))
+    old = values(parent)
+    assert tuple(child.output_shape[1:3]) == (64, 48)
+    assert report.fresh == []
+    for role in ("/kernel", "_bn/gamma", "_bn/moving_variance"):
+        assert report[f"head/deconv4{role}"].source == f"head/deconv3{role}"
+        np.testing.assert_array_equal(
+            after[f"head/deconv4{role}"], old[f"head/deconv3{role}"]
+        )
+    assert any("head: 3 -> 4 upsampling steps" in n for n in report.notes)
+
+
+def test_removed_head_step_is_unused_and_noted(parent):
+    child, _, _, report = transfer(parent, with_head([16, 16]))
+    assert tuple(child.output_shape[1:3]) == (16, 12)
+    assert report.fresh == []
+    assert sorted(report.unused_parent_paths)[0] == "head/deconv3/kernel"
+    assert len(report.unused_parent_paths) == 5
+    assert any("head: 3 -> 2 upsampling steps" in n for n in report.notes)

@@ -62,8 +62,10 @@ class EvoPose2DHyperModel(keras_tuner.HyperModel):
     (`keras_evopose.search.load_efficientnet_weights`, downloaded on first
     use), as the reference's search does; children inherit their parent's.
 
-    **Data as a function of the heatmap size.** A stride mutation changes
-    the heatmap resolution of a child, so its targets must change with it.
+    **Data as a function of the heatmap size.** A stride mutation (or,
+    with head genes, a change of the head's number of upsampling steps:
+    the genotype's head steps set `head_filters`) changes the heatmap
+    resolution of a child, so its targets must change with it.
     `fit` therefore accepts, for `x` (the first positional argument) and
     `validation_data`, either data or a function
     `heatmap_size -> data` called with the child's heatmap

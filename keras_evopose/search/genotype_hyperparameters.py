@@ -21,15 +21,23 @@ def gene_name(stage, gene):
     return f"stage{stage}_{gene}"
 
 
+def head_gene_name(gene, step=None):
+    """The hyperparameter name of a head gene: `head_num_steps`, or
+    `head_step{step}_filters` for the width of upsampling step `step`."""
+    return f"head_{gene}" if step is None else f"head_step{step}_{gene}"
+
+
 def _gene_definitions(space):
     """`(name, kind, values_or_range, default)` for every searched gene.
 
     Kernel sizes, channels and strides are `Choice`s (numeric, so ordered:
     Bayesian optimization sees their order); repeats an `Int` range. A
     stride is a gene only in the space's stride stages; elsewhere it stays
-    the ancestor's, as in `SearchSpace.validate`.
+    the ancestor's, as in `SearchSpace.validate`. Head genes (if the space
+    has them) come last: the number of steps an `Int`, the width of each
+    possible step a `Choice`.
     """
-    specs = genotype_lib.decode_genotype(space.ancestor)
+    specs = space.validate_specs(space.ancestor)
     definitions = []
     for stage, spec in enumerate(specs, 1):
         definitions.append(
@@ -59,6 +67,25 @@ def _gene_definitions(space):
         if stage in space.stride_stages:
             definitions.append(
                 (gene_name(stage, "strides"), "choice", [1, 2], spec.strides)
+            )
+    if space.searches_head:
+        head = space.ancestor_head_filters
+        definitions.append(
+            (
+                head_gene_name("num_steps"),
+                "int",
+                space.head_steps,
+                len(head),
+            )
+        )
+        for step in range(1, space.head_steps[1] + 1):
+            definitions.append(
+                (
+                    head_gene_name("filters", step),
+                    "choice",
+                    list(space.head_filter_choices),
+                    head[min(step, len(head)) - 1],
+                )
             )
     return definitions
 
@@ -93,7 +120,10 @@ def genotype_from_hyperparameters(hp, space, on_invalid="repair"):
     `stage{i}_num_repeats`, `stage{i}_filters` and, in the space's stride
     stages, `stage{i}_strides`; defaults are the ancestor's genes) and
     returns the genotype of the trial's values. Expansion and
-    squeeze-excite ratios stay the ancestor's.
+    squeeze-excite ratios stay the ancestor's. With head genes, also
+    `head_num_steps` and `head_step{j}_filters` for every possible step;
+    the genotype ends with the first `head_num_steps` of them as head
+    steps (the widths of later steps are unused).
 
     Every gene is sampled within its own allowed values, so the only
     invalid combination is one with more stride-2 stages than
@@ -149,7 +179,7 @@ def genotype_from_hyperparameters(hp, space, on_invalid="repair"):
             "hp must be a keras_tuner.HyperParameters or a dict of gene "
             f"values by name. Received: {hp!r}"
         )
-    specs = genotype_lib.decode_genotype(space.ancestor)
+    specs = space.validate_specs(space.ancestor)
     genes = {}
     for stage, spec in enumerate(specs, 1):
         genes[stage] = {
@@ -170,6 +200,14 @@ def genotype_from_hyperparameters(hp, space, on_invalid="repair"):
         spec.replace(**{k: int(v) for k, v in genes[stage].items()})
         for stage, spec in enumerate(specs, 1)
     ]
+    if space.searches_head:
+        num_steps = int(values[head_gene_name("num_steps")])
+        child += genotype_lib.encode_head_steps(
+            [
+                int(values[head_gene_name("filters", step)])
+                for step in range(1, num_steps + 1)
+            ]
+        )
     return space.validate(child)
 
 
@@ -186,12 +224,14 @@ def genotype_to_hyperparameter_values(genotype, space):
         space: a `keras_evopose.search.SearchSpace`.
 
     Returns:
-        dict of gene name to int value.
+        dict of gene name to int value. With head genes, the widths of
+        the steps beyond the genotype's number of steps (unused) repeat
+        its last step's.
 
     Raises:
         ValueError: `genotype` is outside `space`.
     """
-    specs = space.validate_specs(genotype)
+    specs, head_filters = space.validate_parts(genotype)
     values = {}
     for stage, spec in enumerate(specs, 1):
         values[gene_name(stage, "kernel_size")] = spec.kernel_size
@@ -199,6 +239,12 @@ def genotype_to_hyperparameter_values(genotype, space):
         values[gene_name(stage, "filters")] = spec.filters
         if stage in space.stride_stages:
             values[gene_name(stage, "strides")] = spec.strides
+    if head_filters is not None:
+        values[head_gene_name("num_steps")] = len(head_filters)
+        for step in range(1, space.head_steps[1] + 1):
+            values[head_gene_name("filters", step)] = head_filters[
+                min(step, len(head_filters)) - 1
+            ]
     return values
 
 

@@ -142,3 +142,26 @@ def test_random_search_runs_three_trials_of_valid_genotypes(tmp_path):
             dict(trial.hyperparameters.values), space
         )
         assert space.contains(genotype)
+
+
+def test_head_genes_as_hyperparameters_round_trip():
+    space = SearchSpace.from_preset(
+        "test", head_filter_choices=[8, 16], head_steps=(1, 3)
+    )
+    hp = space.to_hyperparameters()
+    names = [definition.name for definition in hp.space]
+    assert names[-4:] == [
+        "head_num_steps",
+        "head_step1_filters",
+        "head_step2_filters",
+        "head_step3_filters",
+    ]
+    assert genotype_from_hyperparameters(hp, space) == space.ancestor
+    rng = random.Random(0)
+    for _ in range(50):
+        values = _random_values(hp, rng)
+        genotype = genotype_from_hyperparameters(values, space)
+        assert space.contains(genotype)
+        assert len(genotype) == space.num_stages + values["head_num_steps"]
+        again = genotype_to_hyperparameter_values(genotype, space)
+        assert genotype_from_hyperparameters(again, space) == genotype

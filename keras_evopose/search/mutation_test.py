@@ -109,3 +109,53 @@ def test_unknown_gene_weighting_is_named():
     space = SearchSpace()
     with pytest.raises(ValueError, match="gene_weighting='paper'"):
         mutate(space.ancestor, space, random.Random(0), "paper")
+
+
+def test_head_genes_mutate_one_at_a_time_within_bounds():
+    space = SearchSpace.from_preset(
+        "test", head_filter_choices=[8, 16, 32], head_steps=(1, 4)
+    )
+    num_stages = space.num_stages
+    rng = random.Random(0)
+    genotype = space.ancestor
+    seen = set()
+    for _ in range(300):
+        child, description = mutate(genotype, space, rng)
+        assert space.contains(child)
+        old_head, new_head = genotype[num_stages:], child[num_stages:]
+        if description.startswith("head "):
+            # The backbone is untouched; one head gene changed.
+            assert child[:num_stages] == genotype[:num_stages]
+            gene = description.split()[1]
+            seen.add(gene.split("_")[0] if gene != "num_steps" else gene)
+            if gene == "num_steps":
+                assert abs(len(new_head) - len(old_head)) == 1
+                common = min(len(old_head), len(new_head))
+                assert new_head[:common] == old_head[:common]
+                if len(new_head) > len(old_head):
+                    assert new_head[-1] == old_head[-1]
+            else:
+                assert len(new_head) == len(old_head)
+                assert sum(a != b for a, b in zip(old_head, new_head)) == 1
+        else:
+            assert new_head == old_head
+            backbones = genotype[:num_stages], child[:num_stages]
+            assert len(changed_genes(*backbones)) == 1
+        genotype = child
+    assert {"num_steps", "step1", "step4"} <= seen
+    probabilities = gene_probabilities(space.ancestor, space, "reference")
+    assert ("head", "num_steps") in probabilities
+    assert ("head", "step3_filters") in probabilities
+    assert abs(sum(probabilities.values()) - 1.0) < 1e-9
+
+
+def test_head_genes_off_leave_the_draws_unchanged():
+    # Same seed, same space arguments: the paper's genes and draws.
+    space = SearchSpace.from_preset("test")
+    options = possible_mutations(space.ancestor, space)
+    assert all(stage != "head" for stage, _, _ in options)
+    with_head = SearchSpace.from_preset("test", head_steps=(1, 3))
+    head_options = possible_mutations(with_head.ancestor, with_head)
+    # The head's options come after the backbone's.
+    assert head_options[: len(options)] == options
+    assert head_options[len(options) :] == [("head", "num_steps", [2])]

@@ -16,6 +16,16 @@ GENOTYPE_SEPARATOR = genotype_lib.GENOTYPE_SEPARATOR
 genotype_to_string = genotype_lib.genotype_to_string
 genotype_from_string = genotype_lib.genotype_from_string
 
+# The head genes (beyond the paper, off by default): the width of each
+# upsampling step of the heatmap head, and the number of steps.
+HEAD_GENES = ("num_steps", "filters")
+# The paper's head, the ancestor's head when head genes are on and the
+# default ancestor is used.
+DEFAULT_HEAD_FILTERS = (128, 128, 128)
+# More steps than log2 of the largest output stride would make heatmaps
+# larger than the input.
+MAX_HEAD_STEPS = int(math.log2(genotype_lib.MAX_OUTPUT_STRIDE))
+
 
 def _default_stride_stages(specs):
     # The reference lets only the stages after EfficientNet-B0's third
@@ -49,6 +59,21 @@ class SearchSpace:
       most `log2(max_output_stride / 2)` stages may have stride 2 (the stem
       halves the input), i.e. 4 for the default output stride 32.
 
+    **Head genes (beyond the paper, off by default).** With
+    `head_filter_choices` or `head_steps`, the heatmap head is searched
+    too, so a search can trade heatmap resolution and head cost for
+    speed: the width of each upsampling step (one of
+    `head_filter_choices`) and the number of steps (within `head_steps`;
+    each step doubles the heatmap size). A genotype then ends with one
+    head step per upsampling step, `"up_c{channels}"`, after its backbone
+    blocks (`keras_evopose.models.split_genotype`);
+    `EvoPose2D.from_preset(genotype=...)` builds the head from them, and
+    the heatmap size follows from the built model. The ancestor's head is
+    the head steps `ancestor` ends with; `from_preset` adds the preset's
+    head, and the default ancestor the paper's (three steps of 128). With
+    neither argument, genotypes, mutations and `get_config` are the
+    paper's (no head steps).
+
     Args:
         ancestor: list of block strings, the generation-0 genotype. Defaults
             to EfficientNet-B0's block table (`ANCESTOR_GENOTYPE`).
@@ -61,6 +86,12 @@ class SearchSpace:
             Defaults to the stages after the ancestor's third stride-2 stage.
         max_output_stride: int, a power of 2 from 2 to 32: the largest
             total downsampling of the backbone. Defaults to 32.
+        head_filter_choices: list of ints, the widths an upsampling step
+            of the head may take. Defaults to `None`: no head genes, or,
+            with `head_steps`, the ancestor head's distinct widths.
+        head_steps: `(min, max)`, inclusive range of the number of
+            upsampling steps, from 1 to 5. Defaults to `None`: no head
+            genes, or, with `head_filter_choices`, the ancestor's number.
 
     Example:
 
@@ -81,13 +112,26 @@ class SearchSpace:
         channel_step=8,
         stride_stages=None,
         max_output_stride=32,
+        head_filter_choices=None,
+        head_steps=None,
     ):
+        searches_head = head_filter_choices is not None or (
+            head_steps is not None
+        )
         if ancestor is None:
             ancestor = list(ANCESTOR_GENOTYPE)
-        specs = genotype_lib.decode_genotype(ancestor)
-        self.ancestor = [spec.to_string() for spec in specs]
+            if searches_head:
+                ancestor += genotype_lib.encode_head_steps(DEFAULT_HEAD_FILTERS)
+        backbone, ancestor_head = genotype_lib.split_genotype(ancestor)
+        specs = genotype_lib.decode_genotype(backbone)
         self._ancestor_specs = specs
         num_stages = len(specs)
+        self._set_head_genes(ancestor_head, head_filter_choices, head_steps)
+        self.ancestor = [spec.to_string() for spec in specs]
+        if self.ancestor_head_filters is not None:
+            self.ancestor += genotype_lib.encode_head_steps(
+                self.ancestor_head_filters
+            )
 
         if (
             isinstance(max_output_stride, bool)
@@ -182,16 +226,100 @@ class SearchSpace:
                 "max_output_stride or use another ancestor."
             )
 
+    def _set_head_genes(self, ancestor_head, head_filter_choices, head_steps):
+        if head_filter_choices is None and head_steps is None:
+            if ancestor_head is not None:
+                raise ValueError(
+                    "The ancestor ends with head steps "
+                    f"{genotype_lib.encode_head_steps(ancestor_head)}, but "
+                    "this space searches no head gene. Pass "
+                    "head_filter_choices and/or head_steps, or drop the "
+                    "head steps from the ancestor."
+                )
+            self.ancestor_head_filters = None
+            self.head_filter_choices = None
+            self.head_steps = None
+            return
+        if ancestor_head is None:
+            raise ValueError(
+                "Head genes (head_filter_choices, head_steps) need the "
+                "ancestor's head: end `ancestor` with one head step per "
+                "upsampling step, e.g. [..., 'up_c128', 'up_c128', "
+                "'up_c128'], or use SearchSpace.from_preset(preset, ...), "
+                "which adds the preset's head."
+            )
+        if head_filter_choices is None:
+            head_filter_choices = sorted(set(ancestor_head))
+        head_filter_choices = tuple(
+            sorted(
+                set(_as_int_list(head_filter_choices, "head_filter_choices"))
+            )
+        )
+        if not head_filter_choices or not all(
+            1 <= width <= 4096 for width in head_filter_choices
+        ):
+            raise ValueError(
+                "head_filter_choices must be a non-empty list of ints from 1 "
+                f"to 4096. Received: head_filter_choices="
+                f"{list(head_filter_choices)}"
+            )
+        if head_steps is None:
+            head_steps = (len(ancestor_head), len(ancestor_head))
+        head_steps = tuple(_as_int_list(head_steps, "head_steps"))
+        if len(head_steps) != 2 or not (
+            1 <= head_steps[0] <= head_steps[1] <= MAX_HEAD_STEPS
+        ):
+            raise ValueError(
+                f"head_steps={list(head_steps)} is out of range: it must be "
+                "(min, max), the inclusive range of the number of "
+                f"upsampling steps, with 1 <= min <= max <= {MAX_HEAD_STEPS}."
+            )
+        for step, width in enumerate(ancestor_head, 1):
+            if width not in head_filter_choices:
+                raise ValueError(
+                    f"The ancestor's head step {step} has {width} channels, "
+                    "outside head_filter_choices="
+                    f"{list(head_filter_choices)}. Add it to "
+                    "head_filter_choices."
+                )
+        if not head_steps[0] <= len(ancestor_head) <= head_steps[1]:
+            raise ValueError(
+                f"The ancestor's head has {len(ancestor_head)} upsampling "
+                f"steps, outside head_steps={list(head_steps)}. Widen "
+                "head_steps."
+            )
+        self.ancestor_head_filters = list(ancestor_head)
+        self.head_filter_choices = head_filter_choices
+        self.head_steps = head_steps
+
     @classmethod
     def from_preset(cls, preset, **kwargs):
         """Derives a space whose ancestor is a preset's genotype.
+
+        With head genes (`head_filter_choices` or `head_steps`), the
+        ancestor ends with the preset's head (its `head_filters`).
 
         Args:
             preset: a preset name, e.g. `"test"` or `"small"`.
             **kwargs: other `SearchSpace` arguments.
         """
-        genotype = preset_lib.preset_arguments(preset, "backbone")["genotype"]
-        return cls(ancestor=list(genotype), **kwargs)
+        genotype = list(
+            preset_lib.preset_arguments(preset, "backbone")["genotype"]
+        )
+        if (
+            kwargs.get("head_filter_choices") is not None
+            or kwargs.get("head_steps") is not None
+        ):
+            head = preset_lib.preset_arguments(preset, "head")
+            genotype += genotype_lib.encode_head_steps(
+                list(head.get("head_filters", DEFAULT_HEAD_FILTERS))
+            )
+        return cls(ancestor=genotype, **kwargs)
+
+    @property
+    def searches_head(self):
+        """Whether the head's widths and steps are genes of this space."""
+        return self.head_steps is not None
 
     @property
     def num_stages(self):
@@ -228,7 +356,8 @@ class SearchSpace:
         """Checks that `genotype` lies in this space.
 
         Args:
-            genotype: list of block strings or `BlockSpec`s.
+            genotype: list of block strings or `BlockSpec`s, followed by
+                head steps (`"up_c128"`) if the space has head genes.
 
         Returns:
             The genotype's canonical block strings.
@@ -237,11 +366,22 @@ class SearchSpace:
             ValueError: naming the stage, the gene, its value and the
                 allowed values, for the first gene outside the space.
         """
-        return [spec.to_string() for spec in self.validate_specs(genotype)]
+        specs, head_filters = self.validate_parts(genotype)
+        strings = [spec.to_string() for spec in specs]
+        if head_filters is not None:
+            strings += genotype_lib.encode_head_steps(head_filters)
+        return strings
 
     def validate_specs(self, genotype):
-        """Like `validate`, but returns the decoded `BlockSpec`s."""
-        specs = genotype_lib.decode_genotype(list(genotype))
+        """Like `validate`, but returns the backbone's `BlockSpec`s."""
+        return self.validate_parts(genotype)[0]
+
+    def validate_parts(self, genotype):
+        """Like `validate`, but returns `(BlockSpecs, head_filters)`;
+        `head_filters` is `None` when the space has no head genes."""
+        backbone, head_filters = genotype_lib.split_genotype(genotype)
+        self._check_head(head_filters)
+        specs = genotype_lib.decode_genotype(backbone)
         if len(specs) != self.num_stages:
             raise ValueError(
                 f"The genotype has {len(specs)} stages; this search space "
@@ -285,7 +425,38 @@ class SearchSpace:
                 f"{self.max_stride_two_stages} are allowed "
                 f"(max_output_stride={self.max_output_stride})."
             )
-        return specs
+        return specs, head_filters
+
+    def _check_head(self, head_filters):
+        if not self.searches_head:
+            if head_filters is not None:
+                raise ValueError(
+                    f"The genotype ends with head steps "
+                    f"{genotype_lib.encode_head_steps(head_filters)}, but "
+                    "this search space has no head genes (pass "
+                    "head_filter_choices or head_steps to SearchSpace)."
+                )
+            return
+        if head_filters is None:
+            raise ValueError(
+                "The genotype has no head steps; this search space has head "
+                "genes, so it must end with one head step per upsampling "
+                "step, e.g. 'up_c128'."
+            )
+        low, high = self.head_steps
+        if not low <= len(head_filters) <= high:
+            raise ValueError(
+                f"The genotype's head has {len(head_filters)} upsampling "
+                f"steps, outside the search space; allowed: {low} to {high} "
+                "(head_steps)."
+            )
+        for step, width in enumerate(head_filters, 1):
+            if width not in self.head_filter_choices:
+                raise ValueError(
+                    f"Head step {step} ('up_c{width}'): filters={width} is "
+                    "outside the search space; allowed: "
+                    f"{_describe(self.head_filter_choices)}."
+                )
 
     def contains(self, genotype):
         """Whether `genotype` is valid and inside this space."""
@@ -315,7 +486,7 @@ class SearchSpace:
         return genotype_hyperparameters.to_hyperparameters(self, hp)
 
     def get_config(self):
-        return {
+        config = {
             "ancestor": list(self.ancestor),
             "kernel_sizes": list(self.kernel_sizes),
             "max_repeats": self.max_repeats,
@@ -323,6 +494,12 @@ class SearchSpace:
             "stride_stages": list(self.stride_stages),
             "max_output_stride": self.max_output_stride,
         }
+        if self.searches_head:
+            # Only then: a space without head genes keeps the paper's
+            # config, so searches saved before head genes still resume.
+            config["head_filter_choices"] = list(self.head_filter_choices)
+            config["head_steps"] = list(self.head_steps)
+        return config
 
     @classmethod
     def from_config(cls, config):

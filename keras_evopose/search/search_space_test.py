@@ -95,6 +95,20 @@ def test_wrong_number_of_stages():
         ({"channel_step": 32}, "not a multiple of channel_step=32"),
         ({"stride_stages": [8]}, "stride_stages contains 8"),
         ({"stride_stages": 5}, "must be a list of ints"),
+        ({"head_steps": (0, 3)}, "1 <= min <= max <= 5"),
+        ({"head_steps": (1, 6)}, "1 <= min <= max <= 5"),
+        ({"head_steps": (1, 2)}, "head has 3 upsampling steps, outside"),
+        ({"head_steps": 3}, "head_steps must be a list of ints"),
+        ({"head_filter_choices": []}, "non-empty list of ints"),
+        ({"head_filter_choices": [64]}, "head step 1 has 128 channels"),
+        (
+            {"ancestor": SMALL_GENOTYPE, "head_steps": (1, 3)},
+            "need the ancestor's head",
+        ),
+        (
+            {"ancestor": SMALL_GENOTYPE + ["up_c128"]},
+            "searches no head gene",
+        ),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -106,6 +120,44 @@ def test_config_round_trip_through_json():
     space = SearchSpace.from_preset("test", stride_stages=[4])
     config = json.loads(json.dumps(space.get_config()))
     assert SearchSpace.from_config(config) == space
+
+
+def test_head_genes_are_off_by_default():
+    # The paper's space: its config has no head keys, so a search saved
+    # before head genes existed resumes unchanged.
+    for space in (SearchSpace(), SearchSpace.from_preset("test")):
+        assert not space.searches_head
+        assert "head_steps" not in space.get_config()
+        assert all(not block.startswith("up_") for block in space.ancestor)
+        with pytest.raises(ValueError, match="no head genes"):
+            space.validate(space.ancestor + ["up_c16"])
+
+
+def test_head_genes_from_a_preset():
+    space = SearchSpace.from_preset(
+        "test", head_filter_choices=[8, 16, 32], head_steps=(1, 3)
+    )
+    assert space.searches_head
+    # The test preset's head: three steps of 16.
+    assert space.ancestor[-3:] == ["up_c16"] * 3
+    assert space.ancestor_head_filters == [16, 16, 16]
+    assert space.contains(space.ancestor[:-3] + ["up_c32", "up_c8"])
+    for head, message in [
+        ([], "has no head steps"),
+        (["up_c16"] * 4, "4 upsampling steps, outside"),
+        (["up_c24"], "Head step 1 \\('up_c24'\\): filters=24"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            space.validate(space.ancestor[:-3] + head)
+    config = json.loads(json.dumps(space.get_config()))
+    assert config["head_steps"] == [1, 3]
+    assert SearchSpace.from_config(config) == space
+    # Either argument alone: the other gene keeps the ancestor's head.
+    widths_only = SearchSpace.from_preset("test", head_filter_choices=[8, 16])
+    assert widths_only.head_steps == (3, 3)
+    steps_only = SearchSpace(head_steps=(2, 4))
+    assert steps_only.head_filter_choices == (128,)
+    assert steps_only.ancestor[-3:] == ["up_c128"] * 3
 
 
 def test_genotype_string_round_trip():
