@@ -213,21 +213,3 @@ def distribution_scope(tpu=None, mirrored=False):
             return data_parallel().scope()
         return contextlib.nullcontext()
     return strategy_from_flags(tpu=tpu, mirrored=mirrored).scope()
-
-
-def add_distribution_arguments(parser):
-    """Adds `--tpu` and `--mirrored` to an argparse parser (for the
-    `train` and `search` commands; pass them to `distribution_scope`)."""
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument(
-        "--tpu",
-        default=None,
-        help="train on a TPU: 'local' on a TPU VM, or a Cloud TPU name or "
-        "grpc:// address",
-    )
-    group.add_argument(
-        "--mirrored",
-        action="store_true",
-        help="data parallel over all local GPUs (MirroredStrategy; "
-        "keras.distribution.DataParallel under JAX)",
-    )

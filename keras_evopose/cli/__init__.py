@@ -148,6 +148,25 @@ def preset_stride(preset):
     return output_stride(decode_genotype(genotype))
 
 
+def add_distribution_arguments(parser):
+    """Adds `--tpu` and `--mirrored` to an argparse parser (for the
+    `train` and `search` commands; pass them to
+    `keras_evopose.distribute.distribution_scope`)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--tpu",
+        default=None,
+        help="train on a TPU: 'local' on a TPU VM, or a Cloud TPU name or "
+        "grpc:// address",
+    )
+    group.add_argument(
+        "--mirrored",
+        action="store_true",
+        help="data parallel over all local GPUs (MirroredStrategy; "
+        "keras.distribution.DataParallel under JAX)",
+    )
+
+
 def check_file(path, name, kind="file"):
     """UsageError naming `name` if a local `path` is missing (URLs pass)."""
     path = str(path)

@@ -21,10 +21,9 @@ import json
 import pathlib
 
 from keras_evopose.cli import UsageError
+from keras_evopose.cli import add_distribution_arguments
 from keras_evopose.cli import check_input_size
 from keras_evopose.cli import parse_size
-from keras_evopose.distribute import add_distribution_arguments
-from keras_evopose.distribute import strategy_from_flags
 
 # Deprecated spellings still accepted: flag -> setting.
 ALIASES = {"--image-size": "input_size"}
@@ -147,6 +146,7 @@ def resolve_config(args):
 
 
 def run(args):
+    from keras_evopose.distribute import strategy_from_flags
     from keras_evopose.search import ResumeError
     from keras_evopose.search import run_coco_search
 

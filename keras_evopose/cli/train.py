@@ -4,14 +4,12 @@ import math
 import sys
 
 from keras_evopose.cli import UsageError
+from keras_evopose.cli import add_distribution_arguments
 from keras_evopose.cli import check_file
 from keras_evopose.cli import check_input_size
 from keras_evopose.cli import fit_verbosity
 from keras_evopose.cli import parse_size
 from keras_evopose.cli import preset_stride
-from keras_evopose.distribute import add_distribution_arguments
-from keras_evopose.distribute import average_replica_statistics
-from keras_evopose.distribute import distribution_scope
 
 
 def add_parser(subparsers):
@@ -91,6 +89,8 @@ def run(args):
     from keras_evopose.callbacks import COCOEvaluation
     from keras_evopose.data import coco_keypoints_dataset
     from keras_evopose.data import load_coco_instances
+    from keras_evopose.distribute import average_replica_statistics
+    from keras_evopose.distribute import distribution_scope
     from keras_evopose.losses import HeatmapMSE
     from keras_evopose.models import EvoPose2D
     from keras_evopose.training import evopose2d_optimizer
