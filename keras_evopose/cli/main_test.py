@@ -39,25 +39,36 @@ def run_command(*argv, code=None):
     )
 
 
+# main() as the script runs it, reporting the imported frameworks even
+# when argparse exits (--help, --version).
+EXITING_CODE = (
+    "import sys; sys.argv[0] = 'keras-evopose'\n"
+    "from keras_evopose.cli import main\n"
+    "try:\n"
+    "    main(sys.argv[1:])\n"
+    "except SystemExit:\n"
+    "    pass\n"
+    "print('MODULES', 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+)
+
+
 def test_help_and_version_import_neither_keras_nor_tensorflow():
     result = run_command("--help")
     assert result.returncode == 0, result.stderr
     assert "check-data" in result.stdout and "--log-level" in result.stdout
-    result = run_command(
-        "--version",
-        code=(
-            "import sys; sys.argv[0] = 'keras-evopose'\n"
-            "from keras_evopose.cli import main\n"
-            "try:\n"
-            "    main(sys.argv[1:])\n"
-            "except SystemExit:\n"
-            "    pass\n"
-            "print('MODULES', 'tensorflow' in sys.modules, "
-            "'keras' in sys.modules)\n"
-        ),
-    )
+    result = run_command("--version", code=EXITING_CODE)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("keras-evopose ")
+    assert "MODULES False False" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command", ["train", "evaluate", "predict", "check-data", "export"]
+)
+def test_subcommand_help_imports_neither_keras_nor_tensorflow(command):
+    result = run_command(command, "--help", code=EXITING_CODE)
+    assert result.returncode == 0, result.stderr
+    assert f"usage: keras-evopose {command}" in result.stdout
     assert "MODULES False False" in result.stdout
 
 
