@@ -7,15 +7,53 @@ deterministic; only the resulting crop matrices reach the per-sample warp.
 import numpy as np
 
 
+def half_body_crop(keypoints, use_upper, options, layout):
+    """The crop of the upper (or lower) body of each person.
+
+    The half's visible joints give the centre (their mean) and scale
+    (1.5 x their padded extent at the crop aspect ratio), as in the
+    reference.
+
+    Args:
+        keypoints: `(batch, K, 3)` image keypoints.
+        use_upper: bool `(batch,)`, the upper half (else the lower one).
+        options: `SampleOptions`.
+        layout: `KeypointLayout` (`upper_body`).
+
+    Returns:
+        `(center, scale, num_selected)`: the crop and the half's visible
+        joint count (a crop needs at least 2).
+    """
+    import tensorflow as tf
+
+    height, width = options.input_size
+    upper = np.zeros(layout.num_keypoints, bool)
+    upper[list(layout.upper_body)] = True
+    upper = tf.constant(upper)
+    visible = keypoints[..., 2] > 0
+    selected = visible & tf.where(use_upper[:, None], upper, ~upper)
+    num_selected = tf.reduce_sum(tf.cast(selected, "float32"), -1)
+    points = keypoints[..., :2]
+    mask = selected[..., None]
+    low = tf.reduce_min(tf.where(mask, points, 1e9), -2)
+    high = tf.reduce_max(tf.where(mask, points, -1e9), -2)
+    mean = tf.math.divide_no_nan(
+        tf.reduce_sum(tf.where(mask, points, 0.0), -2),
+        num_selected[:, None],
+    )
+    extent = high - low
+    box_height = tf.maximum(extent[:, 1], extent[:, 0] * height / width)
+    return mean, 1.5 * options.padding * box_height / height, num_selected
+
+
 def half_body(keypoints, center, scale, options, layout, seeds):
     """Re-centres some crops on the upper or lower body.
 
     With probability `options.half_body_probability` (a uniform draw),
     for people with more than `half_body_min_keypoints` visible joints:
     the chosen half (upper or lower, even odds; the other half when the
-    chosen one has fewer than 2 visible joints) gives the new centre (mean
-    of its joints) and scale (1.5 x padded extent at the crop aspect
-    ratio), as in the reference.
+    chosen one has fewer than 2 visible joints) gives the crop
+    (`half_body_crop`).
 
     Args:
         keypoints: `(batch, K, 3)` image keypoints.
@@ -29,19 +67,18 @@ def half_body(keypoints, center, scale, options, layout, seeds):
     """
     import tensorflow as tf
 
-    height, width = options.input_size
     count = tf.shape(keypoints)[0]
     upper = np.zeros(layout.num_keypoints, bool)
     upper[list(layout.upper_body)] = True
-    upper = tf.constant(upper)
     visible = keypoints[..., 2] > 0
     num_upper = tf.reduce_sum(tf.cast(visible & upper, "int32"), -1)
     num_lower = tf.reduce_sum(tf.cast(visible & ~upper, "int32"), -1)
     choose_upper = tf.random.stateless_uniform([count], seeds[0]) < 0.5
     # Take the chosen half if it has 2 visible joints, else the other.
     use_upper = tf.where(choose_upper, num_upper >= 2, num_lower < 2)
-    selected = visible & tf.where(use_upper[:, None], upper, ~upper)
-    num_selected = tf.reduce_sum(tf.cast(selected, "float32"), -1)
+    new_center, new_scale, num_selected = half_body_crop(
+        keypoints, use_upper, options, layout
+    )
     num_visible = tf.reduce_sum(tf.cast(visible, "int32"), -1)
     draw = tf.random.stateless_uniform([count], seeds[1])
     apply = (
@@ -49,19 +86,8 @@ def half_body(keypoints, center, scale, options, layout, seeds):
         & (num_visible > options.half_body_min_keypoints)
         & (num_selected >= 2)
     )
-    points = keypoints[..., :2]
-    mask = selected[..., None]
-    low = tf.reduce_min(tf.where(mask, points, 1e9), -2)
-    high = tf.reduce_max(tf.where(mask, points, -1e9), -2)
-    mean = tf.math.divide_no_nan(
-        tf.reduce_sum(tf.where(mask, points, 0.0), -2),
-        num_selected[:, None],
-    )
-    extent = high - low
-    box_height = tf.maximum(extent[:, 1], extent[:, 0] * height / width)
-    new_scale = 1.5 * options.padding * box_height / height
     return (
-        tf.where(apply[:, None], mean, center),
+        tf.where(apply[:, None], new_center, center),
         tf.where(apply, new_scale, scale),
     )
 

@@ -87,16 +87,151 @@ def crop_windows(crop_to_image, input_size):
     return tf.cast(tf.concat([low, high], 1), "int32")
 
 
+def person_crop_regions(boxes, keypoints, image_sizes, layout, options):
+    """The image region any augmentation of each person reads.
+
+    The union of `crop_windows` over the augmentation range `options`
+    bounds: the largest scale at every rotation the draws allow (1 degree
+    steps, one pixel of margin for the arc between steps), of the box crop
+    and, when `half_body_probability > 0`, of both half-body crops.
+    Smaller scales and flips stay inside. Clipped to the image.
+
+    Args:
+        boxes: `(N, 4)` COCO boxes; keypoints: `(N, K, 3)`.
+        image_sizes: `(N, 2)` images' `(height, width)`.
+        layout: `KeypointLayout`; options: `SampleOptions`.
+
+    Returns:
+        `(regions, widened)`: int32 `(N, 4)` `[x0, y0, x1, y1)` and a bool
+        `(N,)`, whether a half-body crop reaches beyond the box crop's
+        region (so the region was widened for it).
+    """
+    import tensorflow as tf
+
+    input_size = options.input_size
+    keypoints = tf.constant(keypoints, "float32")
+    center, scale = geometry.box_to_center_scale(
+        boxes, input_size, options.padding, xp=tf
+    )
+    crops = [(center, scale)]
+    if options.half_body_probability > 0 and layout.upper_body:
+        for upper in (True, False):
+            use_upper = tf.fill([len(boxes)], upper)
+            half_center, half_scale, num_selected = augmentation.half_body_crop(
+                keypoints, use_upper, options, layout
+            )
+            possible = num_selected >= 2
+            crops.append(
+                (
+                    tf.where(possible[:, None], half_center, center),
+                    tf.where(possible, half_scale, scale),
+                )
+            )
+    limit = 0.0
+    if options.rotation_probability > 0:
+        limit = 2.0 * options.rotation_factor
+    angles = np.linspace(-limit, limit, 2 * int(np.ceil(limit)) + 1)
+    windows = []
+    for crop_center, crop_scale in crops:
+        largest = crop_scale * (1.0 + options.scale_factor)
+        windows.append(
+            tf.stack(
+                [
+                    crop_windows(
+                        geometry.crop_to_image_matrix(
+                            crop_center,
+                            largest,
+                            input_size,
+                            tf.fill([len(boxes)], float(angle)),
+                            xp=tf,
+                        ),
+                        input_size,
+                    )
+                    for angle in angles
+                ]
+            )
+        )
+    windows = tf.concat(windows, 0)  # (crops x angles, N, 4)
+    low = tf.reduce_min(windows[..., :2], 0) - 1
+    high = tf.reduce_max(windows[..., 2:], 0) + 1
+    regions = tf.concat([low, high], 1).numpy()
+    box_only = windows[: len(angles)]
+    box_region = tf.concat(
+        [
+            tf.reduce_min(box_only[..., :2], 0),
+            tf.reduce_max(box_only[..., 2:], 0),
+        ],
+        1,
+    ).numpy()
+    image_sizes = np.asarray(image_sizes)
+    size = np.concatenate([image_sizes[:, ::-1], image_sizes[:, ::-1]], 1)
+    # Start on the source JPEG's block grid (16 pixels covers 4:2:0):
+    # re-encoding the same blocks adds less noise (1.53 vs 2.17 levels
+    # at a 3-pixel offset, quality 95, bundled images).
+    regions[:, :2] = regions[:, :2] // 16 * 16
+    regions = np.clip(regions, 0, size)
+    box_region = np.clip(box_region + [-1, -1, 1, 1], 0, size)
+    widened = np.any(regions != box_region, axis=1)
+    return regions.astype("int32"), widened
+
+
+# The augmentation fields a person-crop record's region bounds, and how a
+# reader's value may differ: at most ("<=") or only if zero ("0").
+PERSON_CROP_BOUNDS = {
+    "input_size": "==",
+    "padding": "<=",
+    "scale_factor": "<=",
+    "rotation_factor": "<=",
+    "half_body_probability": "0",
+}
+
+
+def check_person_crops(written, options, augment):
+    """Raises if a reader's `options` may read beyond the regions stored
+    with the `written` options (a dict of `PERSON_CROP_BOUNDS` fields)."""
+    fields = ["input_size", "padding"]
+    if augment:
+        fields += ["scale_factor", "half_body_probability"]
+        if options.rotation_probability > 0:
+            fields.append("rotation_factor")
+    for field in fields:
+        value, stored = getattr(options, field), written[field]
+        if field == "input_size":
+            stored = tuple(stored)
+        rule = PERSON_CROP_BOUNDS[field]
+        if rule == "==":
+            ok = value == stored
+        elif rule == "<=":
+            ok = value <= stored
+        else:
+            ok = value == 0 or stored > 0
+        if not ok:
+            raise ValueError(
+                f"These person-crop records hold the regions for {field}="
+                f"{stored!r}; {field}={value!r} would read beyond them. "
+                "Rewrite them with `write_tfrecords(person_crops=options)` "
+                "or keep within their options."
+            )
+
+
+def crop_to_pixels_matrix(crop_to_image, origin):
+    """The `(2, 3)` crop -> image matrix made to map into a decoded window
+    whose top-left pixel is image pixel `origin` `(x, y)`."""
+    import tensorflow as tf
+
+    # Window coordinates = image coordinates - origin.
+    origin = tf.cast(origin, "float32")
+    shift = tf.stack([[0.0, 0.0, origin[0]], [0.0, 0.0, origin[1]]])
+    return crop_to_image - shift
+
+
 def warp_crop(pixels, origin, crop_to_image, input_size):
     """The bilinear warp of one crop from its decoded window (uint8 out,
     black outside the image)."""
     import tensorflow as tf
 
     height, width = input_size
-    origin = tf.cast(origin, "float32")
-    matrix = tf.reshape(crop_to_image, [6])
-    # Window coordinates = image coordinates - origin.
-    matrix = matrix - tf.stack([0.0, 0.0, origin[0], 0.0, 0.0, origin[1]])
+    matrix = tf.reshape(crop_to_pixels_matrix(crop_to_image, origin), [6])
     crop = tf.raw_ops.ImageProjectiveTransformV3(
         images=pixels[None],
         transforms=tf.concat([matrix, tf.zeros([2])], 0)[None],
@@ -136,14 +271,31 @@ def image_coverage(crop_to_image, image_size, input_size):
     return (cover_x * cover_y)[..., None]
 
 
+# Deferred-warp batches pad pixels to a multiple of this (per side), so
+# a compiled train step sees a few shapes, not one per batch.
+PIXELS_PAD_MULTIPLE = 128
+WARPS = ("data", "model")
+
+
 def build_samples(
-    records, layout, options, augment, seed, batch_size, drop_remainder
+    records,
+    layout,
+    options,
+    augment,
+    seed,
+    batch_size,
+    drop_remainder,
+    warp="data",
 ):
     """Maps a dataset of instance records to batches of sample dicts.
 
     A record holds `image_path` (or `image_bytes`: the encoded file),
-    `image_id`, `annotation_id`, `box`, `keypoints` `(K, 3)` and `score`.
-    Each output batch dict holds `image` (the normalized crops), `heatmaps`
+    `image_id`, `annotation_id`, `box`, `keypoints` `(K, 3)` and `score`;
+    a person-crop record (`write_tfrecords(person_crops=...)`) also holds
+    `crop_origin` (the stored region's top-left `(x, y)` in the image) and
+    `image_size` (the image's `(height, width)`).
+    Each output batch dict holds `image` (the normalized crops, or with
+    `warp="model"` the `CropWarp` inputs), `heatmaps`
     `(batch, h, w, K)`, `target_weights` `(batch, 1, 1, K)` and the
     metadata needed to map predictions back: `center`, `scale`,
     `image_id`, `annotation_id`, `score`.
@@ -156,6 +308,8 @@ def build_samples(
         seed: int or `None`.
         batch_size: int.
         drop_remainder: bool.
+        warp: `"data"`: warp here; `"model"`: yield the decoded pixels
+            and matrices for `keras_evopose.layers.CropWarp`.
 
     Only decoding (of the crop's window) and the warp run per sample;
     augmentation draws, crop matrices, keypoint transforms, normalization
@@ -163,6 +317,8 @@ def build_samples(
     """
     import tensorflow as tf
 
+    if warp not in WARPS:
+        raise ValueError(f"`warp` must be one of {WARPS}. Received: {warp!r}")
     augmentation.check_layout(options, layout)
     input_size = options.input_size
     permutation = tf.constant(layout.flip_permutation, "int32")
@@ -201,8 +357,17 @@ def build_samples(
         heatmap_x, heatmap_y = geometry.crop_to_heatmap(
             points, input_size, options.heatmap_size
         )
+        # Person-crop records also carry their region and image size.
         planned = {
-            key: batch[key] for key in ("image_id", "annotation_id", "score")
+            key: batch[key]
+            for key in (
+                "image_id",
+                "annotation_id",
+                "score",
+                "crop_origin",
+                "image_size",
+            )
+            if key in batch
         }
         planned["encoded"] = (
             batch["image_bytes"] if reads_bytes else batch["image_path"]
@@ -218,7 +383,7 @@ def build_samples(
         )
         return planned
 
-    def warp(sample):
+    def decode(sample):
         encoded = sample.pop("encoded")
         source = tf.strings.format(
             "image id {} (annotation id {})",
@@ -227,28 +392,69 @@ def build_samples(
         if not reads_bytes:
             source = encoded
             encoded = tf.io.read_file(encoded)
-        pixels, origin, image_size = decode_window(
-            encoded, sample.pop("window"), source
-        )
-        sample["image"] = warp_crop(
-            pixels, origin, sample["crop_to_image"], input_size
-        )
+        window = sample.pop("window")
+        crop_origin = sample.pop("crop_origin", None)
+        if crop_origin is not None:  # a stored person crop, not the image
+            window = window - tf.tile(crop_origin, [2])
+        pixels, origin, image_size = decode_window(encoded, window, source)
+        if crop_origin is not None:
+            origin = origin + crop_origin
+            image_size = sample.pop("image_size")
         sample["image_size"] = image_size
+        if warp == "model":
+            sample["pixels"] = pixels
+            sample["pixel_size"] = tf.shape(pixels, out_type="int32")[:2]
+            sample["crop_to_pixels"] = crop_to_pixels_matrix(
+                sample["crop_to_image"], origin
+            )
+        else:
+            sample["image"] = warp_crop(
+                pixels, origin, sample["crop_to_image"], input_size
+            )
         return sample
+
+    def pad_pixels(pixels):
+        """Pads a batch of pixels to a multiple of `PIXELS_PAD_MULTIPLE`,
+        at least the input size (`CropWarp` needs both)."""
+        shape = tf.shape(pixels)
+        padded = [
+            tf.maximum(
+                -(-shape[axis] // PIXELS_PAD_MULTIPLE) * PIXELS_PAD_MULTIPLE,
+                input_size[axis - 1],
+            )
+            for axis in (1, 2)
+        ]
+        return tf.pad(
+            pixels,
+            [
+                [0, 0],
+                [0, padded[0] - shape[1]],
+                [0, padded[1] - shape[2]],
+                [0, 0],
+            ],
+        )
 
     def render(batch):
         batch = dict(batch)
         crop_to_image = batch.pop("crop_to_image")
         image_size = batch.pop("image_size")
-        image = normalize_image(batch["image"])
-        if options.fill == "mean":
-            # Bilinear warping is linear: warping the mean-subtracted image
-            # with fill 0 (the reference) = this image + mean x (1 - cover).
-            coverage = image_coverage(crop_to_image, image_size, input_size)
-            mean = np.asarray(IMAGE_MEAN, "float32")
-            std = np.asarray(IMAGE_STD, "float32")
-            image = image + (1.0 - coverage) * (mean / std)
-        batch["image"] = image
+        if warp == "model":
+            batch["image"] = {
+                "pixels": pad_pixels(batch.pop("pixels")),
+                "pixel_size": batch.pop("pixel_size"),
+                "crop_to_pixels": batch.pop("crop_to_pixels"),
+            }
+        else:
+            image = normalize_image(batch["image"])
+            if options.fill == "mean":
+                # Bilinear warping is linear: warping the mean-subtracted
+                # image with fill 0 (the reference) = this image + mean x
+                # (1 - cover).
+                coverage = image_coverage(crop_to_image, image_size, input_size)
+                mean = np.asarray(IMAGE_MEAN, "float32")
+                std = np.asarray(IMAGE_STD, "float32")
+                image = image + (1.0 - coverage) * (mean / std)
+            batch["image"] = image
         heatmaps, weights = heatmaps_lib.encode_heatmaps(
             batch.pop("heatmap_x"),
             batch.pop("heatmap_y"),
@@ -267,10 +473,17 @@ def build_samples(
         tf.data.Dataset.zip((batches, randomness))
         .map(plan, num_parallel_calls=tf.data.AUTOTUNE)
         .unbatch()
-        .map(warp, num_parallel_calls=tf.data.AUTOTUNE)
-        .batch(batch_size, drop_remainder)
-        .map(render, num_parallel_calls=tf.data.AUTOTUNE)
+        .map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     )
+    # Decoded windows differ in size: padded with zeros (black, which is
+    # also what lies outside the image).
+    if warp == "model":
+        samples = samples.padded_batch(
+            batch_size, drop_remainder=drop_remainder
+        )
+    else:
+        samples = samples.batch(batch_size, drop_remainder)
+    samples = samples.map(render, num_parallel_calls=tf.data.AUTOTUNE)
     # unbatch() hides the batch count; without it Keras warns "Your input
     # ran out of data" at the end of every first epoch and evaluation.
     num_batches = batches.cardinality()
@@ -312,6 +525,7 @@ def coco_keypoints_dataset(
     include_metadata=False,
     min_detection_score=0.0,
     keypoints_from_ground_truth=False,
+    warp="data",
     **sample_options,
 ):
     """Top-down samples from a COCO keypoints JSON and an image folder.
@@ -359,6 +573,13 @@ def coco_keypoints_dataset(
         min_detection_score: float, detections below it are skipped.
         keypoints_from_ground_truth: bool, give detections the keypoints of
             the best-overlapping ground-truth person (ceiling AP).
+        warp: `"data"` (default): the pipeline warps and normalizes the
+            crops (`images` are the model input); `"model"`: it only
+            decodes, and `images` is the dict of inputs of
+            `keras_evopose.layers.CropWarp` (`pixels`, the decoded uint8
+            windows zero-padded per batch; `pixel_size`; `crop_to_pixels`),
+            which warps on the accelerator: train
+            `keras_evopose.layers.crop_warp_model(model, options.fill)`.
         **sample_options: `SampleOptions` fields (`input_size`,
             `heatmap_size`, `sigma`, `padding`, ...), used instead of
             `options` or replacing its fields.
@@ -415,6 +636,7 @@ def coco_keypoints_dataset(
         seed,
         batch_size,
         drop_remainder,
+        warp=warp,
     )
     return finish_dataset(samples, include_metadata)
 
