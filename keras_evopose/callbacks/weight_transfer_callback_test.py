@@ -200,3 +200,25 @@ def test_mirrored_strategy_two_cpus(tmp_path):
         fit=MIRRORED_FIT,
     )
     assert "OK tensorflow" in out
+
+
+def test_parent_genotype_with_head_steps_rebuilds_its_head(parent):
+    # A search with head genes: the parent's genotype names its head (the
+    # test preset's three steps of 16); the child widens step 2.
+    model, directory = parent
+    callback = WeightTransferCallback(
+        directory / "parent.weights.h5",
+        genotype=GENOTYPE + ["up_c16"] * 3,
+        verbose=0,
+    )
+    child = EvoPose2D.from_preset(
+        "test", genotype=GENOTYPE + ["up_c16", "up_c32", "up_c16"]
+    )
+    callback.set_model(child)
+    callback.on_train_begin()
+    path = "head/deconv2/kernel"
+    assert callback.report[path].status == "adapted"
+    np.testing.assert_array_equal(
+        value(child, path)[:, :, :16], value(model, path)
+    )
+    assert callback.report.fresh == []

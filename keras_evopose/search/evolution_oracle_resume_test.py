@@ -150,6 +150,11 @@ def test_damaged_oracle_file_is_one_line_naming_it(tmp_path):
             {"search_space": SearchSpace.from_preset("test")},
             "search_space.ancestor",
         ),
+        (
+            # Head genes on: the saved space had none.
+            {"search_space": SearchSpace(head_steps=(2, 4))},
+            "search_space.head_steps: saved None, now [2, 4]",
+        ),
         ({"size_weight": -0.1}, "size_weight: saved -0.07, now -0.1"),
         ({"num_parents": 2}, "num_parents: saved 4, now 2"),
         (

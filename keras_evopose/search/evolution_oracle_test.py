@@ -308,3 +308,38 @@ def test_reload_in_a_new_process_retries_the_running_trial(tmp_path):
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         EvolutionOracle(**kwargs)
+
+
+def test_head_genes_evolve_and_identify_trials(tmp_path):
+    from keras_evopose.models import split_genotype
+
+    space = SearchSpace.from_preset(
+        "test", head_filter_choices=[8, 16, 32], head_steps=(1, 3)
+    )
+    oracle = make_oracle(tmp_path, search_space=space)
+
+    def metrics(genotype_string):
+        backbone, head = split_genotype(genotype_from_string(genotype_string))
+        result = synthetic_metrics(",".join(backbone))
+        # A wider, finer head: more accurate and larger.
+        result["val_ap"] += 0.01 * len(head) + 0.0001 * sum(head)
+        result["num_params"] += 100.0 * sum(head)
+        return result
+
+    for _ in range(30):
+        trial = oracle.create_trial("tuner0")
+        oracle.update_trial(
+            trial.trial_id, metrics(trial.hyperparameters.values["genotype"])
+        )
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    values = [
+        oracle.trials[i].hyperparameters.values for i in oracle.start_order
+    ]
+    assert genotype_from_string(values[0]["genotype"]) == space.ancestor
+    genotypes = [v["genotype"] for v in values]
+    assert len(set(genotypes)) == len(genotypes)
+    mutations = [v["mutation"] for v in values]
+    assert any(m.startswith("head ") for m in mutations), mutations
+    for value in values[1:]:
+        assert space.contains(genotype_from_string(value["genotype"]))
