@@ -3,6 +3,7 @@ its ceiling AP through the crop -> heatmap -> decode path."""
 
 import json
 import os
+import sys
 
 from keras_evopose.cli import check_input_size
 from keras_evopose.cli import parse_size
@@ -186,7 +187,8 @@ def run(args):
         options,
         args.detections,
         args.refinement,
-        verbose=not args.json,
+        # A live bar only on a terminal (in a pipe it leaves escape codes).
+        verbose=not args.json and sys.stdout.isatty(),
     )
     status = 1 if report["unreadable_images"] else 0
     if args.json:

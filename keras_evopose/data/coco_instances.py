@@ -119,6 +119,13 @@ MALFORMED = (
     "malformed keypoints",
     "malformed detection",
 )
+# What COCO itself holds and the reference skips too: counted at INFO.
+EXPECTED = (
+    "crowd annotation",
+    "no labelled keypoints",
+    "detection of another category",
+    "detection below min_detection_score",
+)
 MAX_LOGGED_SKIPS = 10
 MAX_SKIP_EXAMPLES = 5
 
@@ -412,7 +419,8 @@ def load_coco_instances(
         message = f"{annotations}: skipped {count} ({reason})"
         if message not in _LOGGED:
             _LOGGED.add(message)
-            logger.warning(message)
+            level = logging.INFO if reason in EXPECTED else logging.WARNING
+            logger.log(level, message)
     if not rows:
         raise ValueError(
             f"{annotations}: no usable person instance (skipped: "
