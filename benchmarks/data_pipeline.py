@@ -12,6 +12,13 @@ that pipeline is timed in the same rounds and its samples are compared
 with today's, sample by sample (same seed, training augmentation on):
 pixel differences of the crops in uint8 levels and heatmap differences.
 
+Also timed in the same rounds (`person_crops_model_warp`): the pipeline
+over person-crop TFRecords (`write_tfrecords(person_crops=options)`,
+written to a temporary folder first) with `warp="model"`, i.e. what the
+CPU still does when the warp runs in the model (`CropWarp`). The warp's
+own cost on this machine's CPU is timed separately (`crop_warp_ms`), and
+its crops are compared with today's pipeline sample by sample.
+
     python benchmarks/data_pipeline.py [--samples 2000] [--rounds 3]
         [--baseline old.py]
 """
@@ -24,6 +31,7 @@ import pathlib
 import platform
 import statistics
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -82,7 +90,7 @@ def compare_samples(new, old, num_batches):
     }
 
 
-def augmented_windows(instances, sizes):
+def augmented_windows(instances, sizes, seed=0):
     """The crop matrices and decode windows of one augmentation draw of
     every instance (the benchmark's settings)."""
     import tensorflow as tf
@@ -102,7 +110,7 @@ def augmented_windows(instances, sizes):
         scale,
         options,
         instances.layout,
-        tf.constant(0, "int64"),
+        tf.constant(seed, "int64"),
     )
     matrices = geometry.crop_to_image_matrix(
         center, scale, options.input_size, rotation, flip, xp=tf
@@ -198,6 +206,135 @@ def component_milliseconds(instances, sizes, repeats=3):
     return result
 
 
+def write_person_crops(args, sizes, folder):
+    """Person-crop records of the benchmark's data, bounding its
+    augmentation; their size and how long writing took."""
+    from keras_evopose.data import SampleOptions
+    from keras_evopose.data import write_tfrecords
+
+    options = SampleOptions(**sizes, half_body_probability=0.3)
+    start = time.perf_counter()
+    paths = write_tfrecords(
+        args.annotations,
+        args.images,
+        os.path.join(folder, "train"),
+        person_crops=options,
+    )
+    seconds = time.perf_counter() - start
+    with open(os.path.join(folder, "train-layout.json")) as handle:
+        summary = json.load(handle)["person_crops"]
+    return os.path.join(folder, "train-*"), {
+        "write_seconds": round(seconds, 2),
+        "record_megabytes": round(
+            sum(os.path.getsize(path) for path in paths) / 1e6, 2
+        ),
+        "people": summary["people"],
+        "regions_widened_for_half_body": summary["widened_for_half_body"],
+    }
+
+
+def person_crop_checks(instances, sizes, draws=20):
+    """Regions vs the windows of `draws` augmentation draws of every
+    person (a window beyond its region would read black), and the
+    regions' share of their images."""
+    import numpy as np
+
+    from keras_evopose.data import SampleOptions
+    from keras_evopose.data import coco_keypoints
+
+    options = SampleOptions(**sizes, half_body_probability=0.3)
+    regions, _ = coco_keypoints.person_crop_regions(
+        instances.boxes,
+        instances.keypoints,
+        instances.image_sizes,
+        instances.layout,
+        options,
+    )
+    size = np.tile(instances.image_sizes[:, ::-1], 2)
+    beyond = 0
+    for seed in range(draws):
+        _, windows = augmented_windows(instances, sizes, seed)
+        windows = np.clip(windows.numpy(), 0, size)
+        beyond += int(
+            np.sum(
+                np.any(windows[:, :2] < regions[:, :2], 1)
+                | np.any(windows[:, 2:] > regions[:, 2:], 1)
+            )
+        )
+    area = np.prod(regions[:, 2:] - regions[:, :2], 1) / np.prod(
+        instances.image_sizes, 1
+    )
+    return {
+        "windows_checked": draws * len(instances),
+        "windows_beyond_region": beyond,
+        "region_area_fraction_median": round(float(np.median(area)), 3),
+    }
+
+
+def compare_model_warp(args, sizes, pattern, batch_size):
+    """Today's crops vs person-crop records warped by `CropWarp`, same
+    draws (records in file order, no shuffle), every person once, in
+    uint8 levels; heatmaps with augmentation and for evaluation."""
+    import numpy as np
+
+    from keras_evopose.data import IMAGE_STD
+    from keras_evopose.data import coco_keypoints_dataset
+    from keras_evopose.data import tfrecord_keypoints_dataset
+    from keras_evopose.layers import CropWarp
+
+    levels = np.asarray(IMAGE_STD, "float32") * 255.0
+    warp = CropWarp(sizes["input_size"])
+    result = {}
+    for name, settings in (
+        ("training", dict(TRAINING, shuffle=False)),
+        ("evaluation", dict(training=False)),
+    ):
+        common = dict(batch_size=batch_size, **sizes, **settings)
+        today = coco_keypoints_dataset(args.annotations, args.images, **common)
+        crops = tfrecord_keypoints_dataset(pattern, warp="model", **common)
+        pixel, heatmap = [], []
+        for (image, heatmaps, _), (inputs, crop_heatmaps, _) in zip(
+            today, crops
+        ):
+            difference = np.abs(np.asarray(warp(inputs)) - image.numpy())
+            difference = (difference * levels).reshape(len(image), -1)
+            pixel.append(difference)
+            heatmap.append(np.abs(heatmaps.numpy() - crop_heatmaps.numpy()))
+        pixel = np.concatenate(pixel)
+        result[name] = {
+            "samples": len(pixel),
+            "pixel_max_levels": round(float(pixel.max()), 3),
+            "pixel_mean_levels": round(float(pixel.mean()), 4),
+            "sample_max_levels_median": round(
+                float(np.median(pixel.max(1))), 3
+            ),
+            "heatmap_max_difference": float(max(h.max() for h in heatmap)),
+        }
+    return result
+
+
+def crop_warp_milliseconds(dataset, input_size, batches=5):
+    """Milliseconds per sample of `CropWarp` (compiled) on this CPU, over
+    batches of the deferred-warp pipeline."""
+    import tensorflow as tf
+
+    from keras_evopose.layers import CropWarp
+
+    warp = tf.function(CropWarp(input_size), reduce_retracing=True)
+    inputs = [batch[0] for batch in dataset.take(batches)]
+    for batch in inputs:  # one trace per padded shape
+        warp(batch)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        count = 0
+        for batch in inputs:
+            warp(batch).numpy()
+            count += int(batch["pixels"].shape[0])
+        times.append((time.perf_counter() - start) / count)
+    return round(1e3 * statistics.median(times), 3)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -221,11 +358,13 @@ def main(argv=None):
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    load_at_start = [round(load, 2) for load in os.getloadavg()]
 
     import tensorflow as tf
 
     from keras_evopose.data import coco_keypoints_dataset
     from keras_evopose.data import load_coco_instances
+    from keras_evopose.data import tfrecord_keypoints_dataset
 
     height, width = (int(v) for v in args.input_size.split("x"))
     sizes = dict(
@@ -254,6 +393,17 @@ def main(argv=None):
     }
     pipelines["window_decode_only"] = window_decode_only(
         instances, sizes, args.batch_size
+    )
+    folder = tempfile.TemporaryDirectory()
+    pattern, records = write_person_crops(args, sizes, folder.name)
+    pipelines["person_crops_model_warp"] = tfrecord_keypoints_dataset(
+        pattern,
+        batch_size=args.batch_size,
+        repeat=True,
+        warp="model",
+        shuffle_buffer=len(instances),
+        **sizes,
+        **TRAINING,
     )
     baseline = load_baseline(args.baseline) if args.baseline else None
     if baseline is not None:
@@ -296,11 +446,23 @@ def main(argv=None):
         result["milliseconds_per_sample"] = component_milliseconds(
             instances, sizes
         )
+    result["person_crops"] = {
+        **records,
+        **person_crop_checks(instances, sizes),
+        "crop_warp_ms_per_sample_this_cpu": crop_warp_milliseconds(
+            pipelines["person_crops_model_warp"], sizes["input_size"]
+        ),
+        "versus_pipeline": compare_model_warp(
+            args, sizes, pattern, args.batch_size
+        ),
+    }
+    folder.cleanup()
     result.update(
         cpu_count=os.cpu_count(),
         machine=platform.processor() or platform.machine(),
         tensorflow=tf.__version__,
-        load_average=[round(load, 2) for load in os.getloadavg()],
+        load_average_start=load_at_start,
+        load_average_end=[round(load, 2) for load in os.getloadavg()],
     )
     if args.json:
         print(json.dumps(result))

@@ -414,16 +414,9 @@ def build_samples(
         return sample
 
     def pad_pixels(pixels):
-        """Pads a batch of pixels to a multiple of `PIXELS_PAD_MULTIPLE`,
-        at least the input size (`CropWarp` needs both)."""
+        """Pads a batch of pixels to a multiple of `PIXELS_PAD_MULTIPLE`."""
         shape = tf.shape(pixels)
-        padded = [
-            tf.maximum(
-                -(-shape[axis] // PIXELS_PAD_MULTIPLE) * PIXELS_PAD_MULTIPLE,
-                input_size[axis - 1],
-            )
-            for axis in (1, 2)
-        ]
+        padded = -(-shape[1:3] // PIXELS_PAD_MULTIPLE) * PIXELS_PAD_MULTIPLE
         return tf.pad(
             pixels,
             [

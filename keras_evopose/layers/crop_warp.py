@@ -27,13 +27,13 @@ class CropWarp(keras.layers.Layer):
 
     Args:
         input_size: `(height, width)` of the crops.
-        fill: `"black"` or `"mean"`, as `SampleOptions.fill`: the value
-            outside the image (the pixels' zero padding counts as outside).
+        fill: `"black"` or `"mean"`, as `SampleOptions.fill`: the colour
+            outside the image (beyond `pixel_size`).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Input: a dict of
         `pixels`: `(batch, H, W, 3)` uint8, each sample's decoded pixels
-            at the top left, zero-padded; `H, W` at least `input_size`.
+            at the top left, zero-padded.
         `pixel_size`: `(batch, 2)` int32, each sample's `(height, width)`
             of real pixels.
         `crop_to_pixels`: `(batch, 2, 3)` float32, crop `(x, y)` ->
@@ -60,31 +60,60 @@ class CropWarp(keras.layers.Layer):
                 f"CropWarp needs the inputs {INPUT_NAMES}; missing "
                 f"{sorted(missing)}. Use a dataset built with warp='model'."
             )
-        pixels = ops.cast(inputs["pixels"], "float32")
-        matrix = ops.reshape(
-            ops.cast(inputs["crop_to_pixels"], "float32"), (-1, 6)
+        pixels = inputs["pixels"]
+        size = ops.cast(inputs["pixel_size"], "float32")
+        matrix = ops.cast(inputs["crop_to_pixels"], "float32")
+        height, width = self.input_size
+        # Each crop pixel's source point (bilinear, pixel centres at
+        # integers, as `ImageProjectiveTransformV3`). Gathering the four
+        # taps of only the crop's pixels costs far less than a transform
+        # whose output is as large as the padded pixels.
+        grid_y, grid_x = ops.meshgrid(
+            ops.arange(height, dtype="float32"),
+            ops.arange(width, dtype="float32"),
+            indexing="ij",
         )
-        # Projective row (0, 0): the affine part is the whole transform.
-        transform = ops.concatenate([matrix, ops.zeros_like(matrix[:, :2])], 1)
+        grid_x = ops.reshape(grid_x, (1, -1))
+        grid_y = ops.reshape(grid_y, (1, -1))
+        source_x = (
+            matrix[:, 0, 0:1] * grid_x
+            + matrix[:, 0, 1:2] * grid_y
+            + matrix[:, 0, 2:3]
+        )
+        source_y = (
+            matrix[:, 1, 0:1] * grid_x
+            + matrix[:, 1, 1:2] * grid_y
+            + matrix[:, 1, 2:3]
+        )
+        x0 = ops.floor(source_x)
+        y0 = ops.floor(source_y)
+        weight_x = source_x - x0
+        weight_y = source_y - y0
+        shape = ops.shape(pixels)
+        flat = ops.reshape(pixels, (-1, 3))
+        batch = ops.arange(shape[0], dtype="int32")[:, None]
+        # A tap outside the sample's real pixels reads the fill colour:
+        # black (0) or the mean (0 once normalized).
+        fill = 0.0
+        if self.fill == "mean":
+            fill = np.asarray(IMAGE_MEAN, "float32") * 255.0
+        crops = 0.0
+        for dy, weight_row in ((0.0, 1.0 - weight_y), (1.0, weight_y)):
+            for dx, weight in ((0.0, 1.0 - weight_x), (1.0, weight_x)):
+                x = x0 + dx
+                y = y0 + dy
+                inside = (x >= 0) & (x < size[:, 1:2]) & (y >= 0)
+                inside = inside & (y < size[:, 0:1])
+                index = (batch * shape[1] + ops.cast(y, "int32")) * shape[2]
+                index = index + ops.cast(x, "int32")
+                index = ops.where(inside, index, 0)
+                tap = ops.cast(ops.take(flat, index, axis=0), "float32")
+                tap = ops.where(inside[..., None], tap, fill)
+                crops = crops + (weight_row * weight)[..., None] * tap
         mean = np.asarray(IMAGE_MEAN, "float32") * 255.0
         std = np.asarray(IMAGE_STD, "float32") * 255.0
-        if self.fill == "mean":
-            # As the reference: normalize, then warp with fill 0 (the mean
-            # colour); the padding is outside the image, so it is 0 too.
-            size = ops.cast(inputs["pixel_size"], "int32")
-            rows = ops.arange(ops.shape(pixels)[1], dtype="int32")
-            columns = ops.arange(ops.shape(pixels)[2], dtype="int32")
-            inside = ops.logical_and(
-                rows[None, :, None] < size[:, 0, None, None],
-                columns[None, None, :] < size[:, 1, None, None],
-            )
-            pixels = ops.where(inside[..., None], (pixels - mean) / std, 0.0)
-            crops = ops.image.affine_transform(pixels, transform)
-        else:
-            crops = (ops.image.affine_transform(pixels, transform) - mean) / std
-        # The transform's output has the pixels' size: keep the crop.
-        height, width = self.input_size
-        return crops[:, :height, :width, :]
+        crops = (crops - mean) / std
+        return ops.reshape(crops, (-1, height, width, 3))
 
     def compute_output_shape(self, input_shape):
         batch = input_shape["pixels"][0]

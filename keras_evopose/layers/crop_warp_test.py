@@ -40,7 +40,7 @@ def test_model_warp_gives_the_data_pipeline_crops(coco_mini):
     inputs = on_model[0]
     pixels = inputs["pixels"].numpy()
     assert pixels.dtype == np.uint8
-    # Padded to a multiple of 128, at least the input size.
+    # Padded to a multiple of 128 (few shapes for a compiled step).
     assert pixels.shape[1] % 128 == 0 and pixels.shape[2] % 128 == 0
     crops = CropWarp(INPUT_SIZE)(inputs)
     assert tuple(crops.shape) == tuple(on_data[0].shape)
