@@ -16,9 +16,6 @@ GENOTYPE_SEPARATOR = genotype_lib.GENOTYPE_SEPARATOR
 genotype_to_string = genotype_lib.genotype_to_string
 genotype_from_string = genotype_lib.genotype_from_string
 
-# The head genes (beyond the paper, off by default): the width of each
-# upsampling step of the heatmap head, and the number of steps.
-HEAD_GENES = ("num_steps", "filters")
 # The paper's head, the ancestor's head when head genes are on and the
 # default ancestor is used.
 DEFAULT_HEAD_FILTERS = (128, 128, 128)
@@ -471,7 +468,9 @@ class SearchSpace:
 
         `stage{i}_kernel_size`, `stage{i}_filters` and, in the stride
         stages, `stage{i}_strides` are `Choice`s; `stage{i}_num_repeats` an
-        `Int`; defaults are the ancestor's genes. Decode a trial's values
+        `Int`; defaults are the ancestor's genes. With head genes, also
+        `head_num_steps` (an `Int`) and `head_step{j}_filters` (`Choice`s)
+        for every possible step. Decode a trial's values
         with `keras_evopose.search.genotype_from_hyperparameters`, which
         also states how invalid stride combinations are handled.
 
