@@ -233,6 +233,30 @@ def write_person_crops(args, sizes, folder):
     }
 
 
+def person_crop_decode_only(pattern, batch_size):
+    """The bound of the person-crop pipeline: read each record and
+    decode its whole stored region, batched ragged."""
+    import tensorflow as tf
+
+    feature = {"image": tf.io.FixedLenFeature([], tf.string)}
+    return (
+        tf.data.Dataset.list_files(pattern, shuffle=False)
+        .filter(lambda path: tf.strings.regex_full_match(path, ".*tfrecord"))
+        .interleave(tf.data.TFRecordDataset)
+        .shuffle(1000, seed=0)
+        .repeat()
+        .map(
+            lambda record: tf.io.decode_jpeg(
+                tf.io.parse_single_example(record, feature)["image"],
+                channels=3,
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        .ragged_batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
 def person_crop_checks(instances, sizes, draws=20):
     """Regions vs the windows of `draws` augmentation draws of every
     person (a window beyond its region would read black), and the
@@ -404,6 +428,9 @@ def main(argv=None):
         shuffle_buffer=len(instances),
         **sizes,
         **TRAINING,
+    )
+    pipelines["person_crop_decode_only"] = person_crop_decode_only(
+        pattern, args.batch_size
     )
     baseline = load_baseline(args.baseline) if args.baseline else None
     if baseline is not None:
