@@ -118,6 +118,17 @@ class COCOSearchConfig:
         "uniform",
         "mutation's gene draw: 'uniform' or 'reference' (by chance to change)",
     )
+    head_filter_choices: str = _setting(
+        None,
+        "head genes (beyond the paper): comma-joined widths an upsampling "
+        "step of the head may take, e.g. '8,16,32'; default: the head is "
+        "not searched",
+    )
+    head_steps: str = _setting(
+        None,
+        "head genes: MIN-MAX upsampling steps of the head, e.g. '1-3' "
+        "(each doubles the heatmap side); default: the head is not searched",
+    )
     rotation_probability: float = _setting(
         0.0, "chance of a rotated training crop (the search's: 0)"
     )
@@ -154,7 +165,12 @@ class COCOSearchConfig:
             kind = type(field.default) if field.default is not None else None
             if field.name == "max_model_size":
                 kind = int
-            elif field.name in ("input_size", "ancestor_weights"):
+            elif field.name in (
+                "input_size",
+                "ancestor_weights",
+                "head_filter_choices",
+                "head_steps",
+            ):
                 kind = str
             if kind is float and isinstance(value, int):
                 object.__setattr__(self, field.name, float(value))
@@ -182,6 +198,12 @@ class COCOSearchConfig:
                 f"{self.val_fraction!r}"
             )
         self._check_choices()
+        head_genes = head_genes_of(self)
+        if any(value is not None for value in head_genes.values()):
+            from keras_evopose.search.search_space import SearchSpace
+
+            # Bad bounds fail here, before anything is written.
+            SearchSpace(ancestor=ancestor_genotype(self), **head_genes)
         if not self.heartbeat_timeout > 0:
             raise ValueError(
                 "heartbeat_timeout must be positive seconds; received "
@@ -270,27 +292,61 @@ def input_size_of(config):
     return height, width
 
 
+def head_genes_of(config):
+    """`SearchSpace`'s `head_filter_choices` and `head_steps` from the
+    config's strings (`"8,16,32"`, `"1-3"`); `None` where not given."""
+    genes = {"head_filter_choices": None, "head_steps": None}
+    for name, separator, example in (
+        ("head_filter_choices", ",", "8,16,32"),
+        ("head_steps", "-", "1-3"),
+    ):
+        text = getattr(config, name)
+        if text is None:
+            continue
+        try:
+            values = [int(part) for part in text.split(separator)]
+        except ValueError:
+            values = []
+        if not values or (name == "head_steps" and len(values) != 2):
+            raise ValueError(
+                f"{name} must be like {example!r}; received {text!r}"
+            )
+        genes[name] = values
+    return genes
+
+
 def ancestor_genotype(config):
-    """The generation-0 genotype the config names."""
+    """The generation-0 genotype the config names; with head genes, it
+    ends with the preset's head steps (unless the ancestor names its own)."""
     from keras_evopose.models import presets
     from keras_evopose.models.evopose2d_presets import ANCESTOR_GENOTYPE
+    from keras_evopose.models.genotype import encode_head_steps
+    from keras_evopose.models.genotype import split_genotype
     from keras_evopose.search.search_space import genotype_from_string
 
     if config.ancestor == "preset":
-        return list(
+        genotype = list(
             presets.preset_arguments(config.preset, "backbone")["genotype"]
         )
-    if config.ancestor == "efficientnet-b0":
-        return list(ANCESTOR_GENOTYPE)
-    return genotype_from_string(config.ancestor)
+    elif config.ancestor == "efficientnet-b0":
+        genotype = list(ANCESTOR_GENOTYPE)
+    else:
+        genotype = genotype_from_string(config.ancestor)
+    searches_head = any(v is not None for v in head_genes_of(config).values())
+    if searches_head and split_genotype(genotype)[1] is None:
+        head = presets.preset_arguments(config.preset, "head")
+        genotype += encode_head_steps(head["head_filters"])
+    return genotype
 
 
 def ancestor_stride(config):
     """The output stride of the config's ancestor genotype."""
     from keras_evopose.models.genotype import decode_genotype
     from keras_evopose.models.genotype import output_stride
+    from keras_evopose.models.genotype import split_genotype
 
-    return output_stride(decode_genotype(ancestor_genotype(config)))
+    backbone, _ = split_genotype(ancestor_genotype(config))
+    return output_stride(decode_genotype(backbone))
 
 
 class _DatasetFactory:
@@ -465,7 +521,9 @@ def run_coco_search(
         # hold for the next resume too.
         write_json_atomically(output / CONFIG_FILE, config.to_dict(), indent=2)
     keras.utils.set_random_seed(config.seed)
-    space = SearchSpace(ancestor=ancestor_genotype(config))
+    space = SearchSpace(
+        ancestor=ancestor_genotype(config), **head_genes_of(config)
+    )
     input_size = input_size_of(config)
     stride = ancestor_stride(config)
     if input_size[0] % stride or input_size[1] % stride:
