@@ -44,9 +44,8 @@ def preset_table():
 
     module = sys.modules.get("keras_evopose.models.evopose2d_presets")
     if module is None:
-        path = (
-            pathlib.Path(__file__).parents[1] / "models" / "evopose2d_presets.py"
-        )
+        models = pathlib.Path(__file__).parents[1] / "models"
+        path = models / "evopose2d_presets.py"
         spec = importlib.util.spec_from_file_location(
             "_keras_evopose_preset_table", path
         )

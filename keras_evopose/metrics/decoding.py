@@ -81,7 +81,9 @@ def crops_to_keypoints(
     if flip_permutation is None:
         heatmaps = np.asarray(heatmap_function(images), "float32")
     else:
-        heatmaps = flip_test_heatmaps(heatmap_function, images, flip_permutation)
+        heatmaps = flip_test_heatmaps(
+            heatmap_function, images, flip_permutation
+        )
     return heatmaps_to_keypoints(
         heatmaps, np.asarray(center), np.asarray(scale), input_size, **decoding
     )
