@@ -17,7 +17,10 @@ over person-crop TFRecords (`write_tfrecords(person_crops=options)`,
 written to a temporary folder first) with `warp="model"`, i.e. what the
 CPU still does when the warp runs in the model (`CropWarp`). The warp's
 own cost on this machine's CPU is timed separately (`crop_warp_ms`), and
-its crops are compared with today's pipeline sample by sample.
+its crops are compared with today's pipeline sample by sample. And
+`exact_window_decode_only`: decoding, for several draws, exactly each
+draw's window re-encoded alone, the bound of any person-region store at
+the images' resolution.
 
     python benchmarks/data_pipeline.py [--samples 2000] [--rounds 3]
         [--baseline old.py]
@@ -134,6 +137,47 @@ def window_decode_only(instances, sizes, batch_size):
             lambda path, window: decode_window(
                 tf.io.read_file(path), window, path
             )[0],
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        .ragged_batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def exact_window_decode_only(instances, sizes, batch_size, draws=4):
+    """The bound of any store of person regions at the images' resolution:
+    `draws` augmentation draws of every instance, each draw's window alone
+    re-encoded (JPEG quality 95, 4:4:4, as `write_tfrecords(person_crops=)`
+    writes), decoded and batched ragged. A store must hold at least the
+    window of every draw, so no region format decodes less."""
+    import tensorflow as tf
+
+    decoded = {}
+    windows = []
+    for seed in range(draws):
+        _, draw = augmented_windows(instances, sizes, seed=seed)
+        for path, window in zip(instances.image_paths, draw.numpy()):
+            if path not in decoded:
+                decoded[path] = tf.io.decode_image(
+                    tf.io.read_file(path), channels=3, expand_animations=False
+                )
+            height, width = decoded[path].shape[:2]
+            x0, y0 = max(0, window[0]), max(0, window[1])
+            x1, y1 = min(width, window[2]), min(height, window[3])
+            if x1 > x0 and y1 > y0:
+                windows.append(
+                    tf.io.encode_jpeg(
+                        decoded[path][y0:y1, x0:x1],
+                        quality=95,
+                        chroma_downsampling=False,
+                    )
+                )
+    return (
+        tf.data.Dataset.from_tensor_slices(tf.stack(windows))
+        .shuffle(len(windows), seed=0)
+        .repeat()
+        .map(
+            lambda data: tf.io.decode_jpeg(data, channels=3),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         .ragged_batch(batch_size)
@@ -416,6 +460,9 @@ def main(argv=None):
         )
     }
     pipelines["window_decode_only"] = window_decode_only(
+        instances, sizes, args.batch_size
+    )
+    pipelines["exact_window_decode_only"] = exact_window_decode_only(
         instances, sizes, args.batch_size
     )
     folder = tempfile.TemporaryDirectory()
