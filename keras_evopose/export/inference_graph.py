@@ -6,8 +6,11 @@ function computed as four dense phase convolutions + depth-to-space
 (`SubPixelConv2DTranspose`). The converter folds a BatchNormalization into
 the conv before it, but not across the depth-to-space, so the rewrite folds
 each head BN into its phase convs itself (kernel scaled per output channel,
-BN shift as the bias). The result equals the model in inference mode to
-float rounding.
+BN shift as the bias). And since the activation and a 1x1 heatmap conv act
+on each pixel alone, they commute with depth-to-space: the last step
+applies them to each phase before interleaving, so the interleave moves
+K heatmap channels instead of the head's width (`PhaseWiseHeatmaps`). The
+result equals the model in inference mode to float rounding.
 """
 
 import keras
@@ -15,6 +18,7 @@ import numpy as np
 
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.layers.deconv_head import DeconvHead
+from keras_evopose.layers.subpixel_conv2d_transpose import PHASES
 from keras_evopose.layers.subpixel_conv2d_transpose import (
     SubPixelConv2DTranspose,
 )
@@ -40,13 +44,49 @@ def transpose_kernel(layer):
     return keras.ops.convert_to_numpy(layer.kernel)
 
 
+class PhaseWiseHeatmaps(keras.layers.Layer):
+    """The last upsampling step, its activation and a 1x1 heatmap conv,
+    with the two per-pixel ops applied to each phase before depth-to-space.
+
+    Equals `final_conv(activation(upsampling(x)))`: depth-to-space only
+    moves pixels, so any per-pixel op gives the same result before or after
+    it. Export-only (built from trained layers, shared, not copied).
+
+    Args:
+        upsampling: a built `SubPixelConv2DTranspose`.
+        activation: the step's activation layer.
+        final_conv: the head's 1x1 heatmap `Conv2D`.
+        **kwargs: base `keras.layers.Layer` arguments.
+    """
+
+    def __init__(self, upsampling, activation, final_conv, **kwargs):
+        super().__init__(**kwargs)
+        self.upsampling = upsampling
+        self.activation = activation
+        self.final_conv = final_conv
+
+    def call(self, inputs):
+        sublayers = self.upsampling.sublayers
+        phases = []
+        for row_phase, col_phase in PHASES:
+            role = f"phase{row_phase}{col_phase}"
+            x = sublayers[f"{role}_conv"](sublayers[f"{role}_pad"](inputs))
+            phases.append(self.final_conv(self.activation(x)))
+        return sublayers["depth_to_space"](sublayers["concatenate"](phases))
+
+    def compute_output_shape(self, input_shape):
+        upsampled = self.upsampling.compute_output_shape(input_shape)
+        return self.final_conv.compute_output_shape(upsampled)
+
+
 def inference_head(head):
     """A `keras.Sequential` computing `head(x, training=False)` faster.
 
     Each transposed conv + BN of the `DeconvHead` becomes one
     `SubPixelConv2DTranspose` with the BN folded in; activations, the
     optional correction conv and the heatmap conv are the head's own
-    layers (shared, not copied).
+    layers (shared, not copied). Without the correction conv and with a
+    1x1 heatmap conv, the last step is a `PhaseWiseHeatmaps`.
 
     Args:
         head: a built `DeconvHead`.
@@ -73,6 +113,22 @@ def inference_head(head):
         folded.build((None, None, None, kernel.shape[-1]))
         folded.load_transpose_weights(kernel, shift)
         steps += [folded, sublayers[f"deconv{index}_activation"]]
+    final_conv = sublayers["final_conv"]
+    if not head.spatial_correction and final_conv.kernel_size == (1, 1):
+        folded, activation = steps[-2:]
+        return keras.Sequential(
+            steps[:-2]
+            + [
+                PhaseWiseHeatmaps(
+                    folded,
+                    activation,
+                    final_conv,
+                    dtype=head.dtype_policy,
+                    name="phase_wise_heatmaps",
+                )
+            ],
+            name=head.name,
+        )
     if head.spatial_correction:
         # The converter folds this BN into the depthwise conv itself.
         steps += [
@@ -80,7 +136,7 @@ def inference_head(head):
             sublayers["correction_bn"],
             sublayers["correction_activation"],
         ]
-    steps.append(sublayers["final_conv"])
+    steps.append(final_conv)
     return keras.Sequential(steps, name=head.name)
 
 

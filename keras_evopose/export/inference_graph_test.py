@@ -58,6 +58,26 @@ def test_subpixel_head_is_folded_too():
     assert "BatchNormalization" not in kinds
 
 
+def test_heatmap_conv_runs_on_each_phase_before_depth_to_space():
+    # Without the correction conv the activation and the 1x1 heatmap conv
+    # move before the last depth-to-space: same heatmaps.
+    model = with_trained_statistics(EvoPose2D.from_preset("test"))
+    rewritten = inference_model(model)
+    expected = keras.ops.convert_to_numpy(model(images(), training=False))
+    actual = keras.ops.convert_to_numpy(rewritten(images()))
+    error = np.abs(actual - expected).max() / np.abs(expected).max()
+    assert error < 1e-5, error
+    head = rewritten.get_layer("head")
+    kinds = [type(layer).__name__ for layer in head.layers]
+    assert kinds == [
+        "SubPixelConv2DTranspose",
+        "Activation",
+        "SubPixelConv2DTranspose",
+        "Activation",
+        "PhaseWiseHeatmaps",
+    ]
+
+
 def test_model_without_head_is_returned_as_is():
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(4, 3)(inputs))
