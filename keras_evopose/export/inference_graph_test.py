@@ -26,15 +26,21 @@ def images(count=2, seed=1):
     )
 
 
-def test_rewritten_head_gives_the_same_heatmaps():
-    model = with_trained_statistics(
-        EvoPose2D.from_preset("test", spatial_correction=True)
-    )
+def rewritten_with_the_same_heatmaps(model):
+    """`inference_model(model)`, checked to give `model`'s heatmaps."""
     rewritten = inference_model(model)
     expected = keras.ops.convert_to_numpy(model(images(), training=False))
     actual = keras.ops.convert_to_numpy(rewritten(images()))
     error = np.abs(actual - expected).max() / np.abs(expected).max()
     assert error < 1e-5, error
+    return rewritten
+
+
+def test_rewritten_head_gives_the_same_heatmaps():
+    model = with_trained_statistics(
+        EvoPose2D.from_preset("test", spatial_correction=True)
+    )
+    rewritten = rewritten_with_the_same_heatmaps(model)
     head = rewritten.get_layer("head")
     kinds = [type(layer).__name__ for layer in head.layers]
     assert kinds.count("SubPixelConv2DTranspose") == 3
@@ -62,12 +68,7 @@ def test_heatmap_conv_runs_on_each_phase_before_depth_to_space():
     # Without the correction conv the activation and the 1x1 heatmap conv
     # move before the last depth-to-space: same heatmaps.
     model = with_trained_statistics(EvoPose2D.from_preset("test"))
-    rewritten = inference_model(model)
-    expected = keras.ops.convert_to_numpy(model(images(), training=False))
-    actual = keras.ops.convert_to_numpy(rewritten(images()))
-    error = np.abs(actual - expected).max() / np.abs(expected).max()
-    assert error < 1e-5, error
-    head = rewritten.get_layer("head")
+    head = rewritten_with_the_same_heatmaps(model).get_layer("head")
     kinds = [type(layer).__name__ for layer in head.layers]
     assert kinds == [
         "SubPixelConv2DTranspose",
