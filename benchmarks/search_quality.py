@@ -439,6 +439,7 @@ def run_nsga2(seed, setup):
             task.data(True, seed),
             validation_data=task.data(False, seed),
             epochs=args.baseline_epochs,
+            shuffle=False,  # the dataset shuffles itself
             verbose=0,
         )
         losses = [v for v in history.history["val_loss"] if math.isfinite(v)]
