@@ -326,6 +326,7 @@ def run_evolution(method, seed, setup, directory):
     tuner.search(
         task.data(True, seed),
         validation_data=task.data(False, seed),
+        shuffle=False,  # the dataset shuffles itself
         verbose=0,
     )
     trials = []
@@ -372,6 +373,7 @@ def run_random_search(seed, setup, directory):
         task.data(True, seed),
         validation_data=task.data(False, seed),
         epochs=args.baseline_epochs,
+        shuffle=False,  # the dataset shuffles itself
         verbose=0,
     )
     from keras_evopose.search import EvolutionOracle
