@@ -32,6 +32,11 @@ class EvoPose2D(keras.Model):
         spatial_correction: bool, add the EfficientPose depthwise
             correction conv to the head. Defaults to `False`.
         head_activation: activation name of the head. Defaults to `"swish"`.
+        head_upsampling: `"transpose"` (stride-2 transposed convs, the
+            paper's head) or `"subpixel"` (the same function as phase
+            convs + depth-to-space, faster to train on CPUs; see
+            `DeconvHead`). Keras 3 only: quantization-aware training needs
+            `"transpose"`. Defaults to `"transpose"`.
         kernel_regularizer: regularizer of the head's transposed-conv and
             heatmap conv kernels, e.g. `keras.regularizers.L2(1e-5)`;
             `from_preset` passes it to the backbone too (the reference's
@@ -64,6 +69,7 @@ class EvoPose2D(keras.Model):
         final_kernel_size=1,
         spatial_correction=False,
         head_activation="swish",
+        head_upsampling="transpose",
         kernel_regularizer=None,
         batch_norm_momentum=sublayer_graph.BATCH_NORM_MOMENTUM,
         dtype=None,
@@ -82,6 +88,7 @@ class EvoPose2D(keras.Model):
             final_kernel_size=final_kernel_size,
             spatial_correction=spatial_correction,
             activation=head_activation,
+            upsampling=head_upsampling,
             kernel_regularizer=sublayer_graph.get_regularizer(
                 "EvoPose2D", kernel_regularizer
             ),
@@ -109,6 +116,7 @@ class EvoPose2D(keras.Model):
         self.final_kernel_size = final_kernel_size
         self.spatial_correction = spatial_correction
         self.head_activation = head_activation
+        self.head_upsampling = head_upsampling
         self.kernel_regularizer = head_arguments["kernel_regularizer"]
         self.batch_norm_momentum = head_arguments["batch_norm_momentum"]
 
@@ -132,6 +140,7 @@ class EvoPose2D(keras.Model):
             "final_kernel_size": self.final_kernel_size,
             "spatial_correction": self.spatial_correction,
             "head_activation": self.head_activation,
+            "head_upsampling": self.head_upsampling,
             "kernel_regularizer": sublayer_graph.serialize_regularizer(
                 self.kernel_regularizer
             ),
@@ -228,8 +237,8 @@ def build_flat_model(model, keras_module):
         A functional model of `keras_module` with the weights of `model`.
 
     Raises:
-        ValueError: if `model` is not an EvoPose2D network, or a weight of
-            the twin has no counterpart in `model`.
+        ValueError: if `model` is not an EvoPose2D network, has a sub-pixel
+            head, or a weight of the twin has no counterpart in `model`.
     """
     backbone = getattr(model, "backbone", None)
     if not isinstance(model, EvoPose2D) or not isinstance(
@@ -240,6 +249,13 @@ def build_flat_model(model, keras_module):
             f"EvoPose2DBackbone. Received: {type(model).__name__}"
         )
     config = model.get_config()
+    if config["head_upsampling"] != "transpose":
+        raise ValueError(
+            "build_flat_model needs head_upsampling='transpose': the flat "
+            "and tf_keras twins have no sub-pixel head (export_litert needs "
+            "no twin). Received: "
+            f"head_upsampling={config['head_upsampling']!r}"
+        )
     head_arguments = dict(
         num_keypoints=config["num_keypoints"],
         filters=config["head_filters"],

@@ -104,10 +104,21 @@ def test_get_config_is_exactly_the_constructor_arguments(test_model):
         "final_kernel_size",
         "spatial_correction",
         "head_activation",
+        "head_upsampling",
         "kernel_regularizer",
         "batch_norm_momentum",
         "dtype",
     }
+
+
+def test_subpixel_head_saves_and_has_no_flat_twin(tmp_path):
+    # head_upsampling="subpixel": the head trained as phase convs.
+    model = EvoPose2D.from_preset("test", head_upsampling="subpixel")
+    assert model.get_layer("head").upsampling == "subpixel"
+    restored = test_case.run_model_saving_test(model, images(), tmp_path)
+    assert restored.head_upsampling == "subpixel"
+    with pytest.raises(ValueError, match="head_upsampling='transpose'"):
+        build_flat_model(model, keras)
 
 
 def test_serialization_round_trip(test_model):

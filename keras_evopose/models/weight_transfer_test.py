@@ -392,6 +392,21 @@ def test_head_step_widening_keeps_the_parent_function(parent, images):
     assert_same_outputs(child, parent, images)
 
 
+def test_subpixel_head_step_widening_keeps_the_parent_function(images):
+    # The same head gene on a head trained as phase convs + depth-to-space.
+    keras.utils.set_random_seed(0)
+    parent = trained_looking(
+        EvoPose2D.from_preset("test", head_upsampling="subpixel")
+    )
+    child = EvoPose2D.from_preset(
+        "test", genotype=with_head([16, 32, 16]), head_upsampling="subpixel"
+    )
+    report = transfer_weights(parent, child)
+    assert report.fresh == [] and report.unused_parent_paths == []
+    assert "head/deconv2/phase00_conv/kernel" in report.adapted
+    assert_same_outputs(child, parent, images)
+
+
 def test_head_step_narrowing_keeps_the_leading_units(parent):
     _, _, after, report = transfer(parent, with_head([16, 16, 8]))
     old = values(parent)
