@@ -129,8 +129,10 @@ def parse_arguments(argv=None):
     return args
 
 
-def build_model(name):
-    """An EvoPose2D preset or SimpleBaseline-R50 at 256x192, random init."""
+def build_model(name, **overrides):
+    """An EvoPose2D preset (with `from_preset` overrides, e.g.
+    `head_upsampling="subpixel"`) or SimpleBaseline-R50 at 256x192,
+    random init."""
     if name == BASELINE:
         sys.path.insert(0, str(HERE))
         from gpu_throughput import simple_baseline_r50
@@ -138,25 +140,7 @@ def build_model(name):
         return simple_baseline_r50((256, 192, 3))
     from keras_evopose.models import EvoPose2D
 
-    return EvoPose2D.from_preset(name)
-
-
-def with_subpixel_head(model):
-    """The same network with `DeconvHead(upsampling="subpixel")`.
-
-    Same function and weights count (the weights are not copied: training
-    speed does not depend on them).
-    """
-    import keras
-
-    from keras_evopose.layers import DeconvHead
-
-    head = model.get_layer("head")
-    config = head.get_config()
-    config["upsampling"] = "subpixel"
-    inputs = keras.Input(model.input_shape[1:], name="image")
-    outputs = DeconvHead.from_config(config)(model.backbone(inputs))
-    return keras.Model(inputs, outputs, name=model.name + "_subpixel")
+    return EvoPose2D.from_preset(name, **overrides)
 
 
 def calibration_images(model, count):
@@ -358,7 +342,9 @@ def run_comparison(args):
             if rewrite:  # training does not depend on the export rewrite
                 models[name] = model
                 if name != BASELINE:
-                    models[name + SUBPIXEL_SUFFIX] = with_subpixel_head(model)
+                    models[name + SUBPIXEL_SUFFIX] = build_model(
+                        name, head_upsampling="subpixel"
+                    )
         load_before = load_average()
         rates = training_rates(models, args)
         clocks = ("wall", "cpu")
