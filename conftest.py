@@ -34,3 +34,32 @@ def coco_mini():
         / "mmpose"
         / "test_coco_det_AP_H_56.json",
     }
+
+
+@pytest.fixture
+def coco_train():
+    """Paths of the bundled real COCO train2017 keypoint subset.
+
+    No image (and so no person) of it is in `coco_mini` or `coco_extra`:
+    train on it, validate on `coco_mini` (people never seen).
+    """
+    root = ROOT / "data" / "coco_kpt_mini"
+    return {
+        "root": root,
+        "annotations": root
+        / "annotations"
+        / "person_keypoints_train2017_mini.json",
+        "images": root / "train2017",
+    }
+
+
+@pytest.fixture
+def coco_extra():
+    """Paths of the bundled 71 more COCO images (191 people), disjoint
+    from `coco_mini` and `coco_train`."""
+    root = ROOT / "data" / "coco_kpt_extra"
+    return {
+        "root": root,
+        "annotations": root / "annotations" / "person_keypoints_extra.json",
+        "images": root / "images",
+    }
