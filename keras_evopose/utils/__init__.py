@@ -1,5 +1,8 @@
-"""Model size and crash-safe state files (no TensorFlow import)."""
+"""Model size, crash-safe state files and folder locks (no TensorFlow
+import)."""
 
+from keras_evopose.utils.folder_lock import FolderLock
+from keras_evopose.utils.folder_lock import FolderLockedError
 from keras_evopose.utils.model_size import count_flops
 from keras_evopose.utils.model_size import count_params
 from keras_evopose.utils.state_files import StateFileError
@@ -9,6 +12,8 @@ from keras_evopose.utils.state_files import write_atomically
 from keras_evopose.utils.state_files import write_json_atomically
 
 __all__ = [
+    "FolderLock",
+    "FolderLockedError",
     "StateFileError",
     "count_flops",
     "count_params",
