@@ -174,8 +174,57 @@ def check_file(path, name, kind="file"):
         return path
     exists = os.path.isdir(path) if kind == "folder" else os.path.isfile(path)
     if not exists:
+        if os.path.exists(path):
+            other = "a file" if kind == "folder" else "a folder"
+            raise UsageError(
+                f"{name} {path} is {other}; pass the {kind} it should name"
+            )
         raise UsageError(f"{name} {path}: no such {kind}; check the path")
     return path
+
+
+def check_output(path, name, inputs=()):
+    """UsageError naming `name` unless `path` can be written: its folder
+    exists, it is not a folder, it is none of `inputs` (checked before
+    the work, so a long run does not end in a lost result)."""
+    path = str(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"{name} {path} is a folder; pass a file path")
+    if not os.path.isdir(folder):
+        raise UsageError(
+            f"{name} {path}: folder {folder} does not exist; create it or "
+            "pass another path"
+        )
+    for source in inputs:
+        same = os.path.abspath(source) == os.path.abspath(path) or (
+            os.path.exists(source)
+            and os.path.exists(path)
+            and os.path.samefile(source, path)
+        )
+        if same:
+            raise UsageError(
+                f"{name} {path} is the input {source}; pass another path "
+                "(the input is never overwritten)"
+            )
+    return path
+
+
+def check_preset(name, flag="--preset"):
+    """UsageError naming `flag` and the presets unless `name` is one
+    (checked before anything is read, built or written)."""
+    import difflib
+
+    from keras_evopose.models import presets
+
+    names = presets.list_presets()
+    if name in names:
+        return name
+    close = difflib.get_close_matches(str(name), names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise UsageError(
+        f"{flag} {name!r}: unknown preset{hint}; available: " + ", ".join(names)
+    )
 
 
 def show_progress():

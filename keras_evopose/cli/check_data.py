@@ -2,10 +2,11 @@
 its ceiling AP through the crop -> heatmap -> decode path."""
 
 import json
-import os
 import sys
 
+from keras_evopose.cli import check_file
 from keras_evopose.cli import check_input_size
+from keras_evopose.cli import check_preset
 from keras_evopose.cli import parse_size
 from keras_evopose.cli import preset_stride
 
@@ -173,11 +174,19 @@ def format_ap_table(rows):
 
 
 def run(args):
-    input_size = parse_size(args.input_size) if args.input_size else None
-    heatmap_size = parse_size(args.heatmap_size) if args.heatmap_size else None
-    for path in (args.annotations, args.detections):
-        if path and "://" not in path and not os.path.exists(path):
-            raise FileNotFoundError(f"No such file: {path}")
+    check_preset(args.preset)
+    input_size = (
+        parse_size(args.input_size, "--input-size") if args.input_size else None
+    )
+    heatmap_size = (
+        parse_size(args.heatmap_size, "--heatmap-size")
+        if args.heatmap_size
+        else None
+    )
+    check_file(args.annotations, "--annotations")
+    check_file(args.images, "--images", kind="folder")
+    if args.detections:
+        check_file(args.detections, "--detections")
     options = sample_options(
         args.preset, input_size, heatmap_size, out_of_crop=args.out_of_crop
     )

@@ -42,4 +42,5 @@ def test_check_data_user_errors(coco_mini, capsys, tmp_path):
     assert status == 2
     assert "HEIGHTxWIDTH" in capsys.readouterr().err
     assert main(base + ["--annotations", str(tmp_path / "no.json")]) == 2
-    assert "No such file" in capsys.readouterr().err
+    assert "--annotations" in (err := capsys.readouterr().err)
+    assert "no such file" in err

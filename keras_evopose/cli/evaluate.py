@@ -5,6 +5,8 @@ import sys
 
 from keras_evopose.cli import UsageError
 from keras_evopose.cli import check_file
+from keras_evopose.cli import check_output
+from keras_evopose.cli import check_preset
 from keras_evopose.cli import keep_native_logs
 from keras_evopose.cli import native_log_filter
 
@@ -25,12 +27,9 @@ def add_model_arguments(parser):
     )
 
 
-def load_model(args):
-    """The model named by `add_model_arguments`' flags: a Keras model, or
-    a `LiteRTModel` for a `.tflite` file (same `predict_on_batch`,
-    `input_shape` and `output_shape`)."""
-    import keras
-
+def check_model_arguments(args):
+    """Checks `--model` / `--preset` / `--weights` before any work: a
+    missing file or an unknown preset is one line, nothing built."""
     if args.model:
         path = check_file(args.model, "--model")
         if args.weights:
@@ -38,16 +37,31 @@ def load_model(args):
                 "--weights goes with --preset; a --model file holds its "
                 "own weights"
             )
+        if not path.endswith((".keras", ".tflite")):
+            raise UsageError(
+                f"--model {path}: expected a .keras file (model.save) or a "
+                ".tflite file (keras-evopose export)"
+            )
+        return
+    check_preset(args.preset)
+    if args.weights:
+        check_file(args.weights, "--weights")
+
+
+def load_model(args):
+    """The model named by `add_model_arguments`' flags: a Keras model, or
+    a `LiteRTModel` for a `.tflite` file (same `predict_on_batch`,
+    `input_shape` and `output_shape`)."""
+    import keras
+
+    check_model_arguments(args)
+    if args.model:
+        path = args.model
         if path.endswith(".tflite"):
             from keras_evopose.export import LiteRTModel
 
             with native_log_filter(keep=keep_native_logs(args)):
                 return LiteRTModel(path)
-        if not path.endswith(".keras"):
-            raise UsageError(
-                f"--model {path}: expected a .keras file (model.save) or a "
-                ".tflite file (keras-evopose export)"
-            )
         try:
             return keras.saving.load_model(path, compile=False)
         except Exception as error:  # zipfile, JSON and Keras errors
@@ -61,7 +75,6 @@ def load_model(args):
 
     model = EvoPose2D.from_preset(args.preset)
     if args.weights:
-        check_file(args.weights, "--weights")
         try:
             model.load_weights(args.weights)
         except Exception as error:  # h5py and shape-mismatch errors
@@ -128,10 +141,13 @@ def run(args):
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1; got {args.batch_size}")
+    check_model_arguments(args)
     check_file(args.annotations, "--annotations")
     check_file(args.images, "--images", kind="folder")
     if args.detections:
         check_file(args.detections, "--detections")
+    if args.results:
+        check_output(args.results, "--results")
     model = load_model(args)
     stats = evaluate_coco(
         model,

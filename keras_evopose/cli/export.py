@@ -7,6 +7,7 @@ import pathlib
 
 from keras_evopose.cli import UsageError
 from keras_evopose.cli import check_file
+from keras_evopose.cli import check_output
 from keras_evopose.cli import keep_native_logs
 from keras_evopose.cli import native_log_filter
 
@@ -104,6 +105,7 @@ def heatmap_difference(model, litert_model, images):
 
 
 def run(args):
+    from keras_evopose.cli.evaluate import check_model_arguments
     from keras_evopose.cli.evaluate import load_model
     from keras_evopose.export import LiteRTModel
     from keras_evopose.export import export_litert
@@ -121,6 +123,9 @@ def run(args):
             f"--model {args.model} is already a .tflite file; export takes "
             "a .keras model or a --preset"
         )
+    check_model_arguments(args)
+    if args.output:
+        check_output(args.output, "--output")
     annotations, images = args.annotations, args.images
     if annotations is not None:
         check_file(annotations, "--annotations")

@@ -141,7 +141,6 @@ def test_unknown_subcommand_and_bad_log_level_are_usage_errors(capsys):
     assert main([]) == 2
 
 
-
 def test_a_bug_shows_its_traceback(monkeypatch):
     # Only usage and state-file errors become one line: anything else
     # (here a ValueError from deep inside) is a bug and is not swallowed.

@@ -1,21 +1,38 @@
-"""`keras-evopose predict IMAGE --boxes ...`: draw predicted skeletons."""
+"""`keras-evopose predict IMAGE`: draw predicted skeletons.
+
+Person boxes come from `--boxes`, from `--detections` (a COCO results
+file, or a COCO keypoints JSON whose annotated boxes are used), or, with
+neither, one box over the whole image (said so).
+"""
 
 import json
+import math
+import os
+import pathlib
+import sys
+import tempfile
 
 from keras_evopose.cli import UsageError
 from keras_evopose.cli import check_file
+from keras_evopose.cli import check_output
+
+# The drawing's longest side in pixels: the overlay is drawn at most this
+# large, so drawing memory does not grow with the photo (a 12000x9000
+# photo drawn at full size took 13.7 GB).
+MAX_DRAWING_SIDE = 2000
 
 
-def parse_box(text, image_size=None):
-    """`"X,Y,W,H"` -> floats; UsageError unless W, H > 0 and the box
-    overlaps the image (`image_size` = `(height, width)`)."""
-    try:
-        values = [float(value) for value in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 4 or values[2] <= 0 or values[3] <= 0:
+def _check_box(values, image_size, source):
+    """UsageError naming `source` unless `values` is a finite X,Y,W,H with
+    W, H > 0 that overlaps the image (`image_size` = `(height, width)`)."""
+    if (
+        len(values) != 4
+        or not all(math.isfinite(value) for value in values)
+        or values[2] <= 0
+        or values[3] <= 0
+    ):
         raise UsageError(
-            f"--boxes takes X,Y,W,H with W, H > 0 (COCO boxes); got {text!r}"
+            f"{source} takes X,Y,W,H: finite numbers, W, H > 0 (COCO boxes)"
         )
     if image_size is not None:
         height, width = image_size
@@ -23,11 +40,135 @@ def parse_box(text, image_size=None):
         outside = x >= width or y >= height
         if outside or x + box_width <= 0 or y + box_height <= 0:
             raise UsageError(
-                f"--boxes {text} lies outside the image ({width}x{height} "
+                f"{source} lies outside the image ({width}x{height} "
                 "pixels, width x height); boxes are X,Y,W,H in pixels from "
                 "the top-left corner"
             )
     return values
+
+
+def parse_box(text, image_size=None):
+    """`"X,Y,W,H"` -> floats; UsageError unless they are finite, W, H > 0
+    and the box overlaps the image (`image_size` = `(height, width)`)."""
+    try:
+        values = [float(value) for value in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise UsageError(
+            "--boxes takes X,Y,W,H: finite numbers, W, H > 0 (COCO boxes); "
+            f"got {text!r}"
+        )
+    return _check_box(values, image_size, f"--boxes {text}")
+
+
+def image_id_of(image, data, image_id=None):
+    """The COCO image id of the file `image` in a COCO JSON `data` (a
+    results list or a keypoints dict): `image_id` if given, else its
+    record's id (by file name), else a numeric file name
+    (`000000000785.jpg` -> 785), else the only id the file holds."""
+    if image_id is not None:
+        return image_id
+    name = pathlib.Path(image).name
+    if isinstance(data, dict):
+        for record in data.get("images") or []:
+            if isinstance(record, dict) and record.get("file_name") == name:
+                return record.get("id")
+    stem = pathlib.Path(image).stem
+    if stem.isdigit():
+        return int(stem)
+    records = data.get("annotations") if isinstance(data, dict) else data
+    ids = {r.get("image_id") for r in records or [] if isinstance(r, dict)}
+    if len(ids) == 1:
+        return ids.pop()
+    return None
+
+
+def detection_boxes(path, image, image_size, score_threshold, image_id=None):
+    """Person boxes of `image` in the COCO file at `path`.
+
+    A COCO results file (a list of `{"image_id", "bbox", "score",
+    "category_id"}`) gives its boxes scoring at least `score_threshold`;
+    a COCO keypoints JSON gives the annotated (non-crowd) boxes.
+
+    Returns:
+        `(boxes, description)`: X,Y,W,H lists and a few words on where
+        they came from.
+    """
+    from keras_evopose.data.coco_instances import read_json
+
+    try:
+        data = read_json(path)
+    except ValueError as error:
+        raise UsageError(f"--detections: {error}") from None
+    annotated = isinstance(data, dict) and "annotations" in data
+    if not annotated and not isinstance(data, list):
+        raise UsageError(
+            f"--detections {path} is neither a COCO results list nor a COCO "
+            "keypoints JSON; pass one"
+        )
+    wanted = image_id_of(image, data, image_id)
+    if wanted is None:
+        raise UsageError(
+            f"--detections {path}: cannot tell which image_id is "
+            f"{pathlib.Path(image).name}; pass --image-id"
+        )
+    category = None
+    if annotated:
+        records = data["annotations"]
+        category = next(
+            (
+                c.get("id")
+                for c in data.get("categories") or []
+                if isinstance(c, dict) and c.get("keypoints")
+            ),
+            None,
+        )
+    else:
+        records = data
+    boxes, scores = [], []
+    for index, record in enumerate(records):
+        if not isinstance(record, dict) or record.get("image_id") != wanted:
+            continue
+        if category is not None and record.get("category_id") != category:
+            continue
+        if annotated and record.get("iscrowd"):
+            continue
+        if not annotated and record.get("category_id", 1) != 1:
+            continue
+        box = record.get("bbox")
+        try:
+            values = [float(value) for value in box]
+        except (TypeError, ValueError):
+            values = []
+        where = f"--detections {path} record {index} (bbox {box})"
+        if len(values) != 4:
+            raise UsageError(f"{where}: bbox must be [x, y, w, h]")
+        _check_box(values, image_size, where)
+        score = 1.0 if annotated else record.get("score")
+        if not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise UsageError(f"{where}: score must be a finite number")
+        boxes.append(values)
+        scores.append(float(score))
+    if annotated:
+        if not boxes:
+            raise UsageError(
+                f"--detections {path} annotates no person box for image_id "
+                f"{wanted}; pass --boxes or another file"
+            )
+        return boxes, f"{len(boxes)} annotated box(es) of image {wanted}"
+    kept = [box for box, s in zip(boxes, scores) if s >= score_threshold]
+    if not kept:
+        best = f", best score {max(scores):.3f}" if scores else ""
+        raise UsageError(
+            f"--detections {path} holds {len(boxes)} person box(es) for "
+            f"image_id {wanted}, none scoring >= --score-threshold "
+            f"{score_threshold:g}{best}; lower --score-threshold"
+        )
+    return kept, (
+        f"{len(kept)} of {len(boxes)} detected box(es) of image {wanted} "
+        f"scoring >= {score_threshold:g}"
+    )
 
 
 def add_parser(subparsers):
@@ -36,19 +177,43 @@ def add_parser(subparsers):
     parser = subparsers.add_parser(
         "predict",
         description=(
-            "Top-down prediction for the given person boxes; writes a PNG "
-            "with the boxes, the keypoints scoring above --min-score and "
-            "the limbs between them drawn. The model is a .keras file, a "
-            ".tflite file from `export` or a preset."
+            "Top-down prediction for person boxes (--boxes, --detections, "
+            "or one box over the whole image); writes a PNG with the boxes, "
+            "the keypoints scoring above --min-score and the limbs between "
+            "them drawn (at most "
+            f"{MAX_DRAWING_SIDE} pixels on its longest side). The model is "
+            "a .keras file, a .tflite file from `export` or a preset."
         ),
     )
     parser.add_argument("image", help="JPEG or PNG image")
-    parser.add_argument(
+    boxes = parser.add_mutually_exclusive_group()
+    boxes.add_argument(
         "--boxes",
         nargs="+",
-        required=True,
+        default=None,
         metavar="X,Y,W,H",
         help="person boxes in pixels (COCO [x, y, w, h])",
+    )
+    boxes.add_argument(
+        "--detections",
+        default=None,
+        metavar="JSON",
+        help="person boxes of this image from a COCO results file (a list "
+        "of image_id, bbox, score), or the annotated boxes of a COCO "
+        "keypoints JSON (default without --boxes: the whole image)",
+    )
+    parser.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.5,
+        help="--detections: use boxes scoring at least this (default 0.5)",
+    )
+    parser.add_argument(
+        "--image-id",
+        type=int,
+        default=None,
+        help="--detections: the image's id in that file (default: from its "
+        "file name)",
     )
     add_model_arguments(parser)
     parser.add_argument(
@@ -57,12 +222,21 @@ def add_parser(subparsers):
         help="COCO keypoints JSON giving keypoint names and skeleton "
         "(default: COCO person)",
     )
-    parser.add_argument("--output", default=None, help="PNG path")
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="PNG path (default: IMAGE's name + _pose.png, here)",
+    )
     parser.add_argument(
         "--min-score",
         type=float,
         default=0.2,
         help="draw joints with a score above this",
+    )
+    parser.add_argument(
+        "--no-flip",
+        action="store_true",
+        help="no flip test (for a model trained without flips)",
     )
     parser.add_argument(
         "--json", action="store_true", help="also print keypoints as JSON"
@@ -82,25 +256,35 @@ def read_image(path):
         ).numpy()
     except tf.errors.InvalidArgumentError:
         raise UsageError(
-            f"{path} is not a JPEG, PNG, GIF or BMP image; pass one"
+            f"image {path} is not a JPEG, PNG, GIF or BMP image; pass one"
         ) from None
 
 
 def draw(image, boxes, keypoints, layout, output, min_score=0.2):
-    """Writes a PNG of `image` (an array) with boxes, joints and limbs."""
+    """Writes a PNG of `image` (an array) with boxes, joints and limbs, at
+    most `MAX_DRAWING_SIDE` pixels on its longest side, through a
+    temporary file in the same folder."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from PIL import Image
 
     height, width = image.shape[:2]
+    scale = min(1.0, MAX_DRAWING_SIDE / max(height, width))
+    if scale < 1:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+        height, width = image.shape[:2]
+    boxes = np.asarray(boxes, "float32") * scale
+    points_xy = keypoints[:, :, :2] * scale
     figure = plt.figure(figsize=(width / 100, height / 100), dpi=100)
     axes = figure.add_axes([0, 0, 1, 1])
     axes.imshow(image)
     axes.set_axis_off()
     colours = plt.get_cmap("tab10")
-    for index, (box, points) in enumerate(zip(boxes, keypoints)):
+    for index, (box, points, xy) in enumerate(zip(boxes, keypoints, points_xy)):
         colour = colours(index % 10)
         axes.add_patch(
             plt.Rectangle(
@@ -110,30 +294,66 @@ def draw(image, boxes, keypoints, layout, output, min_score=0.2):
         shown = points[:, 2] > min_score
         for a, b in layout.skeleton:
             if shown[a] and shown[b]:
-                axes.plot(
-                    points[[a, b], 0], points[[a, b], 1], color=colour, lw=2
-                )
+                axes.plot(xy[[a, b], 0], xy[[a, b], 1], color=colour, lw=2)
         axes.scatter(
-            points[shown, 0], points[shown, 1], s=12, color="white",
+            xy[shown, 0], xy[shown, 1], s=12, color="white",
             edgecolors=np.array([colour]), zorder=3,
         )  # fmt: skip
-    figure.savefig(output, dpi=100)
-    plt.close(figure)
+    folder = os.path.dirname(os.path.abspath(output))
+    handle, temporary = tempfile.mkstemp(
+        dir=folder, prefix=".predict-", suffix=".png"
+    )
+    os.close(handle)
+    try:
+        figure.savefig(temporary, dpi=100, format="png")
+        os.replace(temporary, output)
+    finally:
+        plt.close(figure)
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 def run(args):
-    import pathlib
-
+    from keras_evopose.cli.evaluate import check_model_arguments
     from keras_evopose.cli.evaluate import load_model
     from keras_evopose.data import KeypointLayout
     from keras_evopose.data.coco_instances import read_json
     from keras_evopose.inference import predict_keypoints
 
+    check_model_arguments(args)
     check_file(args.image, "image")
-    image = read_image(args.image)
-    boxes = [parse_box(text, image.shape[:2]) for text in args.boxes]
+    if args.detections:
+        check_file(args.detections, "--detections")
     if args.annotations:
         check_file(args.annotations, "--annotations")
+    if not math.isfinite(args.score_threshold):
+        raise UsageError("--score-threshold must be a finite number")
+    output = args.output or (
+        pathlib.Path(args.image).with_suffix("").name + "_pose.png"
+    )
+    check_output(output, "--output", inputs=[args.image])
+    image = read_image(args.image)
+    height, width = image.shape[:2]
+    if args.boxes:
+        boxes = [parse_box(text, (height, width)) for text in args.boxes]
+    elif args.detections:
+        boxes, source = detection_boxes(
+            args.detections,
+            args.image,
+            (height, width),
+            args.score_threshold,
+            args.image_id,
+        )
+        print(f"note: {source} from {args.detections}", file=sys.stderr)
+    else:
+        boxes = [[0.0, 0.0, float(width), float(height)]]
+        print(
+            f"note: no --boxes or --detections: one box over the whole "
+            f"image ({width}x{height}); for several or small people pass "
+            "their boxes",
+            file=sys.stderr,
+        )
+    if args.annotations:
         data = read_json(args.annotations)
         categories = [
             c for c in (data.get("categories") or []
@@ -150,14 +370,13 @@ def run(args):
         layout = KeypointLayout.coco_person()
     model = load_model(args)
     if model.output_shape[-1] != layout.num_keypoints:
-        raise ValueError(
+        raise UsageError(
             f"the model predicts {model.output_shape[-1]} keypoints but the "
             f"layout has {layout.num_keypoints}; pass --annotations of the "
             "model's dataset"
         )
-    keypoints = predict_keypoints(model, args.image, boxes, layout=layout)
-    output = args.output or str(
-        pathlib.Path(args.image).with_suffix("").name + "_pose.png"
+    keypoints = predict_keypoints(
+        model, args.image, boxes, layout=layout, flip_test=not args.no_flip
     )
     draw(image, boxes, keypoints, layout, output, args.min_score)
     shown = keypoints[:, :, 2] > args.min_score
@@ -175,7 +394,8 @@ def run(args):
         print(
             json.dumps(
                 {
-                    "output": output,
+                    "output": str(output),
+                    "boxes": [[round(v, 2) for v in box] for box in boxes],
                     "num_joints_drawn": int(shown.sum()),
                     "keypoints": [
                         [

@@ -22,6 +22,7 @@ import pathlib
 
 from keras_evopose.cli import UsageError
 from keras_evopose.cli import add_distribution_arguments
+from keras_evopose.cli import check_file
 from keras_evopose.cli import check_input_size
 from keras_evopose.cli import parse_size
 
@@ -129,13 +130,8 @@ def resolve_config(args):
 
         size = parse_size(config.input_size, "--input-size")
         check_input_size(size, ancestor_stride(config))
-    for name in ("annotations", "images"):
-        path = pathlib.Path(getattr(config, name))
-        if not path.exists():
-            raise UsageError(
-                f"--{name} {path}: no such "
-                f"{'folder' if name == 'images' else 'file'}; check the path"
-            )
+    check_file(config.annotations, "--annotations")
+    check_file(config.images, "--images", kind="folder")
     from keras_evopose.data.coco_split import read_coco_json
 
     try:

@@ -7,6 +7,7 @@ from keras_evopose.cli import UsageError
 from keras_evopose.cli import add_distribution_arguments
 from keras_evopose.cli import check_file
 from keras_evopose.cli import check_input_size
+from keras_evopose.cli import check_preset
 from keras_evopose.cli import fit_verbosity
 from keras_evopose.cli import parse_size
 from keras_evopose.cli import preset_stride
@@ -96,6 +97,7 @@ def run(args):
     from keras_evopose.training import evopose2d_optimizer
     from keras_evopose.training import evopose2d_regularizer
 
+    check_preset(args.preset)
     if (args.val_annotations is None) != (args.val_images is None):
         raise UsageError("give both --val-annotations and --val-images")
     if not args.output.endswith(".keras"):

@@ -122,5 +122,5 @@ def test_input_sizes_are_checked_against_the_stride(paths, capsys):
         capsys,
         ["train", "--preset", "tiny", "--input-size", "64x48",
          "--annotations", paths["annotations"], "--images", paths["images"]],
-        "Unknown preset 'tiny'",
+        "--preset 'tiny': unknown preset",
     )  # fmt: skip

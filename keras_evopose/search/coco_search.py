@@ -198,6 +198,14 @@ class COCOSearchConfig:
                 f"{self.val_fraction!r}"
             )
         self._check_choices()
+        from keras_evopose.models import presets
+
+        if self.preset not in presets.list_presets():
+            raise ValueError(
+                f"preset must be one of "
+                f"{', '.join(repr(p) for p in presets.list_presets())}; "
+                f"received {self.preset!r}"
+            )
         head_genes = head_genes_of(self)
         if any(value is not None for value in head_genes.values()):
             from keras_evopose.search.search_space import SearchSpace
