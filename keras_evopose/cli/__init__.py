@@ -393,9 +393,14 @@ def main(argv=None):
     if getattr(module, "IMPORTS_FRAMEWORKS", True):
         _import_frameworks(level)
         from keras_evopose.distribute import StrategyUnavailableError
+        from keras_evopose.utils.folder_lock import FolderLockedError
         from keras_evopose.utils.state_files import StateFileError
 
-        user_errors += (StateFileError, StrategyUnavailableError)
+        user_errors += (
+            StateFileError,
+            StrategyUnavailableError,
+            FolderLockedError,
+        )
     try:
         return int(args.func(args) or 0)
     except user_errors as error:

@@ -16,6 +16,7 @@ import warnings
 
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.search.evolution_oracle import ResumeError
+from keras_evopose.utils.folder_lock import FolderLock
 from keras_evopose.utils.state_files import read_json_state
 from keras_evopose.utils.state_files import remove_partial_files
 from keras_evopose.utils.state_files import write_atomically
@@ -487,7 +488,28 @@ def run_coco_search(
     Raises:
         ResumeError: `config.output` already holds a search and neither
             `resume` nor `overwrite` was given, or it cannot be resumed.
+        FolderLockedError: another process runs a search (single or
+            chief) in `config.output`.
     """
+    config = COCOSearchConfig() if config is None else config
+    role = _role()
+    arguments = (config, role, resume, overwrite, verbose)
+    arguments += (distribution_strategy, callbacks)
+    if role == "worker":
+        # Workers share the chief's folder; the chief holds its lock.
+        return _run_coco_search(*arguments)
+    with FolderLock(
+        config.output,
+        "search",
+        hint="wait for it to end, or stop it and continue with "
+        f"--resume {config.output}",
+    ):
+        return _run_coco_search(*arguments)
+
+
+def _run_coco_search(
+    config, role, resume, overwrite, verbose, distribution_strategy, callbacks
+):
     import keras
     import keras_tuner
 
@@ -502,8 +524,6 @@ def run_coco_search(
     from keras_evopose.search.trial_optimizer import TrialOptimizer
     from keras_evopose.training import evopose2d_regularizer
 
-    config = COCOSearchConfig() if config is None else config
-    role = _role()
     output = pathlib.Path(config.output)
     project = output / PROJECT
     holds_search = (project / "oracle.json").exists() or any(
@@ -522,7 +542,8 @@ def run_coco_search(
         shutil.rmtree(project)
     output.mkdir(parents=True, exist_ok=True)
     if role == "single":
-        # Nothing else writes here: a killed write's temporary file goes.
+        # This process holds the folder's lock, so nothing else writes
+        # here: a killed write's temporary file goes.
         remove_partial_files(output)
     if role != "worker":
         # Rewritten on resume: flags given then (e.g. a larger max_trials)

@@ -59,3 +59,32 @@ def test_one_process_locking_twice_is_refused_too(tmp_path):
         with pytest.raises(FolderLockedError):
             FolderLock(tmp_path).acquire()
         assert time.monotonic() - start < 1  # never waits
+
+
+def test_the_message_names_what_and_the_way_out(tmp_path):
+    with FolderLock(tmp_path, "search", hint="continue with --resume X"):
+        with pytest.raises(FolderLockedError) as info:
+            FolderLock(tmp_path, "search").acquire()
+    assert str(info.value).startswith(
+        f"{tmp_path} is in use by another search (pid {os.getpid()} on host"
+    )
+    with FolderLock(tmp_path, "search", hint="continue with --resume X"):
+        with pytest.raises(
+            FolderLockedError, match="; continue with --resume X$"
+        ):
+            FolderLock(
+                tmp_path, "search", hint="continue with --resume X"
+            ).acquire()
+
+
+def test_a_file_system_without_locks_warns_and_goes_on(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def refuse(descriptor, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    with pytest.warns(UserWarning, match="has no locks"):
+        lock = FolderLock(tmp_path).acquire()
+    assert not lock.held

@@ -1,0 +1,91 @@
+"""Two `keras-evopose search` processes on one folder: the second refuses.
+
+Before the folder lock both trained every trial, both wrote the results,
+and one's start-up cleanup deleted the other's temporary files.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+COMMAND = pathlib.Path(sys.executable).parent / "keras-evopose"
+TINY = [
+    "--max-trials",
+    "1",
+    "--ancestor-epochs",
+    "1",
+    "--child-epochs",
+    "1",
+    "--passes-per-epoch",
+    "1",
+    "--verbose",
+    "0",
+]
+
+
+def _environment():
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("KERASTUNER")
+    }
+    env["KERAS_HOME"] = str(ROOT / ".keras_home")
+    return env
+
+
+def _search(*flags):
+    return subprocess.Popen(
+        [str(COMMAND), "search", *flags],
+        cwd=ROOT,
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_a_second_search_on_a_folder_refuses_and_the_first_finishes(tmp_path):
+    output = tmp_path / "search"
+    first = _search("--output", str(output), *TINY)
+    try:
+        deadline = time.time() + 300
+        lock = output / "keras-evopose.lock"
+        # The lock is taken before anything else is written.
+        while not (
+            (output / "search_config.json").exists()
+            and lock.exists()
+            and f"pid {first.pid} on host" in lock.read_text()
+        ):
+            assert first.poll() is None, first.communicate()
+            assert time.time() < deadline, "the first search never started"
+            time.sleep(0.1)
+        for flags in (["--resume", str(output)], ["--output", str(output)]):
+            second = _search(*flags)
+            out, err = second.communicate(timeout=300)
+            assert second.returncode == 2, (out, err)
+            lines = err.strip().splitlines()
+            assert len(lines) == 1, err
+            holder = f"(pid {first.pid} on host"
+            assert f"{output} is in use by another search {holder}" in lines[0]
+            assert f"--resume {output}" in lines[0]
+        out, err = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, err[-3000:]
+    result = json.loads((output / "pareto.json").read_text())
+    assert len(result["trials"]) == 1
+    states = [
+        json.loads(path.read_text())["status"]
+        for path in (output / "tuner").glob("trial_*/trial.json")
+    ]
+    assert states == ["COMPLETED"]
+    assert (output / "best_model.keras").stat().st_size > 0
+    assert not [p for p in output.rglob(".*") if p.is_file()]
