@@ -244,39 +244,54 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def read_image(path):
-    """The image at `path` as a `(H, W, 3)` uint8 array (local or URL)."""
+def read_image(path, max_side=MAX_DRAWING_SIDE):
+    """The image at `path` (local or URL) for drawing: `(array, (height,
+    width))`, the array `(h, w, 3)` uint8 at most `max_side` pixels on
+    its longest side, `(height, width)` the full image's. A JPEG is
+    decoded at 1/2, 1/4 or 1/8 scale when that still covers `max_side`,
+    so a large photo is never held at full size here."""
+    import numpy as np
     import tensorflow as tf
+    from PIL import Image
 
     with tf.io.gfile.GFile(str(path), "rb") as handle:
         data = handle.read()
     try:
-        return tf.io.decode_image(
-            data, channels=3, expand_animations=False
-        ).numpy()
+        if tf.io.is_jpeg(data):
+            height, width = (
+                int(v) for v in tf.io.extract_jpeg_shape(data)[:2].numpy()
+            )
+            ratio = 1
+            while ratio < 8 and max(height, width) / (2 * ratio) >= max_side:
+                ratio *= 2
+            image = tf.io.decode_jpeg(data, channels=3, ratio=ratio).numpy()
+        else:
+            image = tf.io.decode_image(
+                data, channels=3, expand_animations=False
+            ).numpy()
+            height, width = image.shape[:2]
     except tf.errors.InvalidArgumentError:
         raise UsageError(
             f"image {path} is not a JPEG, PNG, GIF or BMP image; pass one"
         ) from None
+    scale = min(1.0, max_side / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if image.shape[1::-1] != size:
+        image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+    return image, (height, width)
 
 
-def draw(image, boxes, keypoints, layout, output, min_score=0.2):
-    """Writes a PNG of `image` (an array) with boxes, joints and limbs, at
-    most `MAX_DRAWING_SIDE` pixels on its longest side, through a
-    temporary file in the same folder."""
+def draw(image, boxes, keypoints, layout, output, min_score=0.2, scale=1.0):
+    """Writes a PNG of `image` (an array, `scale` times the size of the
+    frame of `boxes` and `keypoints`) with boxes, joints and limbs,
+    through a temporary file in the same folder."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    from PIL import Image
 
     height, width = image.shape[:2]
-    scale = min(1.0, MAX_DRAWING_SIDE / max(height, width))
-    if scale < 1:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
-        height, width = image.shape[:2]
     boxes = np.asarray(boxes, "float32") * scale
     points_xy = keypoints[:, :, :2] * scale
     figure = plt.figure(figsize=(width / 100, height / 100), dpi=100)
@@ -332,8 +347,7 @@ def run(args):
         pathlib.Path(args.image).with_suffix("").name + "_pose.png"
     )
     check_output(output, "--output", inputs=[args.image])
-    image = read_image(args.image)
-    height, width = image.shape[:2]
+    image, (height, width) = read_image(args.image)
     if args.boxes:
         boxes = [parse_box(text, (height, width)) for text in args.boxes]
     elif args.detections:
@@ -378,7 +392,8 @@ def run(args):
     keypoints = predict_keypoints(
         model, args.image, boxes, layout=layout, flip_test=not args.no_flip
     )
-    draw(image, boxes, keypoints, layout, output, args.min_score)
+    scale = image.shape[1] / width
+    draw(image, boxes, keypoints, layout, output, args.min_score, scale)
     shown = keypoints[:, :, 2] > args.min_score
     summary = (
         f"wrote {output}: {len(boxes)} box(es), {int(shown.sum())} of "
