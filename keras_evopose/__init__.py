@@ -1,11 +1,12 @@
 """keras-evopose: EvoPose2D pose networks and their neuroevolution search.
 
-`keras_evopose.layers`, `.models`, `.search`, `.utils` and `.losses` never
-import TensorFlow, so they run on the JAX backend too (`.losses` is imported
-here so that saved models compiled with `HeatmapMSE` load). `.data`,
-`.training`, `.metrics`, `.inference`, `.callbacks`, `.distribute` and
-`.export` need TensorFlow (tf.data, LiteRT) and are imported on first
-access.
+`keras_evopose.layers`, `.models`, `.search`, `.utils`, `.losses` and
+`.metrics` never import TensorFlow at import time, so they run on the JAX
+backend too; they are imported here so that every class a saved model
+refers to (layers, the `HeatmapMSE` loss and metric) is registered and
+`keras.saving.load_model` needs nothing else. `.data`, `.training`,
+`.inference`, `.callbacks`, `.distribute` and `.export` need TensorFlow
+(tf.data, LiteRT) when used and are imported on first access.
 """
 
 import importlib
@@ -16,14 +17,20 @@ from keras_evopose.version import __version__
 
 # Imported by `import keras_evopose`: they register every class a saved
 # model can refer to, so `keras.saving.load_model` finds them.
-_SERIALIZABLE_SUBPACKAGES = ("layers", "losses", "models", "search", "utils")
+_SERIALIZABLE_SUBPACKAGES = (
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "search",
+    "utils",
+)
 _LAZY_SUBPACKAGES = (
     "callbacks",
     "data",
     "distribute",
     "export",
     "inference",
-    "metrics",
     "training",
 )
 

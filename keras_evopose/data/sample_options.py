@@ -168,6 +168,26 @@ class SampleOptions:
         )
         return cls(input_size, heatmap_size, **overrides)
 
+    def get_config(self):
+        """Every field, JSON-ready (`SampleOptions(**config)` rebuilds
+        it); what `EvoPose2D(sample_options=...)` saves."""
+        config = dataclasses.asdict(self)
+        config["input_size"] = list(self.input_size)
+        config["heatmap_size"] = list(self.heatmap_size)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuilds options from `get_config()`; fields missing from an
+        older config take today's defaults."""
+        unknown = set(config) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(
+                f"SampleOptions.from_config: unknown fields {sorted(unknown)}"
+                f"; expected some of {sorted(cls.__dataclass_fields__)}."
+            )
+        return cls(**config)
+
     def replace(self, **changes):
         """A copy with `changes` applied (validated again). `sigma` keeps
         its value unless changed, even when `heatmap_size` changes."""

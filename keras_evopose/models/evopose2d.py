@@ -1,6 +1,8 @@
 import keras
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.data.keypoint_layout import KeypointLayout
+from keras_evopose.data.sample_options import SampleOptions
 from keras_evopose.layers import sublayer_graph
 from keras_evopose.models import builder
 from keras_evopose.models import genotype as genotype_lib
@@ -24,7 +26,8 @@ class EvoPose2D(keras.Model):
     Args:
         backbone: an `EvoPose2DBackbone` (or any single-input,
             single-output Keras model producing a 4D feature map).
-        num_keypoints: int, number of heatmaps. Defaults to 17 (COCO).
+        num_keypoints: int, number of heatmaps. Defaults to the
+            `keypoint_layout`'s, else 17 (COCO).
         head_filters: list of int, channels of each transposed conv.
             Defaults to `[128, 128, 128]`.
         head_kernel_size: int, transposed-conv kernel. Defaults to 3.
@@ -48,13 +51,31 @@ class EvoPose2D(keras.Model):
         dtype: a dtype policy (e.g. `"mixed_bfloat16"`) for the head's
             layers; `from_preset` passes it to the backbone too. Defaults to
             the global policy.
+        keypoint_layout: the `keras_evopose.data.KeypointLayout` of the
+            heatmaps (names, flip pairs, skeleton, upper body, OKS sigmas),
+            or its `get_config()` dict. Defaults to COCO person when
+            `num_keypoints` is 17, else `None` (then flip test, OKS
+            evaluation and drawing need a layout passed to them).
+        sample_options: the `keras_evopose.data.SampleOptions` the model
+            is trained with (crop padding, fill, heatmap sigma and peak,
+            augmentation), or a dict of some of its fields. Its sizes must
+            be the model's (missing ones are taken from it). Defaults to
+            `SampleOptions` at the model's sizes; `None` when the input
+            size is not fixed.
         **kwargs: base `keras.Model` arguments (`name`, `trainable`).
+
+    The layout and the options are the model's data contract: they are
+    saved with it, and `evaluate_coco`, `predict_keypoints`, `COCOEvaluation`
+    and the `keras-evopose` commands read them, so a model is cropped,
+    flipped, decoded and scored as it was trained.
 
     Example:
 
     >>> model = keras_evopose.models.EvoPose2D.from_preset("test")
     >>> tuple(model(keras.ops.ones((1, 64, 48, 3))).shape)
     (1, 32, 24, 17)
+    >>> model.sample_options.padding, model.keypoint_layout.num_keypoints
+    (1.25, 17)
     >>> small = keras_evopose.models.EvoPose2D.from_preset("small")
     >>> small.count_params()
     2531199
@@ -63,7 +84,7 @@ class EvoPose2D(keras.Model):
     def __init__(
         self,
         backbone,
-        num_keypoints=17,
+        num_keypoints=None,
         head_filters=(128, 128, 128),
         head_kernel_size=3,
         final_kernel_size=1,
@@ -73,6 +94,8 @@ class EvoPose2D(keras.Model):
         kernel_regularizer=None,
         batch_norm_momentum=sublayer_graph.BATCH_NORM_MOMENTUM,
         dtype=None,
+        keypoint_layout=None,
+        sample_options=None,
         **kwargs,
     ):
         if not isinstance(backbone, keras.Model):
@@ -80,6 +103,11 @@ class EvoPose2D(keras.Model):
                 "EvoPose2D: `backbone` must be a keras.Model such as "
                 "EvoPose2DBackbone. Received: "
                 f"backbone={type(backbone).__name__}"
+            )
+        keypoint_layout = _resolve_layout(keypoint_layout, num_keypoints)
+        if num_keypoints is None:
+            num_keypoints = (
+                17 if keypoint_layout is None else keypoint_layout.num_keypoints
             )
         head_arguments = dict(
             num_keypoints=num_keypoints,
@@ -119,6 +147,38 @@ class EvoPose2D(keras.Model):
         self.head_upsampling = head_upsampling
         self.kernel_regularizer = head_arguments["kernel_regularizer"]
         self.batch_norm_momentum = head_arguments["batch_norm_momentum"]
+        self.keypoint_layout = keypoint_layout
+        self.sample_options = self._resolve_options(sample_options)
+
+    def _resolve_options(self, options):
+        """`sample_options` as a `SampleOptions` at the model's sizes."""
+        input_size = tuple(self.input_shape[1:3])
+        sizes = {}
+        if None not in input_size:
+            heatmap_size = self.compute_output_shape((1, *input_size, 3))
+            sizes = {
+                "input_size": input_size,
+                "heatmap_size": tuple(heatmap_size[1:3]),
+            }
+        if options is None:
+            return SampleOptions(**sizes) if sizes else None
+        if isinstance(options, SampleOptions):
+            options = options.get_config()
+        if not isinstance(options, dict):
+            raise ValueError(
+                "EvoPose2D: `sample_options` must be a SampleOptions or a "
+                f"dict of its fields. Received: {type(options).__name__}"
+            )
+        for name, size in sizes.items():
+            given = options.get(name)
+            if given is not None and tuple(given) != size:
+                raise ValueError(
+                    f"EvoPose2D: sample_options.{name}={tuple(given)} is "
+                    f"not the model's {name} {size}. Build the options "
+                    "with SampleOptions.for_model(model) or leave the "
+                    "sizes out."
+                )
+        return SampleOptions.from_config({**sizes, **options})
 
     @property
     def heatmap_stride(self):
@@ -146,6 +206,12 @@ class EvoPose2D(keras.Model):
             ),
             "batch_norm_momentum": self.batch_norm_momentum,
             "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "keypoint_layout": None
+            if self.keypoint_layout is None
+            else self.keypoint_layout.get_config(),
+            "sample_options": None
+            if self.sample_options is None
+            else self.sample_options.get_config(),
         }
 
     @classmethod
@@ -200,6 +266,9 @@ class EvoPose2D(keras.Model):
                 overrides = dict(
                     overrides, genotype=genotype, head_filters=head_filters
                 )
+        if overrides.get("keypoint_layout") is not None:
+            # The layout's keypoints replace the preset's 17.
+            head_config.pop("num_keypoints", None)
         backbone_names = set(backbone_config) | {"activation"}
         # Whole-network settings: the backbone gets them, and so does the
         # head below.
@@ -217,6 +286,29 @@ class EvoPose2D(keras.Model):
             backbone, weights, backbone.image_shape[0]
         )
         return cls(backbone=backbone, **head_config)
+
+
+def _resolve_layout(layout, num_keypoints):
+    """`keypoint_layout` as a `KeypointLayout` (or `None`), checked
+    against `num_keypoints`."""
+    if isinstance(layout, dict):
+        layout = KeypointLayout.from_config(layout)
+    if layout is None:
+        if num_keypoints in (None, 17):
+            return KeypointLayout.coco_person()
+        return None
+    if not isinstance(layout, KeypointLayout):
+        raise ValueError(
+            "EvoPose2D: `keypoint_layout` must be a KeypointLayout or its "
+            f"get_config() dict. Received: {type(layout).__name__}"
+        )
+    if num_keypoints is not None and num_keypoints != layout.num_keypoints:
+        raise ValueError(
+            f"EvoPose2D: num_keypoints={num_keypoints} but the "
+            f"keypoint_layout has {layout.num_keypoints} keypoints "
+            f"({', '.join(layout.names[:4])}, ...). Pass one of them."
+        )
+    return layout
 
 
 @keras_evopose_export("keras_evopose.models.build_flat_model")

@@ -2,6 +2,8 @@ import keras
 import numpy as np
 import pytest
 
+from keras_evopose.data import KeypointLayout
+from keras_evopose.data import SampleOptions
 from keras_evopose.models import EvoPose2D
 from keras_evopose.models import EvoPose2DBackbone
 from keras_evopose.models import build_flat_model
@@ -108,7 +110,48 @@ def test_get_config_is_exactly_the_constructor_arguments(test_model):
         "kernel_regularizer",
         "batch_norm_momentum",
         "dtype",
+        "keypoint_layout",
+        "sample_options",
     }
+    rebuilt = EvoPose2D.from_config(config)
+    assert rebuilt.get_config() == config
+
+
+def test_data_contract_is_saved_with_the_model(tmp_path):
+    layout = KeypointLayout.from_names(["nose", "l_eye", "r_eye"])
+    model = EvoPose2D.from_preset(
+        "test",
+        keypoint_layout=layout,
+        sample_options={"fill": "mean", "sigma": 3, "padding": 1.5},
+    )
+    assert model.num_keypoints == 3 and model.output_shape[-1] == 3
+    restored = test_case.run_model_saving_test(model, images(), tmp_path)
+    assert restored.keypoint_layout == layout
+    assert restored.keypoint_layout.flip_pairs == ((1, 2),)
+    assert restored.sample_options == SampleOptions(
+        (64, 48), (32, 24), sigma=3.0, padding=1.5, fill="mean"
+    )
+
+
+def test_config_without_a_contract_gets_todays_defaults(test_model):
+    # What a model saved before the contract existed holds.
+    config = test_model.get_config()
+    del config["keypoint_layout"], config["sample_options"]
+    old = EvoPose2D.from_config(config)
+    assert old.keypoint_layout == KeypointLayout.coco_person()
+    assert old.sample_options == SampleOptions((64, 48), (32, 24))
+    config["num_keypoints"] = 5
+    assert EvoPose2D.from_config(config).keypoint_layout is None
+
+
+def test_contract_must_fit_the_model():
+    layout = KeypointLayout.from_names(["a", "b"])
+    with pytest.raises(ValueError, match="num_keypoints=3 but the"):
+        EvoPose2D.from_preset("test", num_keypoints=3, keypoint_layout=layout)
+    with pytest.raises(ValueError, match="input_size=.*not the model's"):
+        EvoPose2D.from_preset(
+            "test", sample_options=SampleOptions((128, 96), (64, 48))
+        )
 
 
 def test_subpixel_head_saves_and_has_no_flat_twin(tmp_path):

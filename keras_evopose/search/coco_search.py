@@ -642,10 +642,22 @@ def _run_coco_search(
             model = tuner.load_model(
                 oracle.get_trial(result["best"]["trial_id"])
             )
-        outcome.best_model = write_atomically(output / BEST_MODEL, model.save)
+        outcome.best_model = write_atomically(
+            output / BEST_MODEL, lambda path: save_model(model, path)
+        )
     if verbose:
         print(describe(result))
     return outcome
+
+
+def save_model(model, path):
+    """`model.save(path)` such that `keras.saving.load_model` restores it
+    without warnings: an optimizer that never stepped is built first
+    (unbuilt it saves 2 variables, and the loaded model's builds all its
+    slots, so Keras would warn that it skipped them)."""
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.save(path)
 
 
 def _progress_tuner_class(base):
