@@ -4,6 +4,8 @@ or float32) and compare its heatmaps with the Keras model's."""
 import json
 import os
 import pathlib
+import sys
+import time
 
 from keras_evopose.cli import UsageError
 from keras_evopose.cli import check_file
@@ -138,10 +140,30 @@ def run(args):
             )
         annotations, images = BUNDLED_ANNOTATIONS, BUNDLED_IMAGES
     quantization = "int8" if args.int8 else "float16" if args.float16 else None
-    model = load_model(args)
     name = args.preset or pathlib.Path(args.model).stem
     output = args.output or f"{name}_{quantization or 'float32'}.tflite"
+    # One line as each stage starts (the int8 conversion alone takes
+    # tens of seconds); on stderr with --json, whose stdout is one object.
+    start = time.monotonic()
+    stream = sys.stderr if args.json else sys.stdout
+
+    def stage(text):
+        elapsed = time.monotonic() - start
+        print(f"export [{elapsed:4.0f} s] {text}", file=stream, flush=True)
+
+    stage(f"loading {args.model or 'preset ' + repr(args.preset)}")
+    model = load_model(args)
+    stage(f"cropping the people of {annotations}")
     crops = crop_images(model, annotations, images)
+    stage(
+        f"converting to {quantization or 'float32'} LiteRT"
+        + (
+            f" (calibrating on {min(len(crops), args.num_calibration_samples)}"
+            " crops)"
+            if quantization == "int8"
+            else ""
+        )
+    )
     # The converter and the interpreter log MLIR passes, calibration and
     # delegate lines natively: kept only with --log-level info or debug.
     with native_log_filter(keep=keep_native_logs(args)):
@@ -153,6 +175,7 @@ def run(args):
             num_calibration_samples=args.num_calibration_samples,
         )
         litert_model = LiteRTModel(output)
+    stage(f"comparing heatmaps with Keras on {len(crops)} crops")
     report = {
         "output": str(output),
         "bytes": os.path.getsize(output),

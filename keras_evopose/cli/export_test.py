@@ -29,6 +29,10 @@ def test_export_int8_test_preset(tmp_path, capfd, coco_mini):
     # are filtered (--log-level info keeps them).
     for noise in ("fully_quantize", "XNNPACK", "I0000", "W0000"):
         assert noise not in captured.err, captured.err
+    # One line as each stage starts (stderr, since --json owns stdout).
+    stages = [line for line in captured.err.splitlines() if "export [" in line]
+    assert len(stages) == 4, captured.err
+    assert "calibrating on 16 crops" in stages[2]
     assert output.exists() and report["bytes"] == output.stat().st_size
     assert set(report["tensor_dtypes"]) == {"int8", "int32"}
     assert report["num_compared_crops"] == 80
