@@ -374,6 +374,11 @@ def _format_error(error):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    # Into a file or pipe Python buffers stdout in blocks: a `nohup`
+    # search or train would show its per-trial/per-epoch lines only at
+    # the end. Each line goes out as it is printed.
+    if hasattr(sys.stdout, "reconfigure") and not sys.stdout.isatty():
+        sys.stdout.reconfigure(line_buffering=True)
     command = _find_command(argv)
     pre_parser = argparse.ArgumentParser(prog="keras-evopose", add_help=False)
     pre_parser.add_argument("--log-level", choices=LOG_LEVELS)

@@ -4,6 +4,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -166,3 +167,34 @@ def test_info_in_process_leaves_the_backend_alone(monkeypatch):
     assert main(["info", "test"]) == 0
     # A later subprocess (a docs block, a search) must not inherit numpy.
     assert "KERAS_BACKEND" not in os.environ
+
+
+def test_lines_reach_a_file_as_they_are_printed(tmp_path):
+    # stdout redirected to a file: each line is written when printed, not
+    # when the process ends (a `nohup` run shows its progress).
+    log = tmp_path / "log.txt"
+    code = (
+        "import sys, time; sys.argv[0] = 'keras-evopose'\n"
+        "import keras_evopose.cli as cli\n"
+        "cli.main(['info', 'test'])\n"
+        "print('probe', flush=False)\n"
+        "time.sleep(30)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("PYTHONUNBUFFERED", None)  # what a user's shell has
+    with open(log, "w") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, stdout=handle
+        )
+    try:
+        for _ in range(200):
+            if "probe" in log.read_text():
+                break
+            if process.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert "probe" in log.read_text()
+        assert process.poll() is None  # still running: written as printed
+    finally:
+        process.kill()
+        process.wait()
