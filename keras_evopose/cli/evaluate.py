@@ -141,6 +141,11 @@ def run(args):
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1; got {args.batch_size}")
+    if args.oks_nms is not None and not 0 < args.oks_nms <= 1:
+        raise UsageError(
+            f"--oks-nms is an OKS threshold in (0, 1] (HRNet: 0.9); got "
+            f"{args.oks_nms}"
+        )
     check_model_arguments(args)
     check_file(args.annotations, "--annotations")
     check_file(args.images, "--images", kind="folder")

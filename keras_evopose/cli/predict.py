@@ -341,8 +341,12 @@ def run(args):
         check_file(args.detections, "--detections")
     if args.annotations:
         check_file(args.annotations, "--annotations")
-    if not math.isfinite(args.score_threshold):
-        raise UsageError("--score-threshold must be a finite number")
+    for flag, value in (
+        ("--score-threshold", args.score_threshold),
+        ("--min-score", args.min_score),
+    ):
+        if not math.isfinite(value):
+            raise UsageError(f"{flag} must be a finite number; got {value}")
     output = args.output or (
         pathlib.Path(args.image).with_suffix("").name + "_pose.png"
     )

@@ -124,3 +124,18 @@ def test_input_sizes_are_checked_against_the_stride(paths, capsys):
          "--annotations", paths["annotations"], "--images", paths["images"]],
         "--preset 'tiny': unknown preset",
     )  # fmt: skip
+
+
+def test_values_out_of_range(paths, capsys):
+    base = ["--annotations", paths["annotations"], "--images", paths["images"]]
+    one_line_error(
+        capsys,
+        ["evaluate", "--preset", "test", *base, "--oks-nms", "7"],
+        "--oks-nms",
+        "(0, 1]",
+    )
+    one_line_error(
+        capsys,
+        ["predict", paths["image"], "--preset", "test", "--min-score", "nan"],
+        "--min-score must be a finite number",
+    )
