@@ -165,7 +165,7 @@ def test_train_command_with_tpu_flag_fails_clearly(coco_mini, tmp_path, capsys):
             "--images",
             str(coco_mini["images"]),
             "--output",
-            str(tmp_path / "model.keras"),
+            str(tmp_path / "run"),
             "--tpu",
             "local",
         ]

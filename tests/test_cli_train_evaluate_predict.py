@@ -8,15 +8,16 @@ from keras_evopose.cli import main
 def test_train_evaluate_predict(coco_mini, tmp_path, capsys):
     annotations = str(coco_mini["annotations"])
     images = str(coco_mini["images"])
-    model_path = str(tmp_path / "test.keras")
+    run = tmp_path / "run"
     status = main(
         [
             "train", "--preset", "test", "--annotations", annotations,
             "--images", images, "--epochs", "1", "--steps-per-epoch", "2",
-            "--batch-size", "4", "--output", model_path, "--verbose", "0",
+            "--batch-size", "4", "--output", str(run), "--verbose", "0",
         ]
     )  # fmt: skip
     assert status == 0
+    model_path = str(run / "best.keras")
     capsys.readouterr()
 
     status = main(

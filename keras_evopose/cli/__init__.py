@@ -36,7 +36,7 @@ SUBCOMMANDS = {
     ),
     "train": (
         "keras_evopose.cli.train",
-        "train a preset with the paper's recipe on COCO keypoints",
+        "train any EvoPose2D network into a crash-safe run folder",
     ),
     "evaluate": (
         "keras_evopose.cli.evaluate",

@@ -24,7 +24,7 @@ def _argv(command, case, paths):
                 "--output", f"{out}/search"]  # fmt: skip
     if command == "train":
         return ["train", "--preset", preset, *data,
-                "--output", f"{out}/model.keras"]  # fmt: skip
+                "--output", f"{out}/run"]  # fmt: skip
     if command == "evaluate":
         return ["evaluate", "--preset", preset, *data,
                 "--results", f"{out}/results.json"]  # fmt: skip

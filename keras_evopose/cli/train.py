@@ -1,186 +1,236 @@
-"""`keras-evopose train`: train a preset on a COCO keypoints dataset."""
+"""`keras-evopose train`: train any EvoPose2D network into a run folder."""
 
-import math
 import sys
 
 from keras_evopose.cli import UsageError
 from keras_evopose.cli import add_distribution_arguments
 from keras_evopose.cli import check_file
 from keras_evopose.cli import check_input_size
-from keras_evopose.cli import check_preset
-from keras_evopose.cli import fit_verbosity
 from keras_evopose.cli import parse_size
-from keras_evopose.cli import preset_stride
+
+# Flags that describe the run: on --resume they come from train_config.json.
+RUN_FLAGS = (
+    "preset", "genotype", "from_search", "trial", "model", "input_size",
+    "compound_scale", "annotations", "images", "val_annotations",
+    "val_images", "epochs", "warmup_epochs", "batch_size", "steps_per_epoch",
+    "base_learning_rate", "weight_decay", "half_body_probability", "augment",
+    "seed", "precision", "output",
+)  # fmt: skip
 
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "train",
-        help="train a preset with the paper's recipe on COCO keypoints",
+        help="train a preset, genotype, search winner or .keras model",
         description=(
-            "Trains an EvoPose2D preset on a COCO keypoints JSON + images "
+            "Trains an EvoPose2D network on a COCO keypoints JSON + images "
             "with the paper's recipe (Adam, learning rate scaled with the "
             "batch size, linear warm-up, cosine decay, target-weighted "
-            "heatmap MSE) and saves a .keras model. With --val-annotations "
-            "and --val-images, COCO AP is logged every epoch."
+            "heatmap MSE) into a run folder that survives crashes: "
+            "train_config.json, history.csv, curves.png, last.keras, "
+            "best.keras (best val AP with validation data, else lowest "
+            "loss) and a checkpoint every epoch; --resume RUN continues it."
         ),
     )
-    parser.add_argument("--preset", required=True, help="e.g. small, test")
-    parser.add_argument(
+    network = parser.add_argument_group(
+        "network (exactly one, unless --resume)"
+    ).add_mutually_exclusive_group()
+    network.add_argument("--preset", help="e.g. small, test")
+    network.add_argument(
+        "--genotype",
+        help="block strings separated by spaces or commas, head steps "
+        "included, e.g. 'ir_r1_k3_s1_e1_c16_se0.25 ... up_c128 up_c128' "
+        "(stem, head and input size of small unless given)",
+    )
+    network.add_argument(
+        "--from-search",
+        metavar="DIR",
+        help="a `keras-evopose search` folder: its best trial (or --trial) "
+        "with the weights of its scored epoch",
+    )
+    network.add_argument(
+        "--model", metavar="FILE.keras", help="continue or fine-tune a model"
+    )
+    network.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue the run in this folder where it stopped",
+    )
+    parser.add_argument("--trial", help="trial id of --from-search")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument(
         "--input-size",
-        default=None,
-        help="HEIGHTxWIDTH, multiples of the network's stride "
-        "(default: the preset's)",
+        help="HEIGHTxWIDTH input of whichever network, multiples of its "
+        "stride (default: the network's own)",
     )
-    parser.add_argument("--annotations", required=True, help="COCO JSON")
-    parser.add_argument("--images", required=True, help="image folder")
-    parser.add_argument("--val-annotations", default=None)
-    parser.add_argument("--val-images", default=None)
-    parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--warmup-epochs", type=float, default=5)
-    parser.add_argument("--batch-size", type=int, default=32)
+    sizes.add_argument(
+        "--compound-scale",
+        metavar="HxW",
+        help="scale the genotype to this input with EvoPose2D's compound "
+        "scaling (as M and L from S) and carry every weight that fits",
+    )
+    parser.add_argument("--annotations", help="COCO JSON")
+    parser.add_argument("--images", help="image folder")
+    parser.add_argument("--val-annotations")
+    parser.add_argument("--val-images")
+    parser.add_argument("--epochs", type=int, help="default 200")
+    parser.add_argument("--warmup-epochs", type=float, help="default 5")
+    parser.add_argument("--batch-size", type=int, help="default 32")
     parser.add_argument(
-        "--steps-per-epoch",
-        type=int,
-        default=None,
-        help="default: instances / batch size",
+        "--steps-per-epoch", type=int, help="default: people / batch size"
     )
-    parser.add_argument("--base-learning-rate", type=float, default=2.5e-4)
+    parser.add_argument(
+        "--base-learning-rate", type=float, help="> 0, default 2.5e-4"
+    )
     parser.add_argument(
         "--weight-decay",
         type=float,
-        default=1e-5,
         help="L2 on every conv kernel but the depthwise ones, as the paper "
         "(default 1e-5; 0 turns it off)",
     )
-    parser.add_argument("--half-body-probability", type=float, default=0.0)
+    parser.add_argument("--half-body-probability", type=float)
     parser.add_argument(
         "--no-augment",
-        action="store_true",
+        dest="augment",
+        action="store_const",
+        const=False,
         help="no scale/rotation/flip/half-body augmentation (the bundled "
         "43-image demo: a small net then fits its images in minutes)",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default="model.keras")
+    parser.add_argument("--seed", type=int, help="default 0")
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "mixed_bfloat16", "mixed_float16"),
+        help="default float32 (the paper trained mixed_bfloat16 on TPUs)",
+    )
+    parser.add_argument(
+        "--output", metavar="RUN", help="the run folder (new or empty)"
+    )
     parser.add_argument(
         "--verbose",
         type=int,
         default=None,
-        help="0 silent, 1 progress bar, 2 one line per epoch "
-        "(default: 1 on a terminal, else 2)",
+        help="0 silent, 1 progress bar and a line per epoch, 2 one line "
+        "per epoch (default: 1 on a terminal, else 2)",
     )
     add_distribution_arguments(parser)
     parser.set_defaults(func=run)
 
 
-def non_finite_weights(model):
-    """Paths of the model's variables that hold NaN or inf."""
-    import numpy as np
+def _config_from_flags(args):
+    from keras_evopose.training import TrainConfig
 
-    return [
-        variable.path
-        for variable in model.variables
-        if not np.all(np.isfinite(np.asarray(variable)))
-    ]
+    if not (args.preset or args.genotype or args.from_search or args.model):
+        raise UsageError(
+            "give a network: --preset, --genotype, --from-search DIR or "
+            "--model FILE.keras (or --resume RUN)"
+        )
+    for flag in ("annotations", "images", "output"):
+        if getattr(args, flag) is None:
+            raise UsageError(f"--{flag} is required")
+    if args.trial and not args.from_search:
+        raise UsageError("--trial needs --from-search")
+    values = {
+        name: getattr(args, name)
+        for name in RUN_FLAGS
+        if getattr(args, name, None) is not None
+    }
+    for flag in ("input_size", "compound_scale"):
+        if flag in values:
+            values[flag] = parse_size(
+                values[flag], "--" + flag.replace("_", "-")
+            )
+    try:
+        config = TrainConfig(**values)
+    except ValueError as error:
+        # "`base_learning_rate` must be ..." -> name the flag.
+        text = str(error)
+        for name in RUN_FLAGS:
+            text = text.replace(f"`{name}`", "--" + name.replace("_", "-"))
+        raise UsageError(text) from None
+    if config.preset:
+        from keras_evopose.cli import check_preset
+        from keras_evopose.cli import preset_stride
+
+        stride = preset_stride(check_preset(config.preset))
+        if config.input_size:
+            check_input_size(config.input_size, stride)
+    check_file(config.annotations, "--annotations")
+    check_file(config.images, "--images", kind="folder")
+    if config.val_annotations:
+        check_file(config.val_annotations, "--val-annotations")
+        check_file(config.val_images, "--val-images", kind="folder")
+    if config.from_search:
+        check_file(config.from_search, "--from-search", kind="folder")
+    if config.model:
+        check_file(config.model, "--model")
+    if config.output.endswith(".keras"):
+        raise UsageError(
+            f"--output {config.output}: give a run folder (it will hold "
+            "best.keras, last.keras and the checkpoints), e.g. --output "
+            f"{config.output[: -len('.keras')]}"
+        )
+    return config
 
 
 def run(args):
-    import keras
+    from keras_evopose.cli import fit_verbosity
+    from keras_evopose.training import TrainConfig
+    from keras_evopose.training import train_pose_model
+    from keras_evopose.training.network import NetworkError
+    from keras_evopose.training.train_pose_model import CONFIG_FILE
+    from keras_evopose.training.train_pose_model import RunFolderError
+    from keras_evopose.training.train_pose_model import TrainingDiverged
+    from keras_evopose.training.train_pose_model import check_run_folder
+    from keras_evopose.utils import FolderLockedError
+    from keras_evopose.utils import read_json_state
 
-    from keras_evopose.callbacks import COCOEvaluation
-    from keras_evopose.data import coco_keypoints_dataset
-    from keras_evopose.data import load_coco_instances
-    from keras_evopose.distribute import average_replica_statistics
-    from keras_evopose.distribute import distribution_scope
-    from keras_evopose.losses import HeatmapMSE
-    from keras_evopose.models import EvoPose2D
-    from keras_evopose.training import evopose2d_optimizer
-    from keras_evopose.training import evopose2d_regularizer
-
-    check_preset(args.preset)
-    if (args.val_annotations is None) != (args.val_images is None):
-        raise UsageError("give both --val-annotations and --val-images")
-    if not args.output.endswith(".keras"):
-        raise UsageError(f"--output must end in .keras; got {args.output}")
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
-    if args.weight_decay < 0:
-        raise UsageError(
-            f"--weight-decay must be >= 0; got {args.weight_decay}"
+    try:
+        if args.resume:
+            given = [
+                "--" + name.replace("_", "-")
+                for name in RUN_FLAGS
+                if getattr(args, name, None) is not None
+            ]
+            if given:
+                raise UsageError(
+                    f"--resume takes the run's own settings from "
+                    f"{args.resume}/{CONFIG_FILE}; drop {', '.join(given)}"
+                )
+            folder = check_run_folder(args.resume, resume=True)
+            path = folder / CONFIG_FILE
+            try:
+                config = TrainConfig.from_dict(
+                    read_json_state(path, "restore it or start a new run"),
+                    str(path),
+                )
+            except ValueError as error:
+                raise UsageError(str(error)) from None
+        else:
+            config = _config_from_flags(args)
+            # Before any work: a missing or read-only folder fails now.
+            check_run_folder(config.output)
+        verbose = fit_verbosity() if args.verbose is None else args.verbose
+        outcome = train_pose_model(
+            config,
+            resume=bool(args.resume),
+            verbose=verbose,
+            tpu=args.tpu,
+            mirrored=args.mirrored,
         )
-    check_file(args.annotations, "--annotations")
-    check_file(args.images, "--images", kind="folder")
-    overrides = {}
-    if args.input_size:
-        height, width = check_input_size(
-            parse_size(args.input_size, "--input-size"),
-            preset_stride(args.preset),
-        )
-        overrides["image_shape"] = (height, width, 3)
-    keras.utils.set_random_seed(args.seed)
-    instances = load_coco_instances(args.annotations, args.images)
-    # Build, compile and fit inside the strategy (--tpu / --mirrored).
-    with distribution_scope(tpu=args.tpu, mirrored=args.mirrored):
-        model = EvoPose2D.from_preset(
-            args.preset,
-            num_keypoints=instances.layout.num_keypoints,
-            kernel_regularizer=evopose2d_regularizer(args.weight_decay),
-            **overrides,
-        )
-        steps = args.steps_per_epoch or math.ceil(
-            len(instances) / args.batch_size
-        )
-        dataset = coco_keypoints_dataset(
-            args.annotations,
-            args.images,
-            input_size=tuple(model.input_shape[1:3]),
-            heatmap_size=tuple(model.output_shape[1:3]),
-            training=True,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            repeat=True,
-            augment=not args.no_augment,
-            half_body_probability=args.half_body_probability,
-        )
-        model.compile(
-            optimizer=evopose2d_optimizer(
-                args.batch_size,
-                steps,
-                epochs=args.epochs,
-                warmup_epochs=min(args.warmup_epochs, args.epochs - 1),
-                base_learning_rate=args.base_learning_rate,
-            ),
-            loss=HeatmapMSE(),
-        )
-        # Stop at the first non-finite loss rather than train on garbage.
-        callbacks = [keras.callbacks.TerminateOnNaN()]
-        if args.val_annotations:
-            callbacks.append(
-                COCOEvaluation(args.val_annotations, args.val_images)
-            )
-        history = model.fit(
-            dataset,
-            epochs=args.epochs,
-            steps_per_epoch=steps,
-            callbacks=callbacks,
-            verbose=fit_verbosity() if args.verbose is None else args.verbose,
-            shuffle=False,  # the dataset shuffles (Keras warns otherwise)
-        )
-    # MirroredStrategy leaves per-replica BN statistics (no-op otherwise).
-    average_replica_statistics(model)
-    broken = non_finite_weights(model)
-    losses = history.history.get("loss", [])
-    if broken or not all(math.isfinite(loss) for loss in losses):
-        print(
-            f"error: training diverged (loss per epoch: {losses}; "
-            f"{len(broken)} weight tensors hold NaN/inf, e.g. "
-            f"{broken[:3]}); {args.output} was NOT saved. Lower "
-            "--base-learning-rate or check the data with "
-            "`keras-evopose check-data`.",
-            file=sys.stderr,
-        )
+    except (RunFolderError, NetworkError, FolderLockedError) as error:
+        raise UsageError(str(error)) from None
+    except TrainingDiverged as error:
+        print(f"keras-evopose train: error: {error}", file=sys.stderr)
         return 1
-    model.save(args.output)
-    print(f"saved {args.output}")
+    best = outcome["best"]
+    best_text = (
+        f"best {best['metric']} {best['value']:.4g} at epoch {best['epoch']}"
+        if best
+        else "no epoch completed"
+    )
+    print(
+        f"{outcome['output']}: {outcome['epochs']}/{config.epochs} epochs, "
+        f"{best_text}; best.keras, last.keras, history.csv, curves.png"
+    )
     return 0

@@ -106,7 +106,8 @@ def test_input_sizes_are_checked_against_the_stride(paths, capsys):
     one_line_error(
         capsys,
         ["train", "--preset", "test", "--input-size", "10x10",
-         "--annotations", paths["annotations"], "--images", paths["images"]],
+         "--annotations", paths["annotations"], "--images", paths["images"],
+         "--output", "never_written"],
         "--input-size 10x10",
         "multiples of 16",
         "nearest valid sizes: 16x16",
@@ -121,7 +122,8 @@ def test_input_sizes_are_checked_against_the_stride(paths, capsys):
     one_line_error(
         capsys,
         ["train", "--preset", "tiny", "--input-size", "64x48",
-         "--annotations", paths["annotations"], "--images", paths["images"]],
+         "--annotations", paths["annotations"], "--images", paths["images"],
+         "--output", "never_written"],
         "--preset 'tiny': unknown preset",
     )  # fmt: skip
 
