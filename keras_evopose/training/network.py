@@ -37,7 +37,7 @@ def _trial_record(folder, trial):
     )
 
 
-def _search_donor(config, num_keypoints, regularizer):
+def _search_donor(config, contract, regularizer):
     """The search trial's network with the weights of its scored epoch."""
     from keras_evopose.models import EvoPose2D
     from keras_evopose.search.coco_search import PROJECT
@@ -53,8 +53,8 @@ def _search_donor(config, num_keypoints, regularizer):
         search.preset,
         genotype=list(record["genotype"]),
         image_shape=[*input_size_of(search), 3],
-        num_keypoints=num_keypoints,
         kernel_regularizer=regularizer,
+        **contract,
         batch_norm_momentum=search.batch_norm_momentum,
     )
     weights = folder / PROJECT / f"trial_{record['trial_id']}"
@@ -72,7 +72,8 @@ def _search_donor(config, num_keypoints, regularizer):
         except ValueError as error:
             raise NetworkError(
                 f"{weights} does not fit trial {record['trial_id']}'s "
-                f"network with {num_keypoints} keypoints ("
+                f"network with {contract['keypoint_layout'].num_keypoints} "
+                "keypoints ("
                 f"{' '.join(str(error).split())[:200]})"
             ) from None
     return model, True
@@ -101,14 +102,22 @@ def _file_donor(config):
     return model, True
 
 
-def _reshaped_config(model_config, config, num_keypoints):
-    """The donor's config with the run's input size, scaling and keypoints."""
+def _reshaped_config(model_config, config, contract):
+    """The donor's config with the run's input size, scaling, keypoint
+    layout and sample options (sizes left to the new network)."""
     from keras_evopose.models import compound_scale
 
     model_config = dict(model_config)
     backbone = dict(model_config["backbone"])
     backbone_config = dict(backbone["config"])
-    model_config["num_keypoints"] = num_keypoints
+    layout = contract["keypoint_layout"]
+    model_config["num_keypoints"] = layout.num_keypoints
+    model_config["keypoint_layout"] = layout.get_config()
+    options = dict(model_config.get("sample_options") or {})
+    options.pop("input_size", None)
+    options.pop("heatmap_size", None)
+    options.update(contract["sample_options"])
+    model_config["sample_options"] = options
     if config.input_size:
         backbone_config["image_shape"] = [*config.input_size, 3]
     if config.compound_scale:
@@ -130,14 +139,17 @@ def _reshaped_config(model_config, config, num_keypoints):
     return model_config
 
 
-def build_network(config, num_keypoints):
+def build_network(config, keypoint_layout):
     """The network of `config`, uncompiled, initialised as it says.
 
-    Call it inside the distribution scope the model will train in.
+    Call it inside the distribution scope the model will train in. The
+    model carries its data contract: `keypoint_layout`, and the sample
+    options of its source (a `.keras` model's own) with the run's
+    `half_body_probability` when given.
 
     Args:
         config: a `TrainConfig`.
-        num_keypoints: int, heatmaps the training data needs.
+        keypoint_layout: the `KeypointLayout` of the training data.
 
     Returns:
         `(model, transfer_report)`: the `EvoPose2D`, and the
@@ -153,6 +165,10 @@ def build_network(config, num_keypoints):
     from keras_evopose.training.recipe import evopose2d_regularizer
 
     regularizer = evopose2d_regularizer(config.weight_decay)
+    options = {}
+    if config.half_body_probability is not None:
+        options["half_body_probability"] = config.half_body_probability
+    contract = {"keypoint_layout": keypoint_layout, "sample_options": options}
     source = config.network_source
     trained = False
     if source in ("preset", "genotype"):
@@ -167,19 +183,16 @@ def build_network(config, num_keypoints):
             )
         try:
             donor = EvoPose2D.from_preset(
-                name,
-                num_keypoints=num_keypoints,
-                kernel_regularizer=regularizer,
-                **overrides,
+                name, kernel_regularizer=regularizer, **contract, **overrides
             )
         except ValueError as error:
             raise NetworkError(f"--{source}: {error}") from None
     elif source == "from_search":
-        donor, trained = _search_donor(config, num_keypoints, regularizer)
+        donor, trained = _search_donor(config, contract, regularizer)
     else:
         donor, trained = _file_donor(config)
     donor_config = donor.get_config()
-    target_config = _reshaped_config(donor_config, config, num_keypoints)
+    target_config = _reshaped_config(donor_config, config, contract)
     if target_config == donor_config:
         return donor, None
     try:

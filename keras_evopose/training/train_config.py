@@ -74,7 +74,8 @@ class TrainConfig:
         steps_per_epoch: optimizer steps per epoch; default people / batch.
         base_learning_rate: the rate at batch 32 (scaled with the batch).
         weight_decay: L2 on conv kernels (0 turns it off).
-        half_body_probability: half-body augmentation chance.
+        half_body_probability: half-body augmentation chance (default:
+            the network's own sample options, 0 for a new network).
         augment: scale/rotation/flip/half-body augmentation.
         seed: seed of the initialisation and the data order.
         precision: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
@@ -98,7 +99,7 @@ class TrainConfig:
     steps_per_epoch: int = None
     base_learning_rate: float = 2.5e-4
     weight_decay: float = 1e-5
-    half_body_probability: float = 0.0
+    half_body_probability: float = None
     augment: bool = True
     seed: int = 0
     precision: str = "float32"
@@ -146,6 +147,8 @@ class TrainConfig:
             ("half_body_probability", 0.0),
         ):
             value = getattr(self, name)
+            if value is None and name == "half_body_probability":
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(
                     f"`{name}` must be a number. Received: {name}={value!r}"
@@ -158,7 +161,7 @@ class TrainConfig:
                     f"`{name}` must be finite and {bound}. Received: "
                     f"{name}={value!r}"
                 )
-        if self.half_body_probability > 1:
+        if (self.half_body_probability or 0) > 1:
             raise ValueError(
                 "`half_body_probability` must be at most 1. Received: "
                 f"{self.half_body_probability!r}"

@@ -20,6 +20,7 @@ import pathlib
 import time
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.utils.folder_lock import LOCK_FILE
 from keras_evopose.utils.folder_lock import FolderLock
 from keras_evopose.utils.state_files import StateFileError
 from keras_evopose.utils.state_files import read_json_state
@@ -74,7 +75,7 @@ def check_run_folder(output, resume=False):
             )
         # A run that never finished an epoch (its build failed, or it was
         # killed in epoch 1) has nothing to lose: it may be started again.
-        leftovers = {".lock", CONFIG_FILE, CHECKPOINT_FOLDER}
+        leftovers = {LOCK_FILE, CONFIG_FILE, CHECKPOINT_FOLDER}
         if any(p.name not in leftovers for p in output.iterdir()):
             raise RunFolderError(
                 f"--output {output} is not empty; give a new or empty folder"
@@ -352,7 +353,6 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
     import keras
 
     from keras_evopose.callbacks import COCOEvaluation
-    from keras_evopose.data import SampleOptions
     from keras_evopose.data import coco_keypoints_dataset
     from keras_evopose.data import load_coco_instances
     from keras_evopose.distribute import average_replica_statistics
@@ -412,9 +412,7 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
                             "remove both to restart"
                         )
                 else:
-                    model, _ = build_network(
-                        config, instances.layout.num_keypoints
-                    )
+                    model, _ = build_network(config, instances.layout)
                     model.compile(
                         optimizer=evopose2d_optimizer(
                             config.batch_size,
@@ -430,9 +428,9 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
                 # Each session draws a new order: a resumed run does not
                 # replay the data of its first epochs.
                 data_seed = config.seed + start
-                options = SampleOptions.for_model(
-                    model, half_body_probability=config.half_body_probability
-                )
+                # The model's own contract, whole (crop padding, fill,
+                # sigma, augmentation, sizes).
+                options = model.sample_options
                 dataset = coco_keypoints_dataset(
                     config.annotations,
                     config.images,
