@@ -23,9 +23,14 @@ class COCOEvaluation(keras.callbacks.Callback):
         batch_size: int. Defaults to 32.
         flip_test: bool. Defaults to `False` (cheaper during training).
         refinement: `"quarter_offset"`, `"dark"` or `"none"`.
-        heatmap_peak: float, the training targets' peak. Defaults to 255.
+        heatmap_peak: float, the training targets' peak. Defaults to the
+            model's `sample_options` (255).
         frequency: int, evaluate after every `frequency`-th epoch only.
         prefix: str, prefix of the log keys. Defaults to `"val_"`.
+        options: a `SampleOptions` replacing the model's (crop padding,
+            fill, sigma). Defaults to the model's data contract.
+        keypoint_layout: a `KeypointLayout` replacing the model's (flip
+            pairs, OKS sigmas).
 
     Example:
 
@@ -46,9 +51,11 @@ class COCOEvaluation(keras.callbacks.Callback):
         batch_size=32,
         flip_test=False,
         refinement="quarter_offset",
-        heatmap_peak=255.0,
+        heatmap_peak=None,
         frequency=1,
         prefix="val_",
+        options=None,
+        keypoint_layout=None,
     ):
         super().__init__()
         if int(frequency) != frequency or frequency < 1:
@@ -63,7 +70,11 @@ class COCOEvaluation(keras.callbacks.Callback):
         self.batch_size = int(batch_size)
         self.flip_test = bool(flip_test)
         self.refinement = refinement
-        self.heatmap_peak = float(heatmap_peak)
+        self.heatmap_peak = (
+            None if heatmap_peak is None else float(heatmap_peak)
+        )
+        self.options = options
+        self.keypoint_layout = keypoint_layout
         self.frequency = int(frequency)
         self.prefix = prefix
 
@@ -82,6 +93,8 @@ class COCOEvaluation(keras.callbacks.Callback):
             flip_test=self.flip_test,
             refinement=self.refinement,
             heatmap_peak=self.heatmap_peak,
+            options=self.options,
+            keypoint_layout=self.keypoint_layout,
         )
         if logs is not None:
             logs.update({self.prefix + name: v for name, v in stats.items()})

@@ -227,6 +227,32 @@ def check_preset(name, flag="--preset"):
     )
 
 
+def add_keypoint_layout_argument(parser, purpose):
+    """`--keypoint-layout FILE.json`: a keypoint category's fields."""
+    parser.add_argument(
+        "--keypoint-layout",
+        default=None,
+        metavar="FILE.json",
+        help="keypoint layout: a JSON object with a COCO keypoint "
+        "category's fields (keypoints, skeleton, optional flip_pairs as "
+        f"pairs of names, oks_sigmas, upper_body); {purpose}",
+    )
+
+
+def read_keypoint_layout(args):
+    """The `KeypointLayout` of `--keypoint-layout`, or `None`."""
+    path = getattr(args, "keypoint_layout", None)
+    if not path:
+        return None
+    check_file(path, "--keypoint-layout")
+    from keras_evopose.data import KeypointLayout
+
+    try:
+        return KeypointLayout.from_json(path)
+    except ValueError as error:
+        raise UsageError(f"--keypoint-layout {error}") from None
+
+
 def show_progress():
     """Whether to draw live progress bars: only when stderr is a terminal
     (bars redrawn into a file or pipe leave `\\r` and `[A` debris)."""
@@ -397,6 +423,7 @@ def main(argv=None):
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
     if getattr(module, "IMPORTS_FRAMEWORKS", True):
         _import_frameworks(level)
+        from keras_evopose.data.keypoint_layout import KeypointLayoutError
         from keras_evopose.distribute import StrategyUnavailableError
         from keras_evopose.utils.folder_lock import FolderLockedError
         from keras_evopose.utils.state_files import StateFileError
@@ -405,6 +432,7 @@ def main(argv=None):
             StateFileError,
             StrategyUnavailableError,
             FolderLockedError,
+            KeypointLayoutError,
         )
     try:
         return int(args.func(args) or 0)

@@ -4,11 +4,14 @@ its ceiling AP through the crop -> heatmap -> decode path."""
 import json
 import sys
 
+from keras_evopose.cli import UsageError
+from keras_evopose.cli import add_keypoint_layout_argument
 from keras_evopose.cli import check_file
 from keras_evopose.cli import check_input_size
 from keras_evopose.cli import check_preset
 from keras_evopose.cli import parse_size
 from keras_evopose.cli import preset_stride
+from keras_evopose.cli import read_keypoint_layout
 
 
 def add_parser(subparsers):
@@ -29,10 +32,17 @@ def add_parser(subparsers):
     )
     parser.add_argument("--annotations", required=True, help="COCO JSON")
     parser.add_argument("--images", required=True, help="image folder")
-    parser.add_argument(
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument(
         "--preset",
         default="small",
         help="model whose heatmap size to use (default: small)",
+    )
+    model.add_argument(
+        "--model",
+        default=None,
+        help="a .keras (or exported .tflite) model: check with its data "
+        "contract (sizes, sigma, padding, fill, keypoint layout)",
     )
     parser.add_argument(
         "--input-size",
@@ -47,9 +57,13 @@ def add_parser(subparsers):
     )
     parser.add_argument(
         "--out-of-crop",
-        default="border",
+        default=None,
         choices=["border", "ignore"],
-        help="target of a labelled joint outside the crop (SampleOptions)",
+        help="target of a labelled joint outside the crop (SampleOptions; "
+        "default: the model's, else border)",
+    )
+    add_keypoint_layout_argument(
+        parser, "replaces the annotations' (and --model's)"
     )
     parser.add_argument(
         "--detections", default=None, help="COCO results JSON of person boxes"
@@ -62,7 +76,7 @@ def add_parser(subparsers):
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object"
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, weights=None)
 
 
 def sample_options(preset, input_size=None, heatmap_size=None, **fields):
@@ -87,16 +101,24 @@ def check_data(
     detections=None,
     refinement="quarter_offset",
     verbose=True,
+    keypoint_layout=None,
 ):
-    """Returns the report of `keras-evopose check-data` as a dict."""
+    """Returns the report of `keras-evopose check-data` as a dict.
+
+    `keypoint_layout` (a model's, or from `--keypoint-layout`) replaces
+    the annotations' keypoint layout; it must have their keypoints."""
     from keras_evopose.data import load_coco_instances
     from keras_evopose.data import out_of_crop_joints
     from keras_evopose.data.coco_instances import read_json
     from keras_evopose.data.image_files import unreadable_images
+    from keras_evopose.inference.model_contract import layout_for_data
     from keras_evopose.metrics import ceiling_ap
 
     data = read_json(annotations)
     instances = load_coco_instances(annotations, images)
+    layout = layout_for_data(keypoint_layout, instances.layout, annotations)
+    # Before decoding every image: the ceiling AP is scored by OKS.
+    layout.check_oks_sigmas()
     report = {
         "annotations": str(annotations),
         "images": str(images),
@@ -111,8 +133,12 @@ def check_data(
         "instances": len(instances),
         "skipped": dict(sorted(instances.skipped.items())),
         "skipped_examples": instances.skipped_examples,
-        "num_keypoints": instances.layout.num_keypoints,
-        "flip_pairs": [list(pair) for pair in instances.layout.flip_pairs],
+        "num_keypoints": layout.num_keypoints,
+        "keypoints": list(layout.names),
+        "flip_pairs": [list(pair) for pair in layout.flip_pairs],
+        # Joints that look left/right but are no flip pair: flipping
+        # (augmentation, flip test) refuses such a layout.
+        "missing_flip_pairs": [list(p) for p in layout.missing_flip_pairs],
         "input_size": list(options.input_size),
         "heatmap_size": list(options.heatmap_size),
         "out_of_crop_targets": options.out_of_crop,
@@ -125,18 +151,13 @@ def check_data(
     if report["unreadable_images"]:
         # The ceiling would stop at the first bad file: report them first.
         return report
-    fields = {
-        name: getattr(options, name)
-        for name in ("sigma", "padding", "heatmap_peak", "fill", "out_of_crop")
-    }
     report["ceiling_ap"] = {
         "ground_truth_boxes": ceiling_ap(
             annotations,
             images,
-            input_size=options.input_size,
-            heatmap_size=options.heatmap_size,
+            options=options,
+            keypoint_layout=layout,
             refinement=refinement,
-            **fields,
         )
     }
     if detections is not None:
@@ -151,11 +172,10 @@ def check_data(
         report["ceiling_ap"]["detection_boxes"] = ceiling_ap(
             annotations,
             images,
-            input_size=options.input_size,
-            heatmap_size=options.heatmap_size,
+            options=options,
+            keypoint_layout=layout,
             detections=detections,
             refinement=refinement,
-            **fields,
         )
     return report
 
@@ -173,8 +193,28 @@ def format_ap_table(rows):
     return "\n".join(lines)
 
 
+def model_options(args, input_size, heatmap_size):
+    """`(SampleOptions, KeypointLayout)` of `--model`'s data contract."""
+    from keras_evopose.cli.evaluate import load_model
+    from keras_evopose.inference import model_contract
+
+    if heatmap_size is not None:
+        raise UsageError(
+            "--heatmap-size is the model's own with --model; leave it out"
+        )
+    model = load_model(args)
+    try:
+        options, layout = model_contract(
+            model, input_size=input_size, out_of_crop=args.out_of_crop
+        )
+    except ValueError as error:  # e.g. an input size off the stride
+        raise UsageError(f"--model {args.model}: {error}") from None
+    return options, layout
+
+
 def run(args):
-    check_preset(args.preset)
+    if args.model is None:
+        check_preset(args.preset)
     input_size = (
         parse_size(args.input_size, "--input-size") if args.input_size else None
     )
@@ -187,9 +227,17 @@ def run(args):
     check_file(args.images, "--images", kind="folder")
     if args.detections:
         check_file(args.detections, "--detections")
-    options = sample_options(
-        args.preset, input_size, heatmap_size, out_of_crop=args.out_of_crop
-    )
+    layout = read_keypoint_layout(args)
+    if args.model:
+        options, model_layout = model_options(args, input_size, heatmap_size)
+        layout = layout or model_layout
+    else:
+        options = sample_options(
+            args.preset,
+            input_size,
+            heatmap_size,
+            out_of_crop=args.out_of_crop or "border",
+        )
     report = check_data(
         args.annotations,
         args.images,
@@ -198,6 +246,7 @@ def run(args):
         args.refinement,
         # A live bar only on a terminal (in a pipe it leaves escape codes).
         verbose=not args.json and sys.stdout.isatty(),
+        keypoint_layout=layout,
     )
     status = 1 if report["unreadable_images"] else 0
     if args.json:
@@ -218,6 +267,24 @@ def run(args):
         print(f"  skipped     {count:6d}  {reason}")
         for example in report["skipped_examples"].get(reason, []):
             print(f"                      e.g. {example}")
+    pairs = report["flip_pairs"]
+    print(
+        f"layout        {report['num_keypoints']} keypoints, "
+        f"{len(pairs)} flip pairs"
+        + (
+            ": " + ", ".join(
+                "/".join(report["keypoints"][i] for i in pair)
+                for pair in pairs[:4]
+            ) + (" ..." if len(pairs) > 4 else "")
+            if pairs else ""
+        )
+    )  # fmt: skip
+    for left, right in report["missing_flip_pairs"]:
+        print(
+            f"  warning     {left}/{right} look like a left/right pair but "
+            "are no flip pair: flipping refuses this layout (add them to "
+            "flip_pairs)"
+        )
     for path, problem in report["unreadable_images"].items():
         print(f"  unreadable  {path}: {problem}")
     if "detections" in report:

@@ -4,11 +4,13 @@ import json
 import sys
 
 from keras_evopose.cli import UsageError
+from keras_evopose.cli import add_keypoint_layout_argument
 from keras_evopose.cli import check_file
 from keras_evopose.cli import check_output
 from keras_evopose.cli import check_preset
 from keras_evopose.cli import keep_native_logs
 from keras_evopose.cli import native_log_filter
+from keras_evopose.cli import read_keypoint_layout
 
 
 def add_model_arguments(parser):
@@ -129,6 +131,11 @@ def add_parser(subparsers):
     parser.add_argument(
         "--results", default=None, help="write the results JSON here"
     )
+    add_keypoint_layout_argument(
+        parser,
+        "replaces the model's (flip pairs of the flip test, OKS sigmas; "
+        "default: the model's, else the annotations')",
+    )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object"
     )
@@ -153,6 +160,7 @@ def run(args):
         check_file(args.detections, "--detections")
     if args.results:
         check_output(args.results, "--results")
+    layout = read_keypoint_layout(args)
     model = load_model(args)
     stats = evaluate_coco(
         model,
@@ -164,6 +172,7 @@ def run(args):
         refinement=args.refinement,
         results_path=args.results,
         oks_nms_threshold=args.oks_nms,
+        keypoint_layout=layout,
     )
     if args.json:
         print(json.dumps(stats))

@@ -68,18 +68,17 @@ def add_parser(subparsers):
 
 
 def crop_images(model, annotations, images, limit=None):
-    """Normalized person crops `(N, H, W, 3)` at the model's input size
-    (ground-truth boxes, no augmentation), as a NumPy array."""
+    """Normalized person crops `(N, H, W, 3)` cropped as the model's data
+    contract says (its input size, padding, fill; ground-truth boxes, no
+    augmentation), as a NumPy array. Any keypoint set calibrates."""
     import numpy as np
 
     from keras_evopose.data import coco_keypoints_dataset
+    from keras_evopose.inference import model_contract
 
+    options, _ = model_contract(model)
     dataset = coco_keypoints_dataset(
-        annotations,
-        images,
-        input_size=tuple(model.input_shape[1:3]),
-        heatmap_size=tuple(model.output_shape[1:3]),
-        batch_size=32,
+        annotations, images, options=options, batch_size=32
     )
     batches = []
     count = 0
@@ -112,6 +111,7 @@ def run(args):
     from keras_evopose.export import LiteRTModel
     from keras_evopose.export import export_litert
     from keras_evopose.export import tensor_dtypes
+    from keras_evopose.export.litert import CONTRACT_SUFFIX
 
     if args.num_calibration_samples < 1:
         raise UsageError(
@@ -184,12 +184,20 @@ def run(args):
         "num_compared_crops": len(crops),
         **heatmap_difference(model, litert_model, crops),
     }
+    contract = output[: -len(".tflite")] + CONTRACT_SUFFIX
+    if os.path.exists(contract):
+        report["contract"] = contract
     if args.json:
         print(json.dumps(report))
         return 0
     print(f"wrote {report['output']} ({report['bytes']:,} bytes)")
     dtypes = ", ".join(f"{k} x{v}" for k, v in report["tensor_dtypes"].items())
     print(f"  tensors    {dtypes}")
+    if "contract" in report:
+        print(
+            f"  contract   {report['contract']} (crop options and keypoint "
+            "layout; keep it beside the file)"
+        )
     print(
         f"  heatmaps vs Keras on {report['num_compared_crops']} crops: "
         f"max |diff| {report['max_error']:.4g}, "

@@ -34,6 +34,14 @@ def test_export_int8_test_preset(tmp_path, capfd, coco_mini):
     assert len(stages) == 4, captured.err
     assert "calibrating on 16 crops" in stages[2]
     assert output.exists() and report["bytes"] == output.stat().st_size
+    # The model's data contract travels beside the file.
+    from keras_evopose.data import KeypointLayout
+    from keras_evopose.export import LiteRTModel
+
+    assert report["contract"] == str(tmp_path / "test_int8.contract.json")
+    litert_model = LiteRTModel(output)
+    assert litert_model.keypoint_layout == KeypointLayout.coco_person()
+    assert litert_model.sample_options.input_size == (64, 48)
     assert set(report["tensor_dtypes"]) == {"int8", "int32"}
     assert report["num_compared_crops"] == 80
     heatmap_range = report["heatmap_max"] - report["heatmap_min"]

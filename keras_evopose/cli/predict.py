@@ -13,8 +13,10 @@ import sys
 import tempfile
 
 from keras_evopose.cli import UsageError
+from keras_evopose.cli import add_keypoint_layout_argument
 from keras_evopose.cli import check_file
 from keras_evopose.cli import check_output
+from keras_evopose.cli import read_keypoint_layout
 
 # The drawing's longest side in pixels: the overlay is drawn at most this
 # large, so drawing memory does not grow with the photo (a 12000x9000
@@ -220,7 +222,10 @@ def add_parser(subparsers):
         "--annotations",
         default=None,
         help="COCO keypoints JSON giving keypoint names and skeleton "
-        "(default: COCO person)",
+        "(default: the model's keypoint layout, else COCO person)",
+    )
+    add_keypoint_layout_argument(
+        parser, "replaces the model's (flip pairs, skeleton drawn)"
     )
     parser.add_argument(
         "--output",
@@ -333,6 +338,7 @@ def run(args):
     from keras_evopose.cli.evaluate import load_model
     from keras_evopose.data import KeypointLayout
     from keras_evopose.data.coco_instances import read_json
+    from keras_evopose.inference import model_contract
     from keras_evopose.inference import predict_keypoints
 
     check_model_arguments(args)
@@ -371,7 +377,8 @@ def run(args):
             "their boxes",
             file=sys.stderr,
         )
-    if args.annotations:
+    layout = read_keypoint_layout(args)
+    if layout is None and args.annotations:
         data = read_json(args.annotations)
         categories = [
             c for c in (data.get("categories") or []
@@ -384,18 +391,16 @@ def run(args):
                 "'keypoints'; pass a COCO keypoints JSON"
             )
         layout = KeypointLayout.from_category(categories[0])
-    else:
-        layout = KeypointLayout.coco_person()
     model = load_model(args)
-    if model.output_shape[-1] != layout.num_keypoints:
-        raise UsageError(
-            f"the model predicts {model.output_shape[-1]} keypoints but the "
-            f"layout has {layout.num_keypoints}; pass --annotations of the "
-            "model's dataset"
-        )
+    # The model's layout (or COCO person for 17 heatmaps) unless given.
+    _, layout = model_contract(model, keypoint_layout=layout)
     keypoints = predict_keypoints(
         model, args.image, boxes, layout=layout, flip_test=not args.no_flip
     )
+    if layout is None:  # nothing to draw limbs with
+        layout = KeypointLayout(
+            [f"keypoint_{i}" for i in range(keypoints.shape[1])]
+        )
     scale = image.shape[1] / width
     draw(image, boxes, keypoints, layout, output, args.min_score, scale)
     shown = keypoints[:, :, 2] > args.min_score

@@ -6,6 +6,8 @@ deterministic; only the resulting crop matrices reach the per-sample warp.
 
 import numpy as np
 
+from keras_evopose.data.keypoint_layout import KeypointLayoutError
+
 
 def half_body_crop(keypoints, use_upper, options, layout):
     """The crop of the upper (or lower) body of each person.
@@ -93,13 +95,17 @@ def half_body(keypoints, center, scale, options, layout, seeds):
 
 
 def check_layout(options, layout):
-    """Half-body needs to know which joints are the upper body."""
+    """What augmentation needs of the layout: the upper-body joints for
+    half-body, flip pairs for every joint that looks left/right."""
     if options.half_body_probability > 0 and not layout.upper_body:
-        raise ValueError(
-            "half_body_probability > 0 needs the layout's upper-body joints; "
-            f"the keypoints {layout.names} have none. Pass a KeypointLayout "
-            "with `upper_body` or set half_body_probability=0."
+        raise KeypointLayoutError(
+            "half-body augmentation needs the layout's upper-body joints and "
+            f"the keypoints {', '.join(layout.names[:6])}, ... have none "
+            "known; add \"upper_body\" (names) to the category or "
+            "--keypoint-layout FILE.json, or set half_body_probability=0"
         )
+    if options.flip_probability > 0:
+        layout.check_flip("flip augmentation")
 
 
 def augment_crops(keypoints, center, scale, options, layout, random_seed):

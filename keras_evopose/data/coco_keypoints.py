@@ -8,6 +8,7 @@ from keras_evopose.data import geometry
 from keras_evopose.data import heatmaps as heatmaps_lib
 from keras_evopose.data.coco_instances import load_coco_instances
 from keras_evopose.data.image_files import decode_window
+from keras_evopose.data.keypoint_layout import KeypointLayoutError
 from keras_evopose.data.sample_options import SampleOptions
 
 # Input normalization, stated once: RGB in [0, 255] -> ImageNet statistics.
@@ -320,7 +321,8 @@ def build_samples(
 
     if warp not in WARPS:
         raise ValueError(f"`warp` must be one of {WARPS}. Received: {warp!r}")
-    augmentation.check_layout(options, layout)
+    if augment:
+        augmentation.check_layout(options, layout)
     input_size = options.input_size
     permutation = tf.constant(layout.flip_permutation, "int32")
     reads_bytes = "image_bytes" in records.element_spec
@@ -520,6 +522,7 @@ def coco_keypoints_dataset(
     min_detection_score=0.0,
     keypoints_from_ground_truth=False,
     warp="data",
+    keypoint_layout=None,
     **sample_options,
 ):
     """Top-down samples from a COCO keypoints JSON and an image folder.
@@ -574,6 +577,9 @@ def coco_keypoints_dataset(
             windows zero-padded per batch; `pixel_size`; `crop_to_pixels`),
             which warps on the accelerator: train
             `keras_evopose.layers.crop_warp_model(model, options.fill)`.
+        keypoint_layout: a `KeypointLayout` (flip pairs, upper body)
+            instead of the one read from the JSON's keypoint category,
+            e.g. from `KeypointLayout.from_json(path)`; same keypoints.
         **sample_options: `SampleOptions` fields (`input_size`,
             `heatmap_size`, `sigma`, `padding`, ...), used instead of
             `options` or replacing its fields.
@@ -606,6 +612,15 @@ def coco_keypoints_dataset(
         min_detection_score=min_detection_score,
         keypoints_from_ground_truth=keypoints_from_ground_truth,
     )
+    layout = instances.layout
+    if keypoint_layout is not None:
+        if keypoint_layout.num_keypoints != layout.num_keypoints:
+            raise KeypointLayoutError(
+                f"the keypoint layout has {keypoint_layout.num_keypoints} "
+                f"keypoints but {annotations} has {layout.num_keypoints}; "
+                "pass a layout of the annotations' keypoints"
+            )
+        layout = keypoint_layout
     records = tf.data.Dataset.from_tensor_slices(
         {
             "image_path": instances.image_paths,
@@ -624,7 +639,7 @@ def coco_keypoints_dataset(
         records = records.repeat()
     samples = build_samples(
         records,
-        instances.layout,
+        layout,
         options,
         augment,
         seed,

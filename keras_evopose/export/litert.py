@@ -8,12 +8,16 @@ only needs `ai_edge_litert`).
 
 import collections
 import itertools
+import os
 
 import numpy as np
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.utils.state_files import write_json_atomically
 
 QUANTIZATION_MODES = ("int8", "float16", None)
+# Beside `name.tflite`: the model's data contract (see `export_litert`).
+CONTRACT_SUFFIX = ".contract.json"
 
 
 def _image_batches(representative_data):
@@ -54,6 +58,11 @@ def export_litert(
     rewrite_head=True,
 ):
     """Writes `model` as a LiteRT `.tflite` file, optionally quantized.
+
+    The model's data contract (an `EvoPose2D`'s `sample_options` and
+    `keypoint_layout`) is written beside the file as
+    `<name>.contract.json`, which `LiteRTModel` reads, so the exported
+    file is cropped, flipped and scored like the model.
 
     The input signature is fixed to one image `(1, H, W, 3)`: a dynamic
     batch would leave SHAPE/PACK/STRIDED_SLICE ops (from the transposed
@@ -133,6 +142,7 @@ def export_litert(
         )
     import tensorflow as tf
 
+    contract = data_contract(model)
     if rewrite_head:
         from keras_evopose.export.inference_graph import inference_model
 
@@ -190,7 +200,24 @@ def export_litert(
         verbose=verbose,
         **converter_arguments,
     )
+    contract_path = path[: -len(".tflite")] + CONTRACT_SUFFIX
+    if contract:
+        write_json_atomically(contract_path, contract, indent=1)
+    elif os.path.exists(contract_path):
+        # A stale contract of an earlier file would describe this one.
+        os.remove(contract_path)
     return path
+
+
+def data_contract(model):
+    """`{"sample_options": ..., "keypoint_layout": ...}` of `model`'s
+    contract (the configs of what it has), or `{}`."""
+    contract = {}
+    for name in ("sample_options", "keypoint_layout"):
+        value = getattr(model, name, None)
+        if value is not None:
+            contract[name] = value.get_config()
+    return contract
 
 
 @keras_evopose_export("keras_evopose.export.tensor_dtypes")

@@ -5,6 +5,35 @@ import numpy as np
 from keras_evopose.api_export import keras_evopose_export
 
 
+def read_contract(path):
+    """`(SampleOptions or None, KeypointLayout or None)` from the contract
+    written beside the `.tflite` file at `path`, if any."""
+    import json
+    import os
+
+    from keras_evopose.data.keypoint_layout import KeypointLayout
+    from keras_evopose.data.sample_options import SampleOptions
+    from keras_evopose.export.litert import CONTRACT_SUFFIX
+
+    contract_path = str(path)[: -len(".tflite")] + CONTRACT_SUFFIX
+    if not str(path).endswith(".tflite") or not os.path.exists(contract_path):
+        return None, None
+    try:
+        with open(contract_path) as handle:
+            contract = json.load(handle)
+        options = contract.get("sample_options")
+        layout = contract.get("keypoint_layout")
+        return (
+            None if options is None else SampleOptions.from_config(options),
+            None if layout is None else KeypointLayout.from_config(layout),
+        )
+    except (ValueError, TypeError, AttributeError) as error:
+        raise ValueError(
+            f"{contract_path} is not a data contract written by "
+            f"export_litert ({error}); delete it or export again"
+        ) from None
+
+
 @keras_evopose_export("keras_evopose.export.LiteRTModel")
 class LiteRTModel:
     """A `.tflite` file under the LiteRT interpreter, with a Keras-like API.
@@ -16,7 +45,9 @@ class LiteRTModel:
     `export_litert` writes it). `input_shape` and `output_shape` read
     `(None, H, W, C)` like a Keras model's, so
     `keras_evopose.metrics.evaluate_coco` scores the file exactly as it
-    scores the Keras model.
+    scores the Keras model. The data contract `export_litert` writes
+    beside the file (`<name>.contract.json`) becomes `sample_options`
+    and `keypoint_layout` (`None` without one).
 
     Args:
         path: a `.tflite` file with one image input and one heatmap output.
@@ -51,6 +82,7 @@ class LiteRTModel:
         self.input_detail = inputs[0]
         self.output_detail = outputs[0]
         self.batch_size = int(self.input_detail["shape"][0])
+        self.sample_options, self.keypoint_layout = read_contract(self.path)
 
     @property
     def input_shape(self):

@@ -4,7 +4,8 @@ import numpy as np
 
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.data import coco_keypoints
-from keras_evopose.data.sample_options import SampleOptions
+from keras_evopose.data.keypoint_layout import KeypointLayoutError
+from keras_evopose.inference.model_contract import model_contract
 
 
 @keras_evopose_export("keras_evopose.inference.predict_keypoints")
@@ -15,33 +16,36 @@ def predict_keypoints(
     layout=None,
     flip_test=True,
     refinement="quarter_offset",
-    heatmap_peak=255.0,
-    padding=1.25,
-    fill="black",
+    heatmap_peak=None,
+    padding=None,
+    fill=None,
+    options=None,
 ):
     """Top-down keypoints for `boxes` in one image file.
 
     The crops go through the same pipeline as evaluation (no
-    augmentation), so results match `evaluate_coco`.
+    augmentation), with the model's data contract
+    (`keras_evopose.inference.model_contract`), so results match
+    `evaluate_coco`. Arguments that are not `None` override the contract.
 
     Args:
         model: heatmap model (input size read from it).
         image: path of a JPEG/PNG image (local or `tf.io.gfile` URL).
         boxes: `(N, 4)` COCO `[x, y, w, h]` person boxes.
         layout: `KeypointLayout` (flip pairs for the flip test); defaults
-            to COCO person when the model has 17 heatmaps.
+            to the model's (`EvoPose2D.keypoint_layout`), else COCO person
+            when the model has 17 heatmaps.
         flip_test: bool, average with the mirrored crop.
         refinement, heatmap_peak: see `decode_heatmaps`.
         padding: float, box padding (as in training).
         fill: the area outside the image, as in training (see
             `SampleOptions`).
+        options: a `SampleOptions` replacing the model's.
 
     Returns:
         `(N, K, 3)` float32 array of image `(x, y, score)`.
     """
     import tensorflow as tf
-
-    from keras_evopose.data.keypoint_layout import KeypointLayout
 
     # Imported here: `keras_evopose.metrics` re-exports this function.
     from keras_evopose.metrics.decoding import crops_to_keypoints
@@ -49,16 +53,28 @@ def predict_keypoints(
     boxes = np.asarray(boxes, "float32").reshape(-1, 4)
     if len(boxes) == 0:
         raise ValueError("predict_keypoints: `boxes` is empty.")
-    input_size = tuple(model.input_shape[1:3])
-    heatmap_size = tuple(model.output_shape[1:3])
+    options, layout = model_contract(
+        model,
+        options,
+        layout,
+        heatmap_peak=heatmap_peak,
+        padding=padding,
+        fill=fill,
+    )
     num_keypoints = model.output_shape[-1]
     if layout is None:
-        if num_keypoints != 17:
-            raise ValueError(
-                f"The model predicts {num_keypoints} keypoints; pass its "
-                "`layout` (KeypointLayout) for the flip test."
+        if flip_test:
+            raise KeypointLayoutError(
+                f"the model predicts {num_keypoints} keypoints and has no "
+                "keypoint layout; pass its layout (--keypoint-layout "
+                "FILE.json) for the flip test, or turn the flip test off"
             )
-        layout = KeypointLayout.coco_person()
+        # Without a flip nothing reads the names.
+        from keras_evopose.data.keypoint_layout import KeypointLayout
+
+        layout = KeypointLayout([f"keypoint_{i}" for i in range(num_keypoints)])
+    if flip_test:
+        layout.check_flip("the flip test")
     with tf.io.gfile.GFile(str(image), "rb") as handle:
         encoded = handle.read()
     count = len(boxes)
@@ -71,13 +87,6 @@ def predict_keypoints(
             "keypoints": np.zeros((count, num_keypoints, 3), "float32"),
             "score": np.ones(count, "float32"),
         }
-    )
-    options = SampleOptions(
-        input_size,
-        heatmap_size,
-        padding=padding,
-        heatmap_peak=heatmap_peak,
-        fill=fill,
     )
     samples = coco_keypoints.build_samples(
         records,
@@ -96,10 +105,10 @@ def predict_keypoints(
                 batch["image"].numpy(),
                 batch["center"].numpy(),
                 batch["scale"].numpy(),
-                input_size,
+                options.input_size,
                 layout.flip_permutation if flip_test else None,
                 refinement=refinement,
-                heatmap_peak=heatmap_peak,
+                heatmap_peak=options.heatmap_peak,
                 sigma=options.sigma,
             )
         )

@@ -160,45 +160,45 @@ def _predict(
     heatmap_function,
     annotations,
     images,
-    input_size,
-    heatmap_size,
+    options,
+    layout,
     detections,
     batch_size,
     flip_test,
     refinement,
-    heatmap_peak,
-    sigma,
     dataset_options,
 ):
     """Runs `heatmap_function(batch_dict) -> heatmaps` over the eval
     pipeline and returns (layout, instances, image ids, keypoints, scores)."""
     from keras_evopose.data.coco_instances import load_coco_instances
+    from keras_evopose.inference.model_contract import layout_for_data
 
-    options = dict(
-        input_size=input_size,
-        heatmap_size=heatmap_size,
-        batch_size=batch_size,
-        sigma=sigma,
-        detections=detections,
-        heatmap_peak=heatmap_peak,
-        training=False,
-        include_metadata=True,
-    )
-    options.update(dataset_options)
     # Loading twice is cheap (JSON only) and gives the layout and ids.
     instances = load_coco_instances(
         annotations,
         images,
         detections=detections,
-        min_detection_score=options.get("min_detection_score", 0.0),
-        keypoints_from_ground_truth=options.get(
+        min_detection_score=dataset_options.get("min_detection_score", 0.0),
+        keypoints_from_ground_truth=dataset_options.get(
             "keypoints_from_ground_truth", False
         ),
     )
+    layout = layout_for_data(layout, instances.layout, annotations)
+    if flip_test:
+        layout.check_flip("the flip test")
+    # Fail before predicting: scoring needs a sigma per keypoint.
+    layout.check_oks_sigmas()
     dataset = coco_keypoints.coco_keypoints_dataset(
-        annotations, images, **options
+        annotations,
+        images,
+        options=options,
+        batch_size=batch_size,
+        detections=detections,
+        training=False,
+        include_metadata=True,
+        **dataset_options,
     )
-    permutation = instances.layout.flip_permutation
+    permutation = layout.flip_permutation
     image_ids, keypoints, box_scores = [], [], []
     for batch in dataset:
         keypoints.append(
@@ -207,16 +207,17 @@ def _predict(
                 batch["image"],
                 batch["center"].numpy(),
                 batch["scale"].numpy(),
-                input_size,
+                options.input_size,
                 permutation if flip_test else None,
                 refinement=refinement,
-                heatmap_peak=heatmap_peak,
-                sigma=sigma,
+                heatmap_peak=options.heatmap_peak,
+                sigma=options.sigma,
             )
         )
         image_ids.append(batch["image_id"].numpy())
         box_scores.append(batch["score"].numpy())
     return (
+        layout,
         instances,
         np.concatenate(image_ids),
         np.concatenate(keypoints),
@@ -228,51 +229,44 @@ def _evaluate(
     heatmap_function,
     annotations,
     images,
-    input_size,
-    heatmap_size,
+    options,
+    layout=None,
     detections=None,
     batch_size=32,
     flip_test=False,
     refinement="quarter_offset",
-    heatmap_peak=255.0,
-    sigma=None,
     results_path=None,
     oks_nms_threshold=None,
     **dataset_options,
 ):
-    input_size, heatmap_size, sigma = coco_keypoints.check_options(
-        input_size, heatmap_size, sigma, batch_size
+    """`heatmap_function`'s COCO AP with `options` (a `SampleOptions`)
+    and `layout` (the heatmaps' `KeypointLayout`, default the data's)."""
+    coco_keypoints.check_options(
+        options.input_size, options.heatmap_size, options.sigma, batch_size
     )
-    instances, image_ids, keypoints, box_scores = _predict(
+    layout, instances, image_ids, keypoints, box_scores = _predict(
         heatmap_function,
         annotations,
         images,
-        input_size,
-        heatmap_size,
+        options,
+        layout,
         detections,
         batch_size,
         flip_test,
         refinement,
-        heatmap_peak,
-        sigma,
         dataset_options,
     )
     results = coco_results(
         image_ids, keypoints, box_scores, instances.category_id
     )
     if oks_nms_threshold is not None:
-        if instances.layout.oks_sigmas is None:
-            raise ValueError(
-                "oks_nms_threshold needs OKS sigmas, which this keypoint "
-                f"set ({instances.layout.names}) does not define."
-            )
         # The pipeline keeps the instances' order, so boxes line up.
         kept = oks_nms(
             image_ids,
             keypoints,
             [result["score"] for result in results],
             instances.boxes[:, 2] * instances.boxes[:, 3],
-            instances.layout.oks_sigmas,
+            layout.oks_sigmas,
             oks_nms_threshold,
         )
         results = [results[index] for index in kept]
@@ -285,7 +279,7 @@ def _evaluate(
         annotations,
         results,
         image_ids=sorted(set(instances.image_ids.tolist())),
-        oks_sigmas=instances.layout.oks_sigmas,
+        oks_sigmas=layout.oks_sigmas,
     )
 
 
@@ -299,11 +293,13 @@ def evaluate_coco(
     batch_size=32,
     flip_test=True,
     refinement="quarter_offset",
-    heatmap_peak=255.0,
+    heatmap_peak=None,
     sigma=None,
     results_path=None,
     min_detection_score=0.0,
     oks_nms_threshold=None,
+    options=None,
+    keypoint_layout=None,
 ):
     """COCO keypoint AP of a heatmap model on a COCO JSON + image folder.
 
@@ -313,9 +309,14 @@ def evaluate_coco(
     image, rescores instances (box score x mean joint score above 0.2) and
     runs pycocotools on the images that have boxes.
 
+    Crops and decoding follow the model's data contract
+    (`keras_evopose.inference.model_contract`: an `EvoPose2D`'s
+    `sample_options` and `keypoint_layout`); the arguments below that are
+    not `None` override it.
+
     Args:
         model: a Keras model from images `(batch, H, W, 3)` to heatmaps
-            `(batch, h, w, K)`.
+            `(batch, h, w, K)`, or a `LiteRTModel`.
         annotations: ground-truth COCO keypoints JSON.
         images: image folder.
         detections: optional COCO results JSON of person boxes.
@@ -323,30 +324,40 @@ def evaluate_coco(
         batch_size: int.
         flip_test: bool, average with the horizontally flipped crop.
         refinement: `"quarter_offset"` (reference), `"dark"` or `"none"`.
-        heatmap_peak: float, the training targets' peak (scores = max/peak).
-        sigma: the training targets' sigma (only DARK uses it).
+        heatmap_peak: float, the training targets' peak (scores =
+            max/peak); defaults to the model's options (255).
+        sigma: the training targets' sigma (only DARK uses it); defaults
+            to the model's options.
         results_path: optional path to write the results JSON to.
         min_detection_score: float, detections below it are dropped.
         oks_nms_threshold: optional float (HRNet uses 0.9): drop results
             whose OKS with a higher-scoring result of the same image
             exceeds it (`oks_nms`). Defaults to `None` (off, as in the
             reference).
+        options: a `SampleOptions` replacing the model's (crop padding,
+            fill, sigma, peak).
+        keypoint_layout: a `KeypointLayout` replacing the model's (flip
+            pairs of the flip test, OKS sigmas); the annotations' when
+            the model has none.
 
     Returns:
         The dict of `coco_keypoint_ap` (`ap`, `ap50`, ...).
+
+    Raises:
+        KeypointLayoutError: the flip test would mislabel joints, OKS
+            sigmas are missing, or the model's keypoints are not the
+            annotations'.
     """
-    if input_size is None:
-        input_size = tuple(model.input_shape[1:3])
-        if None in input_size:
-            raise ValueError(
-                "evaluate_coco: the model has no fixed input size; pass "
-                "`input_size=(height, width)`."
-            )
-    heatmap_size = tuple(model.output_shape[1:3])
-    if None in heatmap_size:
-        heatmap_size = tuple(
-            model.compute_output_shape((1, *input_size, 3))[1:3]
-        )
+    from keras_evopose.inference.model_contract import model_contract
+
+    options, layout = model_contract(
+        model,
+        options,
+        keypoint_layout,
+        input_size=input_size,
+        heatmap_peak=heatmap_peak,
+        sigma=sigma,
+    )
 
     def heatmap_function(batch):
         return model.predict_on_batch(np.asarray(batch["image"]))
@@ -355,14 +366,12 @@ def evaluate_coco(
         heatmap_function,
         annotations,
         images,
-        input_size,
-        heatmap_size,
+        options,
+        layout,
         detections=detections,
         batch_size=batch_size,
         flip_test=flip_test,
         refinement=refinement,
-        heatmap_peak=heatmap_peak,
-        sigma=sigma,
         results_path=results_path,
         min_detection_score=min_detection_score,
         oks_nms_threshold=oks_nms_threshold,
@@ -373,12 +382,14 @@ def evaluate_coco(
 def ceiling_ap(
     annotations,
     images,
-    input_size=(256, 192),
+    input_size=None,
     heatmap_size=None,
     detections=None,
     refinement="quarter_offset",
     sigma=None,
     batch_size=64,
+    options=None,
+    keypoint_layout=None,
     **sample_options,
 ):
     """The best AP any model can reach through this pipeline.
@@ -390,30 +401,41 @@ def ceiling_ap(
 
     Args:
         annotations, images: the COCO keypoints JSON and image folder.
-        input_size: `(height, width)` of the crops.
+        input_size: `(height, width)` of the crops (default 256x192, or
+            the `options`').
         heatmap_size: `(height, width)` of the model's heatmaps
-            (required, e.g. `model.output_shape[1:3]`).
+            (required unless `options` is given, e.g.
+            `model.output_shape[1:3]`).
         detections: optional COCO results JSON of person boxes.
         refinement: the decoder's refinement (see `decode_heatmaps`).
         sigma: Gaussian sigma; defaults to `2 * heatmap_height / 64`.
         batch_size: int.
+        options: a `SampleOptions` (e.g. a model's `sample_options`);
+            the arguments above and `**sample_options` replace its fields.
+        keypoint_layout: a `KeypointLayout` (OKS sigmas) instead of the
+            annotations'.
         **sample_options: other `SampleOptions` fields, e.g.
             `out_of_crop="ignore"` to see what border targets add.
 
     Returns:
         The dict of `coco_keypoint_ap`.
     """
+    fields = dict(input_size=input_size, heatmap_size=heatmap_size, sigma=sigma)
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if options is None:
+        fields.setdefault("input_size", (256, 192))
+    options = coco_keypoints.resolve_options(
+        options, {**fields, **sample_options}
+    )
     return _evaluate(
         lambda batch: batch["heatmaps"].numpy(),
         annotations,
         images,
-        input_size,
-        heatmap_size,
+        options,
+        keypoint_layout,
         detections=detections,
         batch_size=batch_size,
         flip_test=False,
         refinement=refinement,
-        sigma=sigma,
         keypoints_from_ground_truth=detections is not None,
-        **sample_options,
     )
