@@ -1,0 +1,156 @@
+"""`keras-evopose train` as users run it, killed at the worst moments.
+
+Each process is the `keras-evopose` command. One run is `kill -9`ed mid
+epoch, while its checkpoint is being written and while `best.keras` is
+being written, resumed after each; it must end with the epochs, optimizer
+step and learning rate of an uninterrupted run, having lost at most the
+epoch in progress at each kill.
+"""
+
+import json
+import math
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+COMMAND = pathlib.Path(sys.executable).parent / "keras-evopose"
+EPOCHS = 6
+TIMEOUT = 300
+
+
+def _flags(coco_mini):
+    return [
+        "--preset", "test", "--annotations", str(coco_mini["annotations"]),
+        "--images", str(coco_mini["images"]), "--no-augment",
+        "--epochs", str(EPOCHS), "--warmup-epochs", "1",
+        "--steps-per-epoch", "4", "--batch-size", "8",
+        "--base-learning-rate", "1e-2", "--verbose", "2",
+    ]  # fmt: skip
+
+
+def _start(*argv):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.Popen(
+        [str(COMMAND), "train", *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _state(run):
+    try:
+        return json.loads((run / "checkpoint.json").read_text())
+    except FileNotFoundError:
+        return {"epoch": 0}
+
+
+def _partial(folder, prefix):
+    """The name of a temporary file `prefix*.partial-*` in `folder`."""
+    try:
+        for entry in os.scandir(folder):
+            if entry.name.startswith(prefix) and ".partial-" in entry.name:
+                return entry.name
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def _kill_when(process, run, moment):
+    """SIGKILLs `process` at `moment`. Returns `None` if it ended first,
+    else the epoch it was working on (training or writing)."""
+    first = _state(run)["epoch"]
+    deadline = time.monotonic() + TIMEOUT
+    in_progress = None
+    while time.monotonic() < deadline and process.poll() is None:
+        if moment == "mid_epoch":
+            # Part-way into the epoch after the first one this process
+            # committed.
+            if _state(run)["epoch"] > first:
+                time.sleep(0.5)
+                in_progress = _state(run)["epoch"] + 1
+                break
+        elif moment == "checkpoint_write":
+            name = _partial(run / "checkpoint", ".epoch-")
+            if name:
+                in_progress = int(name.split("-")[1].split(".")[0])
+                break
+        elif moment == "best_write":
+            if _partial(run, ".best"):
+                # best.keras is written before the epoch is committed.
+                in_progress = _state(run)["epoch"] + 1
+                break
+        time.sleep(0.001)
+    if process.poll() is not None:
+        return None
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return in_progress
+
+
+@pytest.mark.slow
+def test_kill_9_at_the_worst_moments_then_resume(coco_mini, tmp_path):
+    from keras_evopose.training import TrainConfig
+    from keras_evopose.training import train_pose_model
+
+    reference = train_pose_model(
+        TrainConfig(
+            annotations=str(coco_mini["annotations"]),
+            images=str(coco_mini["images"]),
+            output=str(tmp_path / "reference"),
+            preset="test",
+            augment=False,
+            epochs=EPOCHS,
+            warmup_epochs=1,
+            steps_per_epoch=4,
+            batch_size=8,
+            base_learning_rate=1e-2,
+        ),
+        verbose=0,
+    )
+    run = tmp_path / "run"
+    kills = []
+    process = _start(*_flags(coco_mini), "--output", str(run))
+    for moment in ("mid_epoch", "checkpoint_write", "best_write"):
+        in_progress = _kill_when(process, run, moment)
+        if in_progress is None:
+            break
+        committed = _state(run)["epoch"]
+        # At most the epoch in progress is lost.
+        assert committed >= in_progress - 1, (moment, in_progress, committed)
+        kills.append((moment, in_progress, committed))
+        process = _start("--resume", str(run))
+    output, _ = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 0, output[-3000:]
+    assert len(kills) >= 2, f"the run ended before the kills: {kills}"
+    state = _state(run)
+    assert state["epoch"] == reference["epochs"] == EPOCHS
+    assert [row["epoch"] for row in state["history"]] == list(
+        range(1, EPOCHS + 1)
+    )
+    assert state["iterations"] == EPOCHS * 4
+    assert math.isclose(
+        state["learning_rate"],
+        reference["learning_rate"],
+        rel_tol=1e-6,
+        abs_tol=1e-12,
+    )
+    for epoch, (row, expected) in enumerate(
+        zip(state["history"], reference["history"]), 1
+    ):
+        assert math.isclose(
+            row["learning_rate"], expected["learning_rate"], rel_tol=1e-6
+        ), epoch
+    assert not list(run.rglob("*.partial-*"))
+    lines = (run / "history.csv").read_text().splitlines()
+    assert len(lines) == EPOCHS + 1
+    # (moment, epoch in progress, epochs committed after the kill)
+    print(f"kill matrix: {kills}")
