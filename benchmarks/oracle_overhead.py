@@ -25,10 +25,9 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 
 def synthetic_metrics(genotype_string, rng):
-    from keras_evopose.models import decode_genotype
-    from keras_evopose.search import genotype_from_string
+    from keras_evopose.models import Genotype
 
-    specs = decode_genotype(genotype_from_string(genotype_string))
+    specs = Genotype.from_string(genotype_string).blocks
     size = sum(s.num_repeats * s.filters * s.kernel_size for s in specs)
     return {
         "val_loss": 1.0 / size**0.5 + rng.random() * 0.01,

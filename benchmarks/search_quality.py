@@ -24,7 +24,7 @@ Methods (each over `--seeds` seeds, the same budget in training steps):
 - `evolution_no_transfer`: steady state, children trained from scratch
   (`EvolutionTuner(transfer_weights=False)`) for the same child epochs.
 - `random_search`: keras-tuner `RandomSearch` over the same genes
-  (`genotype_from_hyperparameters`), every trial from scratch for
+  (`Genotype.from_hyperparameters`), every trial from scratch for
   `--baseline-epochs` (default: the child epochs).
 - `nsga2`: optuna's `NSGAIISampler` over the same genes, two objectives
   (validation loss, parameters), every trial like random search.
@@ -159,7 +159,7 @@ def largest_genotype(space):
     """The genotype of `space` with the most parameters."""
     from keras_evopose.models import genotype as genotype_lib
 
-    specs = genotype_lib.decode_genotype(space.ancestor)
+    specs = genotype_lib.Genotype.from_strings(space.ancestor).blocks
     return [
         spec.replace(
             kernel_size=max(space.kernel_sizes),
@@ -228,9 +228,8 @@ def hypervolume_curve(trials, reference, checkpoints):
 
 
 def _hypermodel_class():
+    from keras_evopose.models import Genotype
     from keras_evopose.search import EvoPose2DHyperModel
-    from keras_evopose.search import genotype_from_hyperparameters
-    from keras_evopose.search import genotype_to_string
 
     class GeneHyperModel(EvoPose2DHyperModel):
         """Builds from `hp["genotype"]` (evolution) or from the gene
@@ -244,9 +243,9 @@ def _hypermodel_class():
             import keras_tuner
 
             if "genotype" not in hp.values:
-                genotype = genotype_from_hyperparameters(hp, self.space)
+                genotype = Genotype.from_hyperparameters(hp, self.space)
                 hp = keras_tuner.HyperParameters()
-                hp.Fixed("genotype", genotype_to_string(genotype))
+                hp.Fixed("genotype", genotype.to_string())
             return super().build(hp)
 
     return GeneHyperModel
@@ -279,9 +278,9 @@ def run_evolution(method, seed, setup, directory):
     import keras
     import keras_tuner
 
+    from keras_evopose.models import Genotype
     from keras_evopose.search import EvolutionOracle
     from keras_evopose.search import EvolutionTuner
-    from keras_evopose.search.search_space import genotype_from_string
 
     args, task, space = setup["args"], setup["task"], setup["space"]
     steps_per_epoch = setup["steps_per_epoch"]
@@ -337,7 +336,9 @@ def run_evolution(method, seed, setup, directory):
             {
                 "trial_id": trial.trial_id,
                 "status": trial.status,
-                "genotype": genotype_from_string(values["genotype"]),
+                "genotype": Genotype.from_string(
+                    values["genotype"]
+                ).to_strings(),
                 "parent_trial_id": values.get("parent_trial_id", ""),
                 "mutation": values.get("mutation", ""),
                 "generation": values.get("generation", 0),
@@ -376,8 +377,8 @@ def run_random_search(seed, setup, directory):
         shuffle=False,  # the dataset shuffles itself
         verbose=0,
     )
+    from keras_evopose.models import Genotype
     from keras_evopose.search import EvolutionOracle
-    from keras_evopose.search import genotype_from_hyperparameters
 
     trials = []
     for trial in sorted(
@@ -387,9 +388,9 @@ def run_random_search(seed, setup, directory):
             {
                 "trial_id": trial.trial_id,
                 "status": trial.status,
-                "genotype": genotype_from_hyperparameters(
+                "genotype": Genotype.from_hyperparameters(
                     dict(trial.hyperparameters.values), setup["space"]
-                ),
+                ).to_strings(),
                 "steps": trial_steps,
                 "val_loss": EvolutionOracle.metric_value(trial, "val_loss"),
                 "num_params": None,
@@ -408,7 +409,7 @@ def run_nsga2(seed, setup):
     import keras_tuner
     import optuna
 
-    from keras_evopose.search import genotype_from_hyperparameters
+    from keras_evopose.models import Genotype
     from keras_evopose.utils import count_params
 
     args, task, space = setup["args"], setup["task"], setup["space"]
@@ -431,7 +432,7 @@ def run_nsga2(seed, setup):
                 values[definition.name] = study_trial.suggest_categorical(
                     definition.name, list(definition.values)
                 )
-        genotype = genotype_from_hyperparameters(values, space)
+        genotype = Genotype.from_hyperparameters(values, space).to_strings()
         hp = keras_tuner.HyperParameters()
         hp.values.update(values)
         model = hypermodel.build(hp)

@@ -4,8 +4,7 @@ import os
 import keras
 
 from keras_evopose.api_export import keras_evopose_export
-from keras_evopose.models.genotype import genotype_from_string
-from keras_evopose.models.genotype import split_genotype
+from keras_evopose.models.genotype import Genotype
 from keras_evopose.models.weight_transfer import transfer_weights
 
 
@@ -13,7 +12,10 @@ def _config_with_genotype(config, genotype):
     """The child's config with the backbone genotype replaced (and the
     head's widths, if the genotype ends with head steps)."""
     config = copy.deepcopy(config)
-    genotype, head_filters = split_genotype(genotype)
+    head_filters = (
+        None if genotype.head_filters is None else list(genotype.head_filters)
+    )
+    genotype = genotype.block_strings
     if "genotype" in config and head_filters is None:
         config["genotype"] = genotype
         return config
@@ -58,10 +60,11 @@ class WeightTransferCallback(keras.callbacks.Callback):
             checkpoint (then `genotype` is required: the parent is the
             child's architecture with the backbone genotype replaced), or
             a built Keras model.
-        genotype: the parent's genotype (list of block strings, or the
-            comma-joined string of `keras_evopose.search.genotype_to_string`)
-            for a `.weights.h5` parent; head steps at its end (`"up_c64"`)
-            set the parent's `head_filters`. Ignored otherwise.
+        genotype: the parent's genotype (a `keras_evopose.models.Genotype`,
+            a list of block strings, or `Genotype.to_string`'s
+            comma-joined string) for a `.weights.h5` parent; head steps
+            at its end (`"up_c64"`) set the parent's `head_filters`.
+            Ignored otherwise.
         verbose: 0 silent, 1 prints the report summary, 2 prints every
             variable. Defaults to 1.
 
@@ -104,8 +107,11 @@ class WeightTransferCallback(keras.callbacks.Callback):
                 f"model. Received: parent={type(parent).__name__}"
             )
         if isinstance(genotype, str):
-            genotype = genotype_from_string(genotype)
-        self.genotype = None if genotype is None else [str(g) for g in genotype]
+            genotype = Genotype.from_string(genotype)
+        elif genotype is not None:
+            genotype = Genotype.coerce(genotype)
+        # Canonical strings: what a config holds, deep copies cheaply.
+        self.genotype = None if genotype is None else genotype.to_strings()
         if verbose not in (0, 1, 2):
             raise ValueError(
                 "WeightTransferCallback: `verbose` must be 0, 1 or 2. "
@@ -150,7 +156,9 @@ class WeightTransferCallback(keras.callbacks.Callback):
             )
         if self.parent.endswith(".keras"):
             return keras.saving.load_model(self.parent, compile=False)
-        config = _config_with_genotype(child.get_config(), self.genotype)
+        config = _config_with_genotype(
+            child.get_config(), Genotype.from_strings(self.genotype)
+        )
         parent = type(child).from_config(config)
         try:
             parent.load_weights(self.parent)

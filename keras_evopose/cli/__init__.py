@@ -138,14 +138,13 @@ def preset_stride(preset):
     """The output stride of a preset's backbone (16 for `small`), from its
     genotype, without building it; UsageError for an unknown preset."""
     from keras_evopose.models import presets
-    from keras_evopose.models.genotype import decode_genotype
-    from keras_evopose.models.genotype import output_stride
+    from keras_evopose.models.genotype import Genotype
 
     try:
         genotype = presets.preset_arguments(preset, "backbone")["genotype"]
     except ValueError as error:
         raise UsageError(str(error)) from None
-    return output_stride(decode_genotype(genotype))
+    return Genotype.from_strings(genotype).output_stride
 
 
 def add_distribution_arguments(parser):

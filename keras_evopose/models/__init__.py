@@ -4,6 +4,7 @@ from keras_evopose.models.evopose2d import EvoPose2D
 from keras_evopose.models.evopose2d import build_flat_model
 from keras_evopose.models.evopose2d_backbone import EvoPose2DBackbone
 from keras_evopose.models.genotype import BlockSpec
+from keras_evopose.models.genotype import Genotype
 from keras_evopose.models.genotype import compound_scale
 from keras_evopose.models.genotype import decode_genotype
 from keras_evopose.models.genotype import decode_head_steps
@@ -15,6 +16,7 @@ __all__ = [
     "BlockSpec",
     "EvoPose2D",
     "EvoPose2DBackbone",
+    "Genotype",
     "build_flat_model",
     "compound_scale",
     "decode_genotype",

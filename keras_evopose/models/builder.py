@@ -67,7 +67,8 @@ def backbone_graph(
         `(features, pyramid)`: the last feature map and a dict
         `{"P1": ..., "P5": ...}` of the last feature map at each stride 2**n.
     """
-    specs = genotype_lib.decode_genotype(genotype)
+    # Decodes only strings (the flat twins' configs); a Genotype passes as is.
+    specs = genotype_lib.Genotype.coerce(genotype).blocks
     stem = sublayer_graph.conv_bn_sublayers(
         layers_module,
         "Conv2D",

@@ -240,8 +240,9 @@ class EvoPose2D(keras.Model):
                 `EvoPose2DBackbone` (`genotype`, `image_shape`, ...) that
                 replace the preset's. `dtype`, `kernel_regularizer` and
                 `batch_norm_momentum` apply to backbone and head. A
-                `genotype` that ends with head steps (`"up_c64"`, from a
-                search with head genes) sets `head_filters` too.
+                `genotype` (a `Genotype` or a list of block strings) that
+                ends with head steps (`"up_c64"`, from a search with head
+                genes) sets `head_filters` too.
 
         Returns:
             An `EvoPose2D`.
@@ -253,19 +254,19 @@ class EvoPose2D(keras.Model):
         backbone_config = preset_lib.preset_arguments(preset, "backbone")
         head_config = preset_lib.preset_arguments(preset, "head")
         if overrides.get("genotype") is not None:
-            genotype, head_filters = genotype_lib.split_genotype(
-                overrides["genotype"]
+            genotype = genotype_lib.Genotype.coerce(overrides["genotype"])
+            overrides = dict(
+                overrides, genotype=genotype.replace(head_filters=None)
             )
-            if head_filters is not None:
+            if genotype.head_filters is not None:
+                head_filters = list(genotype.head_filters)
                 if "head_filters" in overrides:
                     raise ValueError(
                         f"EvoPose2D.from_preset({preset!r}): the genotype's "
                         f"head steps set head_filters={head_filters}, and "
                         "head_filters is given too. Pass only one of them."
                     )
-                overrides = dict(
-                    overrides, genotype=genotype, head_filters=head_filters
-                )
+                overrides["head_filters"] = head_filters
         if overrides.get("keypoint_layout") is not None:
             # The layout's keypoints replace the preset's 17.
             head_config.pop("num_keypoints", None)

@@ -25,10 +25,12 @@ class EvoPose2DBackbone(keras.Model):
         IEEE Access 2021.
 
     Args:
-        genotype: list of block strings, one per stage, e.g.
+        genotype: a `keras_evopose.models.Genotype` without head steps,
+            or a list of block strings, one per stage, e.g.
             `["ir_r1_k3_s1_e1_c16_se0.25", "ir_r3_k3_s2_e6_c24_se0.25"]`
             (see `keras_evopose.models.BlockSpec`). The output stride (stem
-            times stage strides) may be at most 32.
+            times stage strides) may be at most 32. The config holds the
+            canonical block strings.
         stem_filters: int, channels of the stem conv. Defaults to 32.
         image_shape: `(height, width, 3)`; `None` sizes are allowed.
             Defaults to `(None, None, 3)`.
@@ -65,7 +67,14 @@ class EvoPose2DBackbone(keras.Model):
         dtype=None,
         **kwargs,
     ):
-        specs = genotype_lib.decode_genotype(genotype)
+        genotype = genotype_lib.Genotype.coerce(genotype)
+        if genotype.head_filters is not None:
+            raise ValueError(
+                "EvoPose2DBackbone: the genotype ends with head steps "
+                f"{genotype.head_steps}, which are not backbone blocks. "
+                "Build the whole network with EvoPose2D.from_preset(preset, "
+                "genotype=...), or pass genotype.replace(head_filters=None)."
+            )
         kernel_regularizer = sublayer_graph.get_regularizer(
             "EvoPose2DBackbone", kernel_regularizer
         )
@@ -102,7 +111,7 @@ class EvoPose2DBackbone(keras.Model):
         inputs = keras.Input(shape=image_shape, name="image")
         features, pyramid = builder.backbone_graph(
             inputs,
-            specs,
+            genotype,
             stem_filters,
             stochastic_depth_rate,
             activation,
@@ -117,7 +126,7 @@ class EvoPose2DBackbone(keras.Model):
             self.dtype_policy = keras.dtype_policies.get(dtype)
 
         # === Config ===
-        self.genotype = [spec.to_string() for spec in specs]
+        self.genotype = genotype.block_strings
         self.stem_filters = stem_filters
         self.image_shape = image_shape
         self.stochastic_depth_rate = stochastic_depth_rate
@@ -125,7 +134,7 @@ class EvoPose2DBackbone(keras.Model):
         self.kernel_regularizer = kernel_regularizer
         self.batch_norm_momentum = batch_norm_momentum
         self.pyramid_outputs = pyramid
-        self.output_stride = genotype_lib.output_stride(specs)
+        self.output_stride = genotype.output_stride
 
     def get_config(self):
         # Not chained to the functional super(): its nested graph config

@@ -11,6 +11,7 @@ keras-tuner hold (only str/int/float/bool survive its gRPC transport);
 import dataclasses
 import math
 import re
+import warnings
 
 from keras_evopose.api_export import keras_evopose_export
 
@@ -199,60 +200,6 @@ class BlockSpec:
         return dataclasses.replace(self, **changes)
 
 
-@keras_evopose_export("keras_evopose.models.decode_genotype")
-def decode_genotype(genotype):
-    """Decodes and validates a genotype (a list of block strings).
-
-    Args:
-        genotype: list of block strings (or `BlockSpec`s), one per stage.
-
-    Returns:
-        A tuple of `BlockSpec`.
-
-    Raises:
-        ValueError: if the list is empty, a block string is malformed, or the
-            strides reduce the input by more than `MAX_OUTPUT_STRIDE` (32).
-    """
-    if isinstance(genotype, str) or not isinstance(genotype, (list, tuple)):
-        raise ValueError(
-            "A genotype must be a list of block strings such as "
-            "['ir_r1_k3_s1_e1_c16_se0.25', ...]. Received: "
-            f"{genotype!r}"
-        )
-    if not genotype:
-        raise ValueError("A genotype needs at least one stage. Received: []")
-    if any(_is_head_step(block) for block in genotype):
-        raise ValueError(
-            "This genotype ends with head steps ('up_c<channels>'), which "
-            "are not backbone blocks. Pass it to EvoPose2D.from_preset("
-            "genotype=...), which builds both, or separate the parts with "
-            "keras_evopose.models.split_genotype. Received: "
-            f"{list(genotype)!r}"
-        )
-    specs = tuple(
-        spec if isinstance(spec, BlockSpec) else BlockSpec.from_string(spec)
-        for spec in genotype
-    )
-    stride = output_stride(specs)
-    if stride > MAX_OUTPUT_STRIDE:
-        num_stride_two = sum(1 for spec in specs if spec.strides == 2)
-        raise ValueError(
-            f"Genotype output stride {stride} exceeds the maximum "
-            f"{MAX_OUTPUT_STRIDE} (the stem halves the input and "
-            f"{num_stride_two} stages have s2), which would leave features "
-            f"smaller than 1/{MAX_OUTPUT_STRIDE} of the input. Use at most "
-            f"{int(math.log2(MAX_OUTPUT_STRIDE // STEM_STRIDES))} stride-2 "
-            "stages."
-        )
-    return specs
-
-
-@keras_evopose_export("keras_evopose.models.encode_genotype")
-def encode_genotype(specs):
-    """Encodes `BlockSpec`s (or block strings) into canonical strings."""
-    return [spec.to_string() for spec in decode_genotype(list(specs))]
-
-
 def output_stride(specs):
     """Total downsampling of a backbone: stem times every stage's stride."""
     stride = STEM_STRIDES
@@ -295,7 +242,8 @@ def compound_scale(
     repeats rounded up. The stochastic-depth rate grows with the size.
 
     Args:
-        genotype: list of block strings found at the base size.
+        genotype: a `Genotype` or list of block strings found at the base
+            size. Head steps it ends with replace `head_filters`.
         image_size: `(height, width)` of the target input.
         stem_filters: stem channels at the base size.
         head_filters: transposed-conv channels of the head at the base size.
@@ -318,7 +266,11 @@ def compound_scale(
     phi = math.log(size / _BASE_SIZE) / math.log(_RESOLUTION_BASE)
     depth = _DEPTH_BASE**phi
     width = _WIDTH_BASE**phi
-    specs = decode_genotype(genotype)
+    genotype = Genotype.coerce(genotype)
+    if genotype.head_filters is not None:
+        # A searched head scales like the paper's.
+        head_filters = genotype.head_filters
+    specs = genotype.blocks
     scaled = [
         spec.replace(
             num_repeats=round_repeats(spec.num_repeats, depth),
@@ -349,100 +301,61 @@ def compound_scale(
 HEAD_STEP_TYPE = "up"
 _HEAD_STEP_PATTERN = re.compile(r"^up_c(\d+)$")
 _HEAD_STEP_FILTERS = (1, 4096)
+# keras-tuner's gRPC transport carries only int/float/str/bool values, so a
+# trial holds its genotype as the canonical strings joined by commas.
+GENOTYPE_SEPARATOR = ","
+_EXAMPLE = "['ir_r1_k3_s1_e1_c16_se0.25', ...]"
+
+
+def head_step(width):
+    """The head-step string of an upsampling step of `width` channels."""
+    return f"{HEAD_STEP_TYPE}_c{width}"
 
 
 def _is_head_step(block):
     return isinstance(block, str) and block.split("_", 1)[0] == HEAD_STEP_TYPE
 
 
-@keras_evopose_export("keras_evopose.models.encode_head_steps")
-def encode_head_steps(head_filters):
-    """Encodes head widths as head-step strings: `[128, 64]` ->
-    `["up_c128", "up_c64"]`, one per upsampling step of the head."""
-    if isinstance(head_filters, (str, int)) or not hasattr(
-        head_filters, "__iter__"
-    ):
+def _check_head_width(width, context):
+    if isinstance(width, bool) or not isinstance(width, int):
         raise ValueError(
-            "head_filters must be a list of ints, one per upsampling step. "
-            f"Received: head_filters={head_filters!r}"
+            f"{context}: a head step's width must be an int. Received: "
+            f"{width!r}"
         )
-    strings = []
-    for width in head_filters:
-        if isinstance(width, bool) or not isinstance(width, int):
-            raise ValueError(
-                "head_filters must be a list of ints, one per upsampling "
-                f"step. Received: head_filters={list(head_filters)!r}"
-            )
-        _check_value(
-            "filters",
-            width,
-            _HEAD_STEP_FILTERS,
-            "head step's output channels",
-            f"Head step of {width} channels",
-        )
-        strings.append(f"{HEAD_STEP_TYPE}_c{width}")
-    return strings
-
-
-@keras_evopose_export("keras_evopose.models.decode_head_steps")
-def decode_head_steps(head_steps):
-    """Decodes head-step strings (`["up_c128", "up_c64"]`) into their
-    widths (`[128, 64]`); the inverse of `encode_head_steps`."""
-    head_filters = []
-    for step in head_steps:
-        match = (
-            _HEAD_STEP_PATTERN.match(step) if isinstance(step, str) else None
-        )
-        if match is None:
-            raise ValueError(
-                f"Invalid head step {step!r}: a head step is 'up_c' and its "
-                "output channels, e.g. 'up_c128'."
-            )
-        width = int(match.group(1))
-        _check_value(
-            "filters",
-            width,
-            _HEAD_STEP_FILTERS,
-            "head step's output channels",
-            f"Invalid head step {step!r}",
-        )
-        head_filters.append(width)
-    return head_filters
-
-
-@keras_evopose_export("keras_evopose.models.split_genotype")
-def split_genotype(genotype):
-    """Separates a genotype's backbone blocks from its head steps.
-
-    A searched genotype may end with head steps (`"up_c128"`, one per
-    upsampling step of the head, see `SearchSpace`); the backbone blocks
-    come first.
-
-    Args:
-        genotype: list of block strings (or `BlockSpec`s), optionally
-            followed by head-step strings.
-
-    Returns:
-        `(backbone, head_filters)`: the backbone entries as given, and the
-        head's widths as a list of ints, or `None` when the genotype has
-        no head steps (the model's own head then applies).
-
-    Raises:
-        ValueError: if a backbone block follows a head step or a head step
-            is malformed.
-    """
-    if isinstance(genotype, str) or not isinstance(genotype, (list, tuple)):
-        raise ValueError(
-            "A genotype must be a list of block strings such as "
-            "['ir_r1_k3_s1_e1_c16_se0.25', ...]. Received: "
-            f"{genotype!r}"
-        )
-    genotype = list(genotype)
-    first_head = next(
-        (i for i, block in enumerate(genotype) if _is_head_step(block)),
-        len(genotype),
+    _check_value(
+        "filters",
+        width,
+        _HEAD_STEP_FILTERS,
+        "head step's output channels",
+        context,
     )
-    backbone, head = genotype[:first_head], genotype[first_head:]
+
+
+def _head_step_width(step):
+    match = _HEAD_STEP_PATTERN.match(step) if isinstance(step, str) else None
+    if match is None:
+        raise ValueError(
+            f"Invalid head step {step!r}: a head step is 'up_c' and its "
+            "output channels, e.g. 'up_c128'."
+        )
+    width = int(match.group(1))
+    _check_head_width(width, f"Invalid head step {step!r}")
+    return width
+
+
+def _split(entries):
+    """`(backbone entries as given, head widths or None)` of a list."""
+    if isinstance(entries, str) or not isinstance(entries, (list, tuple)):
+        raise ValueError(
+            f"A genotype must be a list of block strings such as {_EXAMPLE}. "
+            f"Received: {entries!r}"
+        )
+    entries = list(entries)
+    first_head = next(
+        (i for i, block in enumerate(entries) if _is_head_step(block)),
+        len(entries),
+    )
+    backbone, head = entries[:first_head], entries[first_head:]
     if not head:
         return backbone, None
     misplaced = [block for block in head if not _is_head_step(block)]
@@ -450,48 +363,297 @@ def split_genotype(genotype):
         raise ValueError(
             f"Backbone block {misplaced[0]!r} follows a head step; head "
             "steps ('up_c<channels>') must come after every backbone "
-            f"block. Received: {genotype!r}"
+            f"block. Received: {entries!r}"
         )
-    return backbone, decode_head_steps(head)
+    return backbone, [_head_step_width(step) for step in head]
 
 
-def _canonical(genotype):
-    """Canonical strings of a genotype, head steps included."""
-    backbone, head_filters = split_genotype(genotype)
-    strings = encode_genotype(backbone)
-    if head_filters is not None:
-        strings += encode_head_steps(head_filters)
-    return strings
+@keras_evopose_export("keras_evopose.models.Genotype")
+@dataclasses.dataclass(frozen=True)
+class Genotype:
+    """A network's genes: its backbone stages and, optionally, head steps.
+
+    The one value a genotype travels as between the search space, the
+    oracle, the models and the CLI; decoded once, validated on
+    construction. Its text forms are a list of canonical block strings
+    (`to_strings`, what presets and model configs hold) and those strings
+    joined by commas (`to_string`, what a keras-tuner trial holds: its
+    gRPC transport carries only int/float/str/bool). Head steps
+    (`"up_c128"`, one per upsampling step of the heatmap head) end the
+    strings only where a search treats the head as genes.
+
+    Args:
+        blocks: `BlockSpec`s or block strings, one per backbone stage.
+            The output stride (the stem's 2 times every stage's stride)
+            may be at most 32.
+        head_filters: ints, the width of each upsampling step of the
+            head, or `None` (the default): the model's own head applies.
+
+    Example:
+
+    >>> genotype = keras_evopose.models.Genotype.from_strings(
+    ...     ["ir_r1_k3_s2_e1_c16_se0.25", "ir_r2_k5_s2_e6_c24_se0.25",
+    ...      "up_c64"])
+    >>> genotype.blocks[1].kernel_size, genotype.head_filters
+    (5, (64,))
+    >>> genotype.output_stride
+    8
+    >>> text = genotype.to_string()
+    >>> keras_evopose.models.Genotype.from_string(text) == genotype
+    True
+    """
+
+    blocks: tuple
+    head_filters: tuple = None
+
+    def __post_init__(self):
+        blocks = self.blocks
+        if isinstance(blocks, str) or not isinstance(blocks, (list, tuple)):
+            raise ValueError(
+                "Genotype: blocks must be a list of block strings or "
+                f"BlockSpecs such as {_EXAMPLE}. Received: blocks={blocks!r}"
+            )
+        if not blocks:
+            raise ValueError(
+                "A genotype needs at least one stage. Received: []"
+            )
+        heads = [block for block in blocks if _is_head_step(block)]
+        if heads:
+            raise ValueError(
+                f"Genotype: {heads[0]!r} is a head step, not a backbone "
+                "block. Use Genotype.from_strings, which separates them, or "
+                "pass the widths as head_filters."
+            )
+        blocks = tuple(
+            block
+            if isinstance(block, BlockSpec)
+            else BlockSpec.from_string(block)
+            for block in blocks
+        )
+        object.__setattr__(self, "blocks", blocks)
+        stride = output_stride(blocks)
+        if stride > MAX_OUTPUT_STRIDE:
+            num_stride_two = sum(1 for spec in blocks if spec.strides == 2)
+            raise ValueError(
+                f"Genotype output stride {stride} exceeds the maximum "
+                f"{MAX_OUTPUT_STRIDE} (the stem halves the input and "
+                f"{num_stride_two} stages have s2), which would leave "
+                f"features smaller than 1/{MAX_OUTPUT_STRIDE} of the input. "
+                f"Use at most "
+                f"{int(math.log2(MAX_OUTPUT_STRIDE // STEM_STRIDES))} "
+                "stride-2 stages."
+            )
+        head_filters = self.head_filters
+        if head_filters is not None:
+            if isinstance(head_filters, (str, int)) or not isinstance(
+                head_filters, (list, tuple)
+            ):
+                raise ValueError(
+                    "Genotype: head_filters must be a list of ints, one per "
+                    f"upsampling step. Received: head_filters={head_filters!r}"
+                )
+            if not head_filters:
+                raise ValueError(
+                    "Genotype: head_filters needs at least one upsampling "
+                    "step, or None for the model's own head. Received: []"
+                )
+            for width in head_filters:
+                _check_head_width(width, f"Head step of {width!r} channels")
+            object.__setattr__(self, "head_filters", tuple(head_filters))
+
+    @classmethod
+    def from_strings(cls, strings):
+        """Decodes a list of block strings (or `BlockSpec`s), optionally
+        followed by head steps (`"up_c128"`)."""
+        backbone, head_filters = _split(strings)
+        return cls(tuple(backbone), head_filters)
+
+    def to_strings(self):
+        """The canonical block strings, head steps last; `from_strings`
+        inverts it exactly."""
+        return self.block_strings + self.head_steps
+
+    @classmethod
+    def from_string(cls, text):
+        """Decodes `to_string`'s form: the strings joined by commas."""
+        if not isinstance(text, str) or not text:
+            raise ValueError(
+                "A genotype string is the block strings joined by commas, "
+                "e.g. 'ir_r1_k3_s1_e1_c16_se0.25,ir_r2_k3_s2_e6_c24_se0.25'. "
+                f"Received: {text!r}"
+            )
+        return cls.from_strings(text.split(GENOTYPE_SEPARATOR))
+
+    def to_string(self):
+        """One canonical string: `to_strings` joined by commas."""
+        return GENOTYPE_SEPARATOR.join(self.to_strings())
+
+    @classmethod
+    def coerce(cls, genotype):
+        """`genotype` itself if it is a `Genotype`, else `from_strings`:
+        what every public API that takes a genotype calls once."""
+        if isinstance(genotype, cls):
+            return genotype
+        return cls.from_strings(genotype)
+
+    @classmethod
+    def from_hyperparameters(cls, hp, space, on_invalid="repair"):
+        """The genotype of a trial's gene hyperparameters inside `space`
+        (a `keras_evopose.search.SearchSpace`); see
+        `SearchSpace.to_hyperparameters` for the genes and `on_invalid`."""
+        # The genes are the search space's; the search package owns them.
+        from keras_evopose.search import genotype_hyperparameters
+
+        return genotype_hyperparameters.from_hyperparameters(
+            hp, space, on_invalid
+        )
+
+    def to_hyperparameter_values(self, space):
+        """The gene values of this genotype by hyperparameter name (the
+        inverse of `from_hyperparameters`), e.g. to start a sampler at it."""
+        from keras_evopose.search import genotype_hyperparameters
+
+        return genotype_hyperparameters.to_hyperparameter_values(self, space)
+
+    @property
+    def block_strings(self):
+        """The backbone's canonical block strings."""
+        return [spec.to_string() for spec in self.blocks]
+
+    @property
+    def head_steps(self):
+        """The head steps as strings (`["up_c128", ...]`), or `[]`."""
+        return [
+            f"{HEAD_STEP_TYPE}_c{width}" for width in self.head_filters or ()
+        ]
+
+    @property
+    def output_stride(self):
+        """Total downsampling of the backbone: stem times every stride."""
+        return output_stride(self.blocks)
+
+    def replace(self, **changes):
+        """A copy with `changes` (`blocks`, `head_filters`) applied."""
+        return dataclasses.replace(self, **changes)
 
 
-GENOTYPE_SEPARATOR = ","
+# Deprecated free functions, kept for one release: each is one `Genotype`
+# call now.
+def warn_deprecated(name, replacement):
+    warnings.warn(
+        f"{name} is deprecated and will be removed in the next release; use "
+        f"{replacement}.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+@keras_evopose_export("keras_evopose.models.decode_genotype")
+def decode_genotype(genotype):
+    """Deprecated: use `Genotype.from_strings(genotype).blocks`.
+
+    Returns the `BlockSpec`s of a backbone genotype (no head steps)."""
+    warn_deprecated(
+        "keras_evopose.models.decode_genotype",
+        "keras_evopose.models.Genotype.from_strings(genotype).blocks",
+    )
+    if isinstance(genotype, (list, tuple)) and any(
+        _is_head_step(block) for block in genotype
+    ):
+        raise ValueError(
+            "This genotype ends with head steps ('up_c<channels>'), which "
+            "are not backbone blocks. Pass it to EvoPose2D.from_preset("
+            "genotype=...), which builds both, or separate the parts with "
+            "keras_evopose.models.Genotype.from_strings (split_genotype). "
+            f"Received: {list(genotype)!r}"
+        )
+    return Genotype.from_strings(genotype).blocks
+
+
+@keras_evopose_export("keras_evopose.models.encode_genotype")
+def encode_genotype(specs):
+    """Deprecated: use `Genotype(specs).block_strings`."""
+    warn_deprecated(
+        "keras_evopose.models.encode_genotype",
+        "keras_evopose.models.Genotype(specs).block_strings",
+    )
+    if isinstance(specs, (list, tuple)) and any(
+        _is_head_step(block) for block in specs
+    ):
+        raise ValueError(
+            "encode_genotype encodes backbone blocks only; use "
+            f"Genotype.from_strings(...).to_strings(). Received: {specs!r}"
+        )
+    return Genotype.from_strings(list(specs)).block_strings
+
+
+@keras_evopose_export("keras_evopose.models.encode_head_steps")
+def encode_head_steps(head_filters):
+    """Deprecated: use `Genotype(blocks, head_filters).head_steps`.
+
+    `[128, 64]` -> `["up_c128", "up_c64"]`."""
+    warn_deprecated(
+        "keras_evopose.models.encode_head_steps",
+        "keras_evopose.models.Genotype(blocks, head_filters).head_steps",
+    )
+    if isinstance(head_filters, (str, int)) or not hasattr(
+        head_filters, "__iter__"
+    ):
+        raise ValueError(
+            "head_filters must be a list of ints, one per upsampling step. "
+            f"Received: head_filters={head_filters!r}"
+        )
+    head_filters = list(head_filters)
+    for width in head_filters:
+        if isinstance(width, bool) or not isinstance(width, int):
+            raise ValueError(
+                "head_filters must be a list of ints, one per upsampling "
+                f"step. Received: head_filters={head_filters!r}"
+            )
+        _check_head_width(width, f"Head step of {width} channels")
+    return [head_step(width) for width in head_filters]
+
+
+@keras_evopose_export("keras_evopose.models.decode_head_steps")
+def decode_head_steps(head_steps):
+    """Deprecated: use `Genotype.from_strings(strings).head_filters`.
+
+    `["up_c128", "up_c64"]` -> `[128, 64]`."""
+    warn_deprecated(
+        "keras_evopose.models.decode_head_steps",
+        "keras_evopose.models.Genotype.from_strings(strings).head_filters",
+    )
+    return [_head_step_width(step) for step in head_steps]
+
+
+@keras_evopose_export("keras_evopose.models.split_genotype")
+def split_genotype(genotype):
+    """Deprecated: use `Genotype.from_strings(genotype)`, whose `blocks`
+    and `head_filters` are the two parts.
+
+    Returns `(backbone entries as given, head widths or None)`."""
+    warn_deprecated(
+        "keras_evopose.models.split_genotype",
+        "keras_evopose.models.Genotype.from_strings(genotype)",
+    )
+    return _split(genotype)
 
 
 @keras_evopose_export("keras_evopose.search.genotype_to_string")
 def genotype_to_string(genotype):
-    """Encodes a genotype as one canonical string (a keras-tuner value).
-
-    keras-tuner's gRPC transport carries only int/float/str/bool values, so
-    a trial holds its genotype as the canonical block strings joined by
-    commas. `genotype_from_string` inverts it exactly.
-
-    Args:
-        genotype: list of block strings or `BlockSpec`s, optionally
-            followed by head steps (`"up_c128"`).
-
-    Returns:
-        str, e.g. `"ir_r1_k3_s1_e1_c16_se0.25,ir_r2_k3_s2_e6_c24_se0.25,..."`.
-    """
-    return GENOTYPE_SEPARATOR.join(_canonical(genotype))
+    """Deprecated: use `Genotype.coerce(genotype).to_string()`."""
+    warn_deprecated(
+        "keras_evopose.search.genotype_to_string",
+        "keras_evopose.models.Genotype.coerce(genotype).to_string()",
+    )
+    return Genotype.coerce(genotype).to_string()
 
 
 @keras_evopose_export("keras_evopose.search.genotype_from_string")
 def genotype_from_string(text):
-    """Decodes `genotype_to_string`'s output into canonical block strings."""
-    if not isinstance(text, str) or not text:
-        raise ValueError(
-            "A genotype string is the block strings joined by commas, e.g. "
-            "'ir_r1_k3_s1_e1_c16_se0.25,ir_r2_k3_s2_e6_c24_se0.25'. "
-            f"Received: {text!r}"
-        )
-    return _canonical(text.split(GENOTYPE_SEPARATOR))
+    """Deprecated: use `Genotype.from_string(text).to_strings()`."""
+    warn_deprecated(
+        "keras_evopose.search.genotype_from_string",
+        "keras_evopose.models.Genotype.from_string(text).to_strings()",
+    )
+    return Genotype.from_string(text).to_strings()

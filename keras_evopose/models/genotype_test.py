@@ -1,3 +1,4 @@
+import dataclasses
 import random
 
 import pytest
@@ -170,3 +171,143 @@ def test_malformed_head_steps_are_named(genotype, message):
 def test_backbone_decoder_points_head_steps_elsewhere():
     with pytest.raises(ValueError, match="split_genotype"):
         decode_genotype(["ir_r1_k3_s1_e1_c8_se0.25", "up_c8"])
+
+
+def test_genotype_value_round_trips_every_text_form():
+    from keras_evopose.models import Genotype
+
+    strings = [
+        "ir_r1_k3_s1_e1_c8_se0.25",
+        "ir_r2_k5_s2_e6_c16_se0.25",
+        "up_c32",
+        "up_c16",
+    ]
+    genotype = Genotype.from_strings(strings)
+    assert genotype.blocks == tuple(
+        BlockSpec.from_string(s) for s in strings[:2]
+    )
+    assert genotype.head_filters == (32, 16)
+    assert genotype.head_steps == ["up_c32", "up_c16"]
+    assert genotype.block_strings == strings[:2]
+    assert genotype.to_strings() == strings
+    assert Genotype.from_string(genotype.to_string()) == genotype
+    assert genotype.to_string() == ",".join(strings)
+    assert genotype.output_stride == 4
+    # Tokens in any order decode to one canonical value.
+    shuffled = Genotype.from_strings(["ir_c8_se0.25_k3_s1_r1_e1"])
+    assert shuffled.to_strings() == [strings[0]]
+    # Frozen, hashable, equal by value; coerce passes a Genotype through.
+    assert hash(genotype) == hash(Genotype.from_strings(list(strings)))
+    assert Genotype.coerce(genotype) is genotype
+    assert Genotype.coerce(strings) == genotype
+    assert genotype.replace(head_filters=None).to_strings() == strings[:2]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        genotype.blocks = ()
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda G: G.from_strings("ir_r1_k3_s1_e1_c8_se0.25"), "list of block"),
+        (lambda G: G.from_strings([]), "at least one stage"),
+        (lambda G: G.from_string(""), "joined by commas"),
+        (lambda G: G(("ir_r1_k3_s1_e1_c8_se0.25", "up_c8")), "head step"),
+        (lambda G: G(("ir_r1_k3_s1_e1_c8_se0.25",), head_filters=[0]), "4096"),
+        (lambda G: G(("ir_r1_k3_s1_e1_c8_se0.25",), head_filters=[]), "step"),
+        (
+            lambda G: G.from_strings(["up_c8", "ir_r1_k3_s1_e1_c8_se0.25"]),
+            "follows a head step",
+        ),
+        (
+            lambda G: G.from_strings(["ir_r1_k3_s2_e1_c8_se0.25"] * 5),
+            "output stride 64",
+        ),
+        (lambda G: G.from_strings(["ir_r1_k4_s1_e1_c8_se0.25"]), "'k4'"),
+    ],
+)
+def test_genotype_value_rejects_bad_input_naming_it(build, message):
+    from keras_evopose.models import Genotype
+
+    with pytest.raises(ValueError, match=message):
+        build(Genotype)
+
+
+def test_genotype_value_to_and_from_hyperparameters():
+    import keras_tuner
+
+    from keras_evopose.models import Genotype
+    from keras_evopose.search import SearchSpace
+
+    space = SearchSpace.from_preset("test", head_steps=(1, 3))
+    ancestor = Genotype.from_strings(space.ancestor)
+    values = ancestor.to_hyperparameter_values(space)
+    assert Genotype.from_hyperparameters(values, space) == ancestor
+    hp = keras_tuner.HyperParameters()
+    assert Genotype.from_hyperparameters(hp, space) == ancestor
+    assert set(hp.values) == set(values)
+
+
+def test_free_conversion_functions_are_deprecated_aliases():
+    from keras_evopose import models
+    from keras_evopose import search
+
+    space = search.SearchSpace.from_preset("test")
+    strings = list(space.ancestor)
+    text = ",".join(strings)
+    calls = [
+        (models.decode_genotype, (strings,)),
+        (models.encode_genotype, (strings,)),
+        (models.split_genotype, (strings,)),
+        (models.encode_head_steps, ([8],)),
+        (models.decode_head_steps, (["up_c8"],)),
+        (search.genotype_to_string, (strings,)),
+        (search.genotype_from_string, (text,)),
+        (search.genotype_to_hyperparameter_values, (strings, space)),
+        (search.genotype_from_hyperparameters, ({}, space)),
+    ]
+    for function, arguments in calls:
+        with pytest.warns(DeprecationWarning, match="Genotype"):
+            try:
+                function(*arguments)
+            except ValueError:
+                pass  # {} lacks the genes: the warning came first
+
+
+def test_library_paths_call_no_deprecated_conversion(tmp_path):
+    """Building, searching and transferring go through `Genotype` only."""
+    import random
+    import warnings
+
+    from keras_evopose.models import EvoPose2D
+    from keras_evopose.models import Genotype
+    from keras_evopose.search import SearchSpace
+    from keras_evopose.search import mutate
+    from keras_evopose.search.evolution_oracle_test import make_oracle
+    from keras_evopose.search.evolution_oracle_test import run_trial
+
+    with warnings.catch_warnings():
+        # An error where library code (not a test helper) calls an alias.
+        warnings.filterwarnings(
+            "error",
+            category=DeprecationWarning,
+            message=".*Genotype",
+            module=r"keras_evopose\.(?!.*_test$)",
+        )
+        space = SearchSpace.from_preset("test", head_steps=(1, 3))
+        child, _ = mutate(space.ancestor, space, random.Random(0))
+        model = EvoPose2D.from_preset(
+            "test", genotype=Genotype.from_strings(child)
+        )
+        assert (
+            model.backbone.genotype
+            == Genotype.from_strings(child).block_strings
+        )
+        space = SearchSpace.from_preset("test")
+        oracle = make_oracle(tmp_path, search_space=space)
+        ancestor = run_trial(oracle)
+        child = run_trial(oracle)
+        values = child.hyperparameters.values
+        assert values["parent_trial_id"] == ancestor.trial_id
+        assert Genotype.from_string(values["genotype"]) != (
+            Genotype.from_strings(space.ancestor)
+        )

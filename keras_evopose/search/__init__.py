@@ -4,6 +4,10 @@ No TensorFlow import here: the search runs on any Keras backend.
 """
 
 from keras_evopose.models.efficientnet_weights import load_efficientnet_weights
+
+# Deprecated aliases of `keras_evopose.models.Genotype` (one release).
+from keras_evopose.models.genotype import genotype_from_string
+from keras_evopose.models.genotype import genotype_to_string
 from keras_evopose.models.weight_transfer import TransferEntry
 from keras_evopose.models.weight_transfer import TransferReport
 from keras_evopose.models.weight_transfer import transfer_weights
@@ -28,8 +32,6 @@ from keras_evopose.search.results import load_search_results
 from keras_evopose.search.results import search_results
 from keras_evopose.search.results import write_search_results
 from keras_evopose.search.search_space import SearchSpace
-from keras_evopose.search.search_space import genotype_from_string
-from keras_evopose.search.search_space import genotype_to_string
 from keras_evopose.search.trial_optimizer import TrialOptimizer
 
 __all__ = [

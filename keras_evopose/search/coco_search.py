@@ -329,33 +329,28 @@ def ancestor_genotype(config):
     ends with the preset's head steps (unless the ancestor names its own)."""
     from keras_evopose.models import presets
     from keras_evopose.models.evopose2d_presets import ANCESTOR_GENOTYPE
-    from keras_evopose.models.genotype import encode_head_steps
-    from keras_evopose.models.genotype import split_genotype
-    from keras_evopose.search.search_space import genotype_from_string
+    from keras_evopose.models.genotype import Genotype
 
     if config.ancestor == "preset":
-        genotype = list(
+        genotype = Genotype.from_strings(
             presets.preset_arguments(config.preset, "backbone")["genotype"]
         )
     elif config.ancestor == "efficientnet-b0":
-        genotype = list(ANCESTOR_GENOTYPE)
+        genotype = Genotype.from_strings(ANCESTOR_GENOTYPE)
     else:
-        genotype = genotype_from_string(config.ancestor)
+        genotype = Genotype.from_string(config.ancestor)
     searches_head = any(v is not None for v in head_genes_of(config).values())
-    if searches_head and split_genotype(genotype)[1] is None:
+    if searches_head and genotype.head_filters is None:
         head = presets.preset_arguments(config.preset, "head")
-        genotype += encode_head_steps(head["head_filters"])
-    return genotype
+        genotype = genotype.replace(head_filters=head["head_filters"])
+    return genotype.to_strings()
 
 
 def ancestor_stride(config):
     """The output stride of the config's ancestor genotype."""
-    from keras_evopose.models.genotype import decode_genotype
-    from keras_evopose.models.genotype import output_stride
-    from keras_evopose.models.genotype import split_genotype
+    from keras_evopose.models.genotype import Genotype
 
-    backbone, _ = split_genotype(ancestor_genotype(config))
-    return output_stride(decode_genotype(backbone))
+    return Genotype.from_strings(ancestor_genotype(config)).output_stride
 
 
 class _DatasetFactory:

@@ -35,16 +35,14 @@ from keras_tuner.src.distribute import utils as distribute_utils
 from keras_tuner.src.engine import trial as trial_module
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.models.genotype import Genotype
 from keras_evopose.search.fitness import SIZE_WEIGHT
 from keras_evopose.search.fitness import TARGET_PARAMS
 from keras_evopose.search.fitness import paper_fitness
 from keras_evopose.search.mutation import GENE_WEIGHTINGS
 from keras_evopose.search.mutation import mutate
 from keras_evopose.search.pareto import non_dominated_sort
-from keras_evopose.search.search_space import GENOTYPE_SEPARATOR
 from keras_evopose.search.search_space import SearchSpace
-from keras_evopose.search.search_space import genotype_from_string
-from keras_evopose.search.search_space import genotype_to_string
 from keras_evopose.utils.state_files import StateFileError
 from keras_evopose.utils.state_files import read_json_state
 from keras_evopose.utils.state_files import write_json_atomically
@@ -294,7 +292,9 @@ class EvolutionOracle(keras_tuner.Oracle):
         self.heartbeat_timeout = float(heartbeat_timeout)
         self.stop_reason = None
         self.stopped_by_failures = False
-        self._ancestor_string = genotype_to_string(search_space.ancestor)
+        self._ancestor_string = Genotype.from_strings(
+            search_space.ancestor
+        ).to_string()
         self._objective_cache = {}
         # When each running trial was last heard of (a heartbeat, a metric
         # report, its start), in this process's clock.
@@ -732,10 +732,8 @@ class EvolutionOracle(keras_tuner.Oracle):
             parent = parents[rng.randrange(len(parents))]
             values = parent.hyperparameters.values
             child, description = self._mutate(
-                genotype_from_string(values["genotype"]), rng
+                Genotype.from_string(values["genotype"]), rng
             )
-            # `mutate` returns canonical block strings: join, don't re-parse.
-            child = GENOTYPE_SEPARATOR.join(child)
             if not self._duplicate({"genotype": child}):
                 return self._running(
                     child,
@@ -754,9 +752,15 @@ class EvolutionOracle(keras_tuner.Oracle):
         return {"status": TrialStatus.STOPPED}
 
     def _mutate(self, genotype, rng):
-        return mutate(
-            genotype, self.search_space, rng, gene_weighting=self.gene_weighting
+        """A child of `genotype` as its trial value (the genotype string)
+        and the mutation's description."""
+        child, description = mutate(
+            genotype.to_strings(),
+            self.search_space,
+            rng,
+            gene_weighting=self.gene_weighting,
         )
+        return Genotype.from_strings(child).to_string(), description
 
     # ----------------------------------------------------------------
     # Generations (population="generational"), derived from the trials.
@@ -837,14 +841,13 @@ class EvolutionOracle(keras_tuner.Oracle):
         self._seed_state += 1
         for index in order:
             parent = parents[index]
-            genotype = genotype_from_string(
+            genotype = Genotype.from_string(
                 parent.hyperparameters.values["genotype"]
             )
             for _ in range(self.max_mutation_attempts):
                 # As the reference: the same parent is mutated again until
                 # the child is new.
                 child, description = self._mutate(genotype, rng)
-                child = GENOTYPE_SEPARATOR.join(child)
                 if not self._duplicate({"genotype": child}):
                     return self._running(
                         child, parent.trial_id, generation, description

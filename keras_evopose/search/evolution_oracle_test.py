@@ -12,11 +12,11 @@ import keras_tuner
 import pytest
 
 from keras_evopose.models import decode_genotype
+from keras_evopose.search import genotype_from_string
 from keras_evopose.search.evolution_oracle import EvolutionOracle
 from keras_evopose.search.pareto import dominates
 from keras_evopose.search.search_space import GENES
 from keras_evopose.search.search_space import SearchSpace
-from keras_evopose.search.search_space import genotype_from_string
 
 OBJECTIVES = [
     keras_tuner.Objective("val_ap", "max"),

@@ -13,10 +13,10 @@ from keras_tuner.src.distribute import utils as distribute_utils
 from keras_tuner.src.engine import tuner_utils
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.models.genotype import Genotype
 from keras_evopose.search.evolution_oracle import ENDED
 from keras_evopose.search.evolution_oracle import EvolutionOracle
 from keras_evopose.search.evopose2d_hypermodel import EvoPose2DHyperModel
-from keras_evopose.search.search_space import genotype_from_string
 from keras_evopose.utils.model_size import count_params
 from keras_evopose.utils.state_files import StateFileError
 from keras_evopose.utils.state_files import write_atomically
@@ -154,7 +154,7 @@ class EvolutionTuner(keras_tuner.Tuner):
     `hypermodel=EvoPose2DHyperModel(...)` for its other settings
     (`trial_optimizer`, `ancestor_weights`). A custom
     `hypermodel` (a function of `hp` returning a compiled model, reading
-    `hp.get("genotype")` with `keras_evopose.search.genotype_from_string`)
+    `hp.get("genotype")` with `keras_evopose.models.Genotype.from_string`)
     replaces it.
 
     In keras-tuner's distributed mode the chief serves the Oracle until
@@ -367,7 +367,7 @@ class EvolutionTuner(keras_tuner.Tuner):
             own_callbacks.append(
                 WeightTransferCallback(
                     self._get_checkpoint_fname(parent_trial_id),
-                    genotype=genotype_from_string(
+                    genotype=Genotype.from_string(
                         parent.hyperparameters.values["genotype"]
                     ),
                     verbose=0,

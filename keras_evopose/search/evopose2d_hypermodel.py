@@ -4,7 +4,7 @@ import keras
 import keras_tuner
 
 from keras_evopose.api_export import keras_evopose_export
-from keras_evopose.search.search_space import genotype_from_string
+from keras_evopose.models.genotype import Genotype
 from keras_evopose.search.trial_optimizer import TrialOptimizer
 from keras_evopose.search.trial_optimizer import steps_per_epoch_of
 
@@ -32,7 +32,7 @@ class EvoPose2DHyperModel(keras_tuner.HyperModel):
 
     `build(hp)` returns `EvoPose2D.from_preset(preset, genotype=...,
     **model_kwargs)` for the trial's `hp.get("genotype")` (the string of
-    `keras_evopose.search.genotype_to_string`), compiled with
+    `keras_evopose.models.Genotype.to_string`), compiled with
     `compile_kwargs` (default loss `keras_evopose.losses.HeatmapMSE` with
     the metric `keras_evopose.metrics.HeatmapMSE`, and no XLA on a
     TensorFlow CPU, where compiling each short-lived child costs more than
@@ -128,7 +128,7 @@ class EvoPose2DHyperModel(keras_tuner.HyperModel):
 
         model = EvoPose2D.from_preset(
             self.preset,
-            genotype=genotype_from_string(hp.get("genotype")),
+            genotype=Genotype.from_string(hp.get("genotype")),
             **self.model_kwargs,
         )
         # `fit` compiles again with the trial's own optimizer; "adam" here

@@ -12,6 +12,7 @@ import keras_tuner
 
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.models import genotype as genotype_lib
+from keras_evopose.models.genotype import warn_deprecated
 
 ON_INVALID = ("repair", "raise")
 
@@ -113,7 +114,30 @@ def to_hyperparameters(space, hp=None):
 
 @keras_evopose_export("keras_evopose.search.genotype_from_hyperparameters")
 def genotype_from_hyperparameters(hp, space, on_invalid="repair"):
+    """Deprecated: use `Genotype.from_hyperparameters(hp, space)`; returns
+    its `to_strings()`."""
+    warn_deprecated(
+        "keras_evopose.search.genotype_from_hyperparameters",
+        "keras_evopose.models.Genotype.from_hyperparameters(hp, space)",
+    )
+    return from_hyperparameters(hp, space, on_invalid).to_strings()
+
+
+@keras_evopose_export("keras_evopose.search.genotype_to_hyperparameter_values")
+def genotype_to_hyperparameter_values(genotype, space):
+    """Deprecated: use `Genotype.coerce(genotype).to_hyperparameter_values(
+    space)`."""
+    warn_deprecated(
+        "keras_evopose.search.genotype_to_hyperparameter_values",
+        "keras_evopose.models.Genotype.to_hyperparameter_values(space)",
+    )
+    return to_hyperparameter_values(genotype, space)
+
+
+def from_hyperparameters(hp, space, on_invalid="repair"):
     """Decodes the gene hyperparameters of a trial into a genotype.
+
+    The implementation of `keras_evopose.models.Genotype.from_hyperparameters`.
 
     Call it in a `HyperModel.build(hp)`: like `hp.Choice`, it registers
     the genes on `hp` the first time (`stage{i}_kernel_size`,
@@ -143,7 +167,7 @@ def genotype_from_hyperparameters(hp, space, on_invalid="repair"):
         on_invalid: `"repair"` or `"raise"`.
 
     Returns:
-        list of canonical block strings, inside `space`.
+        A `keras_evopose.models.Genotype` inside `space`.
 
     Example:
 
@@ -151,7 +175,7 @@ def genotype_from_hyperparameters(hp, space, on_invalid="repair"):
     space = keras_evopose.search.SearchSpace.from_preset("test")
 
     def build(hp):
-        genotype = keras_evopose.search.genotype_from_hyperparameters(
+        genotype = keras_evopose.models.Genotype.from_hyperparameters(
             hp, space
         )
         model = keras_evopose.models.EvoPose2D.from_preset(
@@ -200,27 +224,29 @@ def genotype_from_hyperparameters(hp, space, on_invalid="repair"):
         spec.replace(**{k: int(v) for k, v in genes[stage].items()})
         for stage, spec in enumerate(specs, 1)
     ]
+    head_filters = None
     if space.searches_head:
         num_steps = int(values[head_gene_name("num_steps")])
-        child += genotype_lib.encode_head_steps(
-            [
-                int(values[head_gene_name("filters", step)])
-                for step in range(1, num_steps + 1)
-            ]
-        )
-    return space.validate(child)
+        head_filters = [
+            int(values[head_gene_name("filters", step)])
+            for step in range(1, num_steps + 1)
+        ]
+    child = genotype_lib.Genotype(tuple(child), head_filters)
+    space.validate(child)
+    return child
 
 
-@keras_evopose_export("keras_evopose.search.genotype_to_hyperparameter_values")
-def genotype_to_hyperparameter_values(genotype, space):
+def to_hyperparameter_values(genotype, space):
     """The gene values of a genotype, by hyperparameter name.
 
-    The inverse of `genotype_from_hyperparameters`: e.g. to start a
+    The implementation of
+    `keras_evopose.models.Genotype.to_hyperparameter_values`, the inverse
+    of `from_hyperparameters`: e.g. to start a
     sampler at the ancestor (`optuna.Study.enqueue_trial`) or to compare
     trials of different searches gene by gene.
 
     Args:
-        genotype: list of block strings or `BlockSpec`s inside `space`.
+        genotype: a `Genotype` or list of block strings inside `space`.
         space: a `keras_evopose.search.SearchSpace`.
 
     Returns:

@@ -209,9 +209,10 @@ def mutate(genotype, space, rng, gene_weighting="uniform"):
     specs = list(specs)
     options = _options(specs, head_filters, space)
     if not options:
+        strings = genotype_lib.Genotype(tuple(specs), head_filters).to_strings()
         raise ValueError(
             "No gene of this genotype can change within the search space "
-            f"(every gene has a single allowed value): {list(genotype)}. "
+            f"(every gene has a single allowed value): {strings}. "
             "Widen the space (kernel_sizes, max_repeats, stride_stages)."
         )
     if gene_weighting == "uniform":
@@ -228,7 +229,5 @@ def mutate(genotype, space, rng, gene_weighting="uniform"):
         old = getattr(specs[stage - 1], gene)
         specs[stage - 1] = specs[stage - 1].replace(**{gene: value})
         description = f"stage {stage} {gene} {old}->{value}"
-    child = [spec.to_string() for spec in specs]
-    if head_filters is not None:
-        child += genotype_lib.encode_head_steps(head_filters)
-    return child, description
+    child = genotype_lib.Genotype(tuple(specs), head_filters)
+    return child.to_strings(), description

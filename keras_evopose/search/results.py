@@ -9,7 +9,7 @@ the previous files whole. `load_search_results` reads `pareto.json` back.
 import pathlib
 
 from keras_evopose.api_export import keras_evopose_export
-from keras_evopose.search.search_space import genotype_from_string
+from keras_evopose.models.genotype import Genotype
 from keras_evopose.utils.state_files import read_json_state
 from keras_evopose.utils.state_files import write_atomically
 from keras_evopose.utils.state_files import write_json_atomically
@@ -24,7 +24,7 @@ def _trial_record(oracle, trial):
     objectives = oracle.objective_values(trial)
     return {
         "trial_id": trial.trial_id,
-        "genotype": genotype_from_string(values["genotype"]),
+        "genotype": Genotype.from_string(values["genotype"]).to_strings(),
         "parent_trial_id": values.get("parent_trial_id", ""),
         "generation": values.get("generation", 0),
         "mutation": values.get("mutation", ""),

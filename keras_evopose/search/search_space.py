@@ -6,15 +6,12 @@ from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.models import genotype as genotype_lib
 from keras_evopose.models import presets as preset_lib
 from keras_evopose.models.evopose2d_presets import ANCESTOR_GENOTYPE
+from keras_evopose.models.genotype import Genotype
 
 # The genes a mutation may change, in the reference's order
 # ([kernel, repeats, channels / 8, stride]). Expansion ratio and
 # squeeze-excite ratio are fixed per stage by the ancestor.
 GENES = ("kernel_size", "num_repeats", "filters", "strides")
-# The genotype's string form lives beside the block strings it joins.
-GENOTYPE_SEPARATOR = genotype_lib.GENOTYPE_SEPARATOR
-genotype_to_string = genotype_lib.genotype_to_string
-genotype_from_string = genotype_lib.genotype_from_string
 
 # The paper's head, the ancestor's head when head genes are on and the
 # default ancestor is used.
@@ -63,7 +60,7 @@ class SearchSpace:
     `head_filter_choices`) and the number of steps (within `head_steps`;
     each step doubles the heatmap size). A genotype then ends with one
     head step per upsampling step, `"up_c{channels}"`, after its backbone
-    blocks (`keras_evopose.models.split_genotype`);
+    blocks (`keras_evopose.models.Genotype.head_filters`);
     `EvoPose2D.from_preset(genotype=...)` builds the head from them, and
     the heatmap size follows from the built model. The ancestor's head is
     the head steps `ancestor` ends with; `from_preset` adds the preset's
@@ -116,19 +113,17 @@ class SearchSpace:
             head_steps is not None
         )
         if ancestor is None:
-            ancestor = list(ANCESTOR_GENOTYPE)
+            ancestor = Genotype.from_strings(ANCESTOR_GENOTYPE)
             if searches_head:
-                ancestor += genotype_lib.encode_head_steps(DEFAULT_HEAD_FILTERS)
-        backbone, ancestor_head = genotype_lib.split_genotype(ancestor)
-        specs = genotype_lib.decode_genotype(backbone)
+                ancestor = ancestor.replace(head_filters=DEFAULT_HEAD_FILTERS)
+        ancestor = Genotype.coerce(ancestor)
+        specs = ancestor.blocks
         self._ancestor_specs = specs
         num_stages = len(specs)
-        self._set_head_genes(ancestor_head, head_filter_choices, head_steps)
-        self.ancestor = [spec.to_string() for spec in specs]
-        if self.ancestor_head_filters is not None:
-            self.ancestor += genotype_lib.encode_head_steps(
-                self.ancestor_head_filters
-            )
+        self._set_head_genes(
+            ancestor.head_filters, head_filter_choices, head_steps
+        )
+        self.ancestor = ancestor.to_strings()
 
         if (
             isinstance(max_output_stride, bool)
@@ -228,7 +223,8 @@ class SearchSpace:
             if ancestor_head is not None:
                 raise ValueError(
                     "The ancestor ends with head steps "
-                    f"{genotype_lib.encode_head_steps(ancestor_head)}, but "
+                    f"{[genotype_lib.head_step(w) for w in ancestor_head]}, "
+                    "but "
                     "this space searches no head gene. Pass "
                     "head_filter_choices and/or head_steps, or drop the "
                     "head steps from the ancestor."
@@ -300,7 +296,7 @@ class SearchSpace:
             preset: a preset name, e.g. `"test"` or `"small"`.
             **kwargs: other `SearchSpace` arguments.
         """
-        genotype = list(
+        genotype = Genotype.from_strings(
             preset_lib.preset_arguments(preset, "backbone")["genotype"]
         )
         if (
@@ -308,8 +304,8 @@ class SearchSpace:
             or kwargs.get("head_steps") is not None
         ):
             head = preset_lib.preset_arguments(preset, "head")
-            genotype += genotype_lib.encode_head_steps(
-                list(head.get("head_filters", DEFAULT_HEAD_FILTERS))
+            genotype = genotype.replace(
+                head_filters=head.get("head_filters", DEFAULT_HEAD_FILTERS)
             )
         return cls(ancestor=genotype, **kwargs)
 
@@ -353,8 +349,9 @@ class SearchSpace:
         """Checks that `genotype` lies in this space.
 
         Args:
-            genotype: list of block strings or `BlockSpec`s, followed by
-                head steps (`"up_c128"`) if the space has head genes.
+            genotype: a `Genotype`, or a list of block strings or
+                `BlockSpec`s followed by head steps (`"up_c128"`) if the
+                space has head genes.
 
         Returns:
             The genotype's canonical block strings.
@@ -364,10 +361,7 @@ class SearchSpace:
                 allowed values, for the first gene outside the space.
         """
         specs, head_filters = self.validate_parts(genotype)
-        strings = [spec.to_string() for spec in specs]
-        if head_filters is not None:
-            strings += genotype_lib.encode_head_steps(head_filters)
-        return strings
+        return Genotype(specs, head_filters).to_strings()
 
     def validate_specs(self, genotype):
         """Like `validate`, but returns the backbone's `BlockSpec`s."""
@@ -376,9 +370,12 @@ class SearchSpace:
     def validate_parts(self, genotype):
         """Like `validate`, but returns `(BlockSpecs, head_filters)`;
         `head_filters` is `None` when the space has no head genes."""
-        backbone, head_filters = genotype_lib.split_genotype(genotype)
+        genotype = Genotype.coerce(genotype)
+        head_filters = genotype.head_filters
+        if head_filters is not None:
+            head_filters = list(head_filters)
         self._check_head(head_filters)
-        specs = genotype_lib.decode_genotype(backbone)
+        specs = genotype.blocks
         if len(specs) != self.num_stages:
             raise ValueError(
                 f"The genotype has {len(specs)} stages; this search space "
@@ -429,7 +426,7 @@ class SearchSpace:
             if head_filters is not None:
                 raise ValueError(
                     f"The genotype ends with head steps "
-                    f"{genotype_lib.encode_head_steps(head_filters)}, but "
+                    f"{[genotype_lib.head_step(w) for w in head_filters]}, but "
                     "this search space has no head genes (pass "
                     "head_filter_choices or head_steps to SearchSpace)."
                 )
@@ -471,7 +468,7 @@ class SearchSpace:
         `Int`; defaults are the ancestor's genes. With head genes, also
         `head_num_steps` (an `Int`) and `head_step{j}_filters` (`Choice`s)
         for every possible step. Decode a trial's values
-        with `keras_evopose.search.genotype_from_hyperparameters`, which
+        with `keras_evopose.models.Genotype.from_hyperparameters`, which
         also states how invalid stride combinations are handled.
 
         Args:

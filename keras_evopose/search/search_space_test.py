@@ -4,9 +4,9 @@ import pytest
 
 from keras_evopose.models.evopose2d_presets import ANCESTOR_GENOTYPE
 from keras_evopose.models.evopose2d_presets import SMALL_GENOTYPE
+from keras_evopose.search import genotype_from_string
+from keras_evopose.search import genotype_to_string
 from keras_evopose.search.search_space import SearchSpace
-from keras_evopose.search.search_space import genotype_from_string
-from keras_evopose.search.search_space import genotype_to_string
 
 
 def test_default_space_is_the_reference_space():

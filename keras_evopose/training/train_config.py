@@ -117,12 +117,12 @@ class TrainConfig:
             genotype = self.genotype
             if isinstance(genotype, str):
                 genotype = genotype.replace(",", " ").split()
-            object.__setattr__(self, "genotype", tuple(genotype))
-            from keras_evopose.models.genotype import decode_genotype
-            from keras_evopose.models.genotype import split_genotype
+            from keras_evopose.models.genotype import Genotype
 
-            # Checked now, not after the data is loaded.
-            decode_genotype(split_genotype(list(self.genotype))[0])
+            # Decoded and checked now, not after the data is loaded; the
+            # config keeps the canonical strings (what its JSON holds).
+            genotype = Genotype.coerce(genotype)
+            object.__setattr__(self, "genotype", tuple(genotype.to_strings()))
         for name in ("input_size", "compound_scale"):
             object.__setattr__(self, name, _size(name, getattr(self, name)))
         if self.input_size and self.compound_scale:
