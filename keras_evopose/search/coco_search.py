@@ -694,6 +694,7 @@ def _progress_tuner_class(base):
     class ProgressTuner(base):
         progress = None
         verbose = 0
+        bars = False
 
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
@@ -703,8 +704,20 @@ def _progress_tuner_class(base):
                 reason = lines.splitlines()[-1] if lines else "no message"
                 print(
                     f"trial {trial.trial_id} failed: {reason} (traceback "
-                    f"in {self.get_trial_dir(trial.trial_id)}/trial.json)"
+                    f"in {self.get_trial_dir(trial.trial_id)}/trial.json)",
+                    flush=True,
                 )
+            elif ended.status == "COMPLETED" and (
+                self.verbose >= 2 or (self.verbose and not self.bars)
+            ):
+                from keras_evopose.search.results import describe_trial
+
+                # One line per trial where no bar is drawn (a log file).
+                line = describe_trial(self.oracle, ended, self.last_timing)
+                if self.progress is not None and self.bars:
+                    self.progress.write(line)
+                else:
+                    print(line, flush=True)
             if self.progress is not None:
                 status = ended.status
                 self.progress.set_postfix_str(
@@ -729,6 +742,7 @@ def _progress_tuner_class(base):
                 else 0
             )
             self.verbose = verbose
+            self.bars = enabled
             with tqdm(
                 total=max_trials,
                 initial=done,

@@ -17,6 +17,7 @@ from keras_evopose.models.genotype import Genotype
 from keras_evopose.search.evolution_oracle import ENDED
 from keras_evopose.search.evolution_oracle import EvolutionOracle
 from keras_evopose.search.evopose2d_hypermodel import EvoPose2DHyperModel
+from keras_evopose.search.trial_timing import TrialTiming
 from keras_evopose.utils.model_size import count_params
 from keras_evopose.utils.state_files import StateFileError
 from keras_evopose.utils.state_files import write_atomically
@@ -227,6 +228,8 @@ class EvolutionTuner(keras_tuner.Tuner):
         self.transfer_weights = transfer_weights
         self._heartbeat_interval = min(30.0, oracle.heartbeat_timeout / 4)
         self._heartbeat = None
+        self._timing = None
+        self.last_timing = None
         self._reloaded = False
         self._trial_began = True
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
@@ -290,6 +293,8 @@ class EvolutionTuner(keras_tuner.Tuner):
         if not self._trial_began:
             time.sleep(IDLE_POLL_SECONDS)
         self._trial_began = False
+        # A trial's wall time starts when it is asked for.
+        self._timing = TrialTiming()
         super().pre_create_trial()
 
     def on_trial_begin(self, trial):
@@ -304,7 +309,12 @@ class EvolutionTuner(keras_tuner.Tuner):
         if self._heartbeat is not None:
             self._heartbeat.stop()
             self._heartbeat = None
-        super().on_trial_end(trial)
+        timing = self._timing or TrialTiming()
+        with timing.phase("state_writes"):
+            super().on_trial_end(trial)
+        # With the end-of-trial writes, which trial.json cannot hold.
+        self.last_timing = timing.summary()
+        self._timing = None
 
     # ----------------------------------------------------------------
     # One trial.
@@ -330,17 +340,21 @@ class EvolutionTuner(keras_tuner.Tuner):
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
-        model = self._try_build(hp)
+        timing = self._timing
+        with timing.phase("build"):
+            model = self._try_build(hp)
         # In the strategy's scope: the hypermodel may compile the trial's
         # own optimizer (its variables belong to the strategy).
         with keras_tuner.engine.tuner.maybe_distribute(
             self.distribution_strategy
         ):
+            timing.fit_began()
             results = self.hypermodel.fit(hp, model, *args, **kwargs)
-        write_json_atomically(
-            self._get_build_config_fname(trial.trial_id),
-            model.get_build_config(),
-        )
+        with timing.phase("state_writes"):
+            write_json_atomically(
+                self._get_build_config_fname(trial.trial_id),
+                model.get_build_config(),
+            )
         tuner_utils.validate_trial_results(
             results, self.oracle.objective, "HyperModel.fit()"
         )
@@ -361,7 +375,15 @@ class EvolutionTuner(keras_tuner.Tuner):
         kwargs["epochs"] = (
             self.child_epochs if parent_trial_id else self.ancestor_epochs
         )
-        own_callbacks = [ModelSizeLogger()]
+        if self._timing is None:
+            # run_trial called on its own, outside `search`.
+            self._timing = TrialTiming()
+        timing = self._timing
+        own_callbacks = [
+            timing.mark("setup"),
+            ModelSizeLogger(),
+            timing.mark("model_size"),
+        ]
         if parent_trial_id and self.transfer_weights:
             parent = self.oracle.get_trial(parent_trial_id)
             own_callbacks.append(
@@ -373,6 +395,7 @@ class EvolutionTuner(keras_tuner.Tuner):
                     verbose=0,
                 )
             )
+            own_callbacks.append(timing.mark("weight_transfer"))
         user_callbacks = kwargs.pop("callbacks", [])
         best = _BestEpochWeights(self.oracle.objective)
         histories = []
@@ -383,7 +406,7 @@ class EvolutionTuner(keras_tuner.Tuner):
             fit_kwargs["callbacks"] = (
                 own_callbacks
                 + callbacks
-                + [tuner_utils.TunerCallback(self, trial), best]
+                + [tuner_utils.TunerCallback(self, trial), best, timing]
             )
             histories.append(
                 self._build_and_fit_model(trial, *args, **fit_kwargs)
@@ -396,8 +419,32 @@ class EvolutionTuner(keras_tuner.Tuner):
                         f"Trial {trial.trial_id}: the training loss is "
                         f"{loss} at epoch {epoch}."
                     )
-        self._write_checkpoint(trial, best)
+        with timing.phase("state_writes"):
+            self._write_checkpoint(trial, best)
         return histories
+
+    def _run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
+        # keras-tuner's, with the trial's time split reported beside its
+        # metrics (trial.json, the results): seconds per phase up to here,
+        # the end-of-trial writes follow.
+        results = self.run_trial(trial, *fit_args, **fit_kwargs)
+        tuner_utils.validate_trial_results(
+            results, self.oracle.objective, "Tuner.run_trial()"
+        )
+        metrics = tuner_utils.convert_to_metrics_dict(
+            results, self.oracle.objective
+        )
+        metrics.update(
+            {
+                f"time_{name}": value
+                for name, value in self._timing.summary().items()
+            }
+        )
+        self.oracle.update_trial(
+            trial.trial_id,
+            metrics,
+            step=tuner_utils.get_best_step(results, self.oracle.objective),
+        )
 
     def _write_checkpoint(self, trial, best):
         if best.weights is None:

@@ -10,6 +10,7 @@ import pathlib
 
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.models.genotype import Genotype
+from keras_evopose.search.trial_timing import PHASES as PHASE_NAMES
 from keras_evopose.utils.state_files import read_json_state
 from keras_evopose.utils.state_files import write_atomically
 from keras_evopose.utils.state_files import write_json_atomically
@@ -36,6 +37,12 @@ def _trial_record(oracle, trial):
         "flops": oracle.metric_value(trial, "flops"),
         "fitness": trial.score,
         "best_epoch": trial.best_step,
+        # Where the trial's wall time went (`TrialTiming`), in seconds.
+        "seconds": {
+            name[len("time_") :]: oracle.metric_value(trial, name)
+            for name in sorted(trial.metrics.metrics)
+            if name.startswith("time_")
+        },
     }
 
 
@@ -184,6 +191,43 @@ def plot_fitness(result, path):
     figure.tight_layout()
     _save_figure(figure, path)
     plt.close(figure)
+
+
+def describe_trial(oracle, trial, timing=None):
+    """One line for a completed trial: lineage, objectives, and where its
+    wall time went (`timing`, a `TrialTiming.summary()`)."""
+    record = _trial_record(oracle, trial)
+    name = oracle.objectives[0].name
+    value = record["objectives"].get(name)
+    parent = record["parent_trial_id"]
+    line = (
+        f"trial {record['trial_id']} (generation {record['generation']}, "
+        + (f"child of {parent}" if parent else "ancestor")
+        + (f", {record['mutation']}" if record["mutation"] else "")
+        + f"): {name} {_number(value)}, "
+        f"{record['num_params']:,.0f} params, fitness "
+        f"{_number(record['fitness'])}"
+    )
+    if timing:
+        phases = ", ".join(
+            f"{phase.replace('_', ' ')} {timing[phase]:.1f}"
+            for phase in PHASE_NAMES
+            if timing.get(phase, 0) >= 0.05
+        )
+        line += (
+            f"; {timing['wall']:.1f} s, {timing['training_share']:.0%} in "
+            f"training and validation steps ({phases})"
+        )
+    return line
+
+
+def _number(value):
+    """4 significant digits, never a bare trailing dot ("152.", "1e+02")."""
+    if value is None:
+        return "n/a"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:#.4g}".rstrip(".")
 
 
 def describe(result):
