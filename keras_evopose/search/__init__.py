@@ -33,6 +33,7 @@ from keras_evopose.search.results import search_results
 from keras_evopose.search.results import write_search_results
 from keras_evopose.search.search_space import SearchSpace
 from keras_evopose.search.trial_optimizer import TrialOptimizer
+from keras_evopose.search.trial_timing import TrialTiming
 
 __all__ = [
     "COCOSearchConfig",
@@ -45,6 +46,7 @@ __all__ = [
     "TransferEntry",
     "TransferReport",
     "TrialOptimizer",
+    "TrialTiming",
     "dominates",
     "genotype_from_hyperparameters",
     "genotype_from_string",

@@ -9,6 +9,7 @@ from keras_evopose.search import EvolutionOracle
 from keras_evopose.search import EvolutionTuner
 from keras_evopose.search import SearchSpace
 from keras_evopose.search import genotype_from_string
+from keras_evopose.search.trial_timing import PHASES
 
 
 def make_hypermodel(loss):
@@ -90,6 +91,26 @@ def test_epochs_and_size_logs(tmp_path):
     assert child.hyperparameters.values["parent_trial_id"] == "0"
     # num_params reached the Oracle from the epoch logs.
     assert oracle.objective_values(ancestor)[1] == (4 * 24 + 24) + 25
+    # Where each trial's wall time went, beside its metrics (trial.json).
+    for trial in (child, ancestor):
+        seconds = {
+            name[len("time_") :]: oracle.metric_value(trial, name)
+            for name in trial.metrics.metrics
+            if name.startswith("time_")
+        }
+        phases = {
+            k: v
+            for k, v in seconds.items()
+            if k not in ("wall", "training_share")
+        }
+        assert set(phases) == set(PHASES)
+        assert all(value >= 0 for value in seconds.values())
+        assert sum(phases.values()) == pytest.approx(seconds["wall"], rel=1e-6)
+        assert seconds["build"] > 0 and seconds["trace"] > 0
+    # The ancestor's 3 one-step epochs: the steps after the first train.
+    assert seconds["train_steps"] > 0 and seconds["val_steps"] > 0
+    # The last trial's split, with its end-of-trial writes.
+    assert tuner.last_timing["state_writes"] > 0
     with pytest.raises(ValueError, match="ancestor_epochs and child_epochs"):
         tuner.run_trial(ancestor, *DATA, epochs=3)
 
@@ -124,9 +145,7 @@ class ScriptedValLoss(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs["val_loss"] = self.script[epoch]
-        np.savez(
-            f"{self.folder}/epoch_{epoch}.npz", *self.model.get_weights()
-        )
+        np.savez(f"{self.folder}/epoch_{epoch}.npz", *self.model.get_weights())
 
 
 def test_checkpoint_holds_the_scored_epoch(tmp_path):

@@ -203,7 +203,7 @@ def describe_trial(oracle, trial, timing=None):
     line = (
         f"trial {record['trial_id']} (generation {record['generation']}, "
         + (f"child of {parent}" if parent else "ancestor")
-        + (f", {record['mutation']}" if record["mutation"] else "")
+        + (f", {record['mutation']}" if record["mutation"] and parent else "")
         + f"): {name} {_number(value)}, "
         f"{record['num_params']:,.0f} params, fitness "
         f"{_number(record['fitness'])}"

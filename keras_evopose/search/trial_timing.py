@@ -137,8 +137,8 @@ class TrialTiming(keras.callbacks.Callback):
             "train": len(self._train_steps),
             "val": len(self._val_steps),
         }
-        self.seconds["epoch_overhead"] += inside - sum(self._train_steps) - sum(
-            self._val_steps
+        self.seconds["epoch_overhead"] += (
+            inside - sum(self._train_steps) - sum(self._val_steps)
         )
         self._train_steps, self._val_steps = [], []
 
