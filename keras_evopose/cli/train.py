@@ -4,9 +4,11 @@ import sys
 
 from keras_evopose.cli import UsageError
 from keras_evopose.cli import add_distribution_arguments
+from keras_evopose.cli import add_keypoint_layout_argument
 from keras_evopose.cli import check_file
 from keras_evopose.cli import check_input_size
 from keras_evopose.cli import parse_size
+from keras_evopose.cli import read_keypoint_layout
 
 # Flags that describe the run: on --resume they come from train_config.json.
 RUN_FLAGS = (
@@ -14,7 +16,7 @@ RUN_FLAGS = (
     "compound_scale", "annotations", "images", "val_annotations",
     "val_images", "epochs", "warmup_epochs", "batch_size", "steps_per_epoch",
     "base_learning_rate", "weight_decay", "half_body_probability", "augment",
-    "seed", "precision", "output",
+    "seed", "precision", "output", "keypoint_layout",
 )  # fmt: skip
 
 
@@ -113,6 +115,9 @@ def add_parser(subparsers):
         help="0 silent, 1 progress bar and a line per epoch, 2 one line "
         "per epoch (default: 1 on a terminal, else 2)",
     )
+    add_keypoint_layout_argument(
+        parser, "replaces the --annotations' (the model keeps it)"
+    )
     add_distribution_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -157,6 +162,8 @@ def _config_from_flags(args):
             check_input_size(config.input_size, stride)
     check_file(config.annotations, "--annotations")
     check_file(config.images, "--images", kind="folder")
+    # Read now: a bad layout file is one line before any work.
+    read_keypoint_layout(args)
     if config.val_annotations:
         check_file(config.val_annotations, "--val-annotations")
         check_file(config.val_images, "--val-images", kind="folder")

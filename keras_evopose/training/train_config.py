@@ -78,6 +78,10 @@ class TrainConfig:
             the network's own sample options, 0 for a new network).
         augment: scale/rotation/flip/half-body augmentation.
         seed: seed of the initialisation and the data order.
+        keypoint_layout: a JSON file of a keypoint category's fields
+            (`keypoints`, `skeleton`, `flip_pairs`, `oks_sigmas`,
+            `upper_body`) replacing the `annotations`' keypoint layout;
+            the model keeps it.
         precision: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
     """
 
@@ -103,6 +107,7 @@ class TrainConfig:
     augment: bool = True
     seed: int = 0
     precision: str = "float32"
+    keypoint_layout: str = None
 
     def __post_init__(self):
         given = [name for name in NETWORK_SOURCES if getattr(self, name)]

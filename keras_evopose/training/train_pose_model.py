@@ -353,10 +353,12 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
     import keras
 
     from keras_evopose.callbacks import COCOEvaluation
+    from keras_evopose.data import KeypointLayout
     from keras_evopose.data import coco_keypoints_dataset
     from keras_evopose.data import load_coco_instances
     from keras_evopose.distribute import average_replica_statistics
     from keras_evopose.distribute import distribution_scope
+    from keras_evopose.inference.model_contract import layout_for_data
     from keras_evopose.losses import HeatmapMSE
     from keras_evopose.training.network import build_network
     from keras_evopose.training.recipe import evopose2d_optimizer
@@ -392,6 +394,13 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
                 "history": state["history"],
             }
         instances = load_coco_instances(config.annotations, config.images)
+        layout = instances.layout
+        if config.keypoint_layout:
+            layout = layout_for_data(
+                KeypointLayout.from_json(config.keypoint_layout),
+                layout,
+                config.annotations,
+            )
         steps = (state or {}).get("steps_per_epoch") or (
             config.steps_per_epoch
             or math.ceil(len(instances) / config.batch_size)
@@ -412,7 +421,7 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
                             "remove both to restart"
                         )
                 else:
-                    model, _ = build_network(config, instances.layout)
+                    model, _ = build_network(config, layout)
                     model.compile(
                         optimizer=evopose2d_optimizer(
                             config.batch_size,
@@ -435,6 +444,7 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
                     config.annotations,
                     config.images,
                     options,
+                    keypoint_layout=model.keypoint_layout or layout,
                     training=True,
                     batch_size=config.batch_size,
                     seed=data_seed,
