@@ -72,6 +72,12 @@ def preset_info(preset):
     }
 
 
+def format_flops(flops):
+    """Multiply-accumulates in G as the docs' tables print them: three
+    decimals, four below 0.01G (the `test` preset's 0.0015G)."""
+    return f"{flops / 1e9:.{3 if flops >= 1e7 else 4}f}G"
+
+
 def format_table(infos):
     """One line per preset: input, heatmaps, params, FLOPs, the paper's."""
     lines = [
@@ -89,7 +95,7 @@ def format_table(infos):
             f"{info['preset']:<12s} "
             f"{'x'.join(map(str, info['input_size'])):>8s} "
             f"{'x'.join(map(str, info['heatmap_size'])):>9s} "
-            f"{info['params']:>11,d} {info['flops'] / 1e9:>7.3f}G  "
+            f"{info['params']:>11,d} {format_flops(info['flops']):>8s}  "
             f"{paper_text}"
         )
     return "\n".join(lines)
@@ -127,7 +133,7 @@ def run(args):
     )
     print(f"  params     {info['params']:,}{params_note}")
     print(
-        f"  FLOPs      {info['flops'] / 1e9:.3f}G multiply-accumulates"
+        f"  FLOPs      {format_flops(info['flops'])} multiply-accumulates"
         f"{flops_note}"
     )
     return 0
