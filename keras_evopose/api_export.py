@@ -37,3 +37,37 @@ def keras_evopose_export(path, registered_name=None):
         return symbol
 
     return decorator
+
+
+def deprecated_aliases(namespace, aliases):
+    """A module `__getattr__` serving moved public names for one release.
+
+    Each public name has one home (the path its `keras_evopose_export`
+    names); an old path keeps working for a release but warns, naming the
+    new one.
+
+    Args:
+        namespace: the old module's name, e.g. `"keras_evopose.metrics"`.
+        aliases: dict of old name to the dotted path of its home.
+
+    Returns:
+        A function to assign to the old module's `__getattr__`.
+    """
+    import importlib
+    import warnings
+
+    def __getattr__(name):
+        if name not in aliases:
+            raise AttributeError(
+                f"module {namespace!r} has no attribute {name!r}"
+            )
+        module, _, attribute = aliases[name].rpartition(".")
+        warnings.warn(
+            f"{namespace}.{name} is deprecated and will be removed in the "
+            f"next release; use {aliases[name]}.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(module), attribute)
+
+    return __getattr__

@@ -17,13 +17,12 @@ import keras
 from keras_evopose.api_export import keras_evopose_export
 
 
-@keras_evopose_export("keras_evopose.distribute.tpu_strategy")
-
 class StrategyUnavailableError(ValueError):
     """The asked-for `tf.distribute` strategy cannot run on this machine
     (no TPU reachable, ...): a problem of the environment, not a bug."""
 
 
+@keras_evopose_export("keras_evopose.distribute.tpu_strategy")
 def tpu_strategy(tpu="local"):
     """Connects to a TPU and returns a `tf.distribute.TPUStrategy`.
 

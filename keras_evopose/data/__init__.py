@@ -3,6 +3,7 @@
 TensorFlow is imported inside the functions that need it.
 """
 
+from keras_evopose.api_export import deprecated_aliases
 from keras_evopose.data.coco_instances import CocoInstances
 from keras_evopose.data.coco_instances import load_coco_instances
 from keras_evopose.data.coco_keypoints import IMAGE_MEAN
@@ -12,7 +13,6 @@ from keras_evopose.data.coco_keypoints import normalize_image
 from keras_evopose.data.coco_keypoints import out_of_crop_joints
 from keras_evopose.data.coco_split import read_coco_json
 from keras_evopose.data.coco_split import split_coco_by_image
-from keras_evopose.data.heatmaps import decode_heatmaps
 from keras_evopose.data.heatmaps import encode_heatmaps
 from keras_evopose.data.keypoint_layout import KeypointLayout
 from keras_evopose.data.sample_options import SampleOptions
@@ -26,7 +26,6 @@ __all__ = [
     "KeypointLayout",
     "SampleOptions",
     "coco_keypoints_dataset",
-    "decode_heatmaps",
     "encode_heatmaps",
     "load_coco_instances",
     "normalize_image",
@@ -36,3 +35,8 @@ __all__ = [
     "tfrecord_keypoints_dataset",
     "write_tfrecords",
 ]
+
+# Its one home is keras_evopose.metrics (one release of warnings).
+__getattr__ = deprecated_aliases(
+    __name__, {"decode_heatmaps": "keras_evopose.metrics.decode_heatmaps"}
+)

@@ -1,7 +1,6 @@
 """Decoding and COCO keypoint evaluation (pycocotools)."""
 
-# Kept importable from here; it lives in `keras_evopose.inference`.
-from keras_evopose.inference.predict_keypoints import predict_keypoints
+from keras_evopose.api_export import deprecated_aliases
 from keras_evopose.metrics.coco_evaluation import ceiling_ap
 from keras_evopose.metrics.coco_evaluation import coco_keypoint_ap
 from keras_evopose.metrics.coco_evaluation import coco_results
@@ -22,5 +21,10 @@ __all__ = [
     "flip_back",
     "heatmaps_to_keypoints",
     "oks_nms",
-    "predict_keypoints",
 ]
+
+# Moved: its one home is keras_evopose.inference (one release of warnings).
+__getattr__ = deprecated_aliases(
+    __name__,
+    {"predict_keypoints": "keras_evopose.inference.predict_keypoints"},
+)
