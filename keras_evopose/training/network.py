@@ -40,6 +40,7 @@ def _trial_record(folder, trial):
 def _search_donor(config, contract, regularizer):
     """The search trial's network with the weights of its scored epoch."""
     from keras_evopose.models import EvoPose2D
+    from keras_evopose.models.genotype import Genotype
     from keras_evopose.search.coco_search import PROJECT
     from keras_evopose.search.coco_search import input_size_of
     from keras_evopose.search.coco_search import load_saved_config
@@ -51,7 +52,7 @@ def _search_donor(config, contract, regularizer):
     record = _trial_record(folder, config.trial)
     model = EvoPose2D.from_preset(
         search.preset,
-        genotype=list(record["genotype"]),
+        genotype=Genotype.from_strings(record["genotype"]),
         image_shape=[*input_size_of(search), 3],
         kernel_regularizer=regularizer,
         **contract,
@@ -161,6 +162,7 @@ def build_network(config, keypoint_layout):
     """
     from keras_evopose.models import EvoPose2D
     from keras_evopose.models import presets
+    from keras_evopose.models.genotype import Genotype
     from keras_evopose.search import transfer_weights
     from keras_evopose.training.recipe import evopose2d_regularizer
 
@@ -175,7 +177,7 @@ def build_network(config, keypoint_layout):
         name = config.preset if source == "preset" else GENOTYPE_BASE_PRESET
         overrides = {}
         if source == "genotype":
-            overrides["genotype"] = list(config.genotype)
+            overrides["genotype"] = Genotype.from_strings(config.genotype)
         if name not in presets.list_presets():
             raise NetworkError(
                 f"unknown preset {name!r}; known: "
