@@ -9,27 +9,29 @@ from keras_evopose.data import heatmaps as heatmaps_lib
 from keras_evopose.data.coco_instances import load_coco_instances
 from keras_evopose.data.image_files import decode_window
 from keras_evopose.data.keypoint_layout import KeypointLayoutError
+from keras_evopose.data import sample_options as sample_options_lib
 from keras_evopose.data.sample_options import SampleOptions
 
-# Input normalization, stated once: RGB in [0, 255] -> ImageNet statistics.
 # The crop is warped from the raw image and then normalized;
-# `normalize_image` is the only place this happens.
-IMAGE_MEAN = (0.485, 0.456, 0.406)
-IMAGE_STD = (0.229, 0.224, 0.225)
+# `normalize_image` is the only place this happens in the data pipeline.
+IMAGE_MEAN = sample_options_lib.IMAGE_MEAN
+IMAGE_STD = sample_options_lib.IMAGE_STD
 
 
 @keras_evopose_export("keras_evopose.data.normalize_image")
-def normalize_image(image):
+def normalize_image(image, mean=IMAGE_MEAN, std=IMAGE_STD):
     """RGB values in [0, 255] (NumPy or TF, any float/uint8) -> the model's
-    input: `(image / 255 - IMAGE_MEAN) / IMAGE_STD`, float32."""
+    input: `(image / 255 - mean) / std`, float32; `mean` and `std` are a
+    `SampleOptions`' `image_mean` and `image_std` (ImageNet's by
+    default)."""
     if isinstance(image, np.ndarray):
         image = image.astype("float32")
     else:
         import tensorflow as tf
 
         image = tf.cast(image, "float32")
-    mean = np.asarray(IMAGE_MEAN, "float32")
-    std = np.asarray(IMAGE_STD, "float32")
+    mean = np.asarray(mean, "float32")
+    std = np.asarray(std, "float32")
     return (image / 255.0 - mean) / std
 
 
@@ -441,14 +443,16 @@ def build_samples(
                 "crop_to_pixels": batch.pop("crop_to_pixels"),
             }
         else:
-            image = normalize_image(batch["image"])
+            image = normalize_image(
+                batch["image"], options.image_mean, options.image_std
+            )
             if options.fill == "mean":
                 # Bilinear warping is linear: warping the mean-subtracted
                 # image with fill 0 (the reference) = this image + mean x
                 # (1 - cover).
                 coverage = image_coverage(crop_to_image, image_size, input_size)
-                mean = np.asarray(IMAGE_MEAN, "float32")
-                std = np.asarray(IMAGE_STD, "float32")
+                mean = np.asarray(options.image_mean, "float32")
+                std = np.asarray(options.image_std, "float32")
                 image = image + (1.0 - coverage) * (mean / std)
             batch["image"] = image
         heatmaps, weights = heatmaps_lib.encode_heatmaps(

@@ -6,6 +6,10 @@ from keras_evopose.api_export import keras_evopose_export
 
 FILLS = ("black", "mean")
 OUT_OF_CROP_TARGETS = ("border", "ignore")
+# Input normalization, stated once: RGB in [0, 1] -> ImageNet statistics
+# (`keras_evopose.data.normalize_image`).
+IMAGE_MEAN = (0.485, 0.456, 0.406)
+IMAGE_STD = (0.229, 0.224, 0.225)
 
 
 def _check_size(name, size):
@@ -66,6 +70,11 @@ class SampleOptions:
             as the reference's targets do (the reference gives them
             weight 0); `"ignore"`: an all-zero heatmap with weight 0,
             which decodes to the heatmap origin.
+        image_mean: per-channel RGB mean in [0, 1] units subtracted by
+            the input normalization (`normalize_image`). Defaults to
+            ImageNet's `IMAGE_MEAN`.
+        image_std: per-channel RGB standard deviation it divides by.
+            Defaults to ImageNet's `IMAGE_STD`.
 
     Example:
 
@@ -89,6 +98,8 @@ class SampleOptions:
     heatmap_peak: float = 255.0
     fill: str = "black"
     out_of_crop: str = "border"
+    image_mean: tuple = IMAGE_MEAN
+    image_std: tuple = IMAGE_STD
 
     def __post_init__(self):
         # Frozen: normalize through object.__setattr__, once, here.
@@ -142,6 +153,19 @@ class SampleOptions:
             raise ValueError(
                 f"`fill` must be one of {FILLS}. Received: fill={self.fill!r}"
             )
+        for name in ("image_mean", "image_std"):
+            value = getattr(self, name)
+            try:
+                value = tuple(float(channel) for channel in value)
+            except (TypeError, ValueError):
+                value = ()
+            if len(value) != 3 or (name == "image_std" and min(value) <= 0):
+                raise ValueError(
+                    f"`{name}` must be 3 numbers (R, G, B in [0, 1] units"
+                    f"{', > 0' if name == 'image_std' else ''}). Received: "
+                    f"{name}={getattr(self, name)!r}"
+                )
+            set_field(name, value)
         if self.out_of_crop not in OUT_OF_CROP_TARGETS:
             raise ValueError(
                 f"`out_of_crop` must be one of {OUT_OF_CROP_TARGETS}. "
@@ -174,6 +198,8 @@ class SampleOptions:
         config = dataclasses.asdict(self)
         config["input_size"] = list(self.input_size)
         config["heatmap_size"] = list(self.heatmap_size)
+        config["image_mean"] = list(self.image_mean)
+        config["image_std"] = list(self.image_std)
         return config
 
     @classmethod

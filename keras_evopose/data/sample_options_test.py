@@ -27,6 +27,8 @@ def test_defaults_and_replace():
         ({"scale_factor": 1.0}, "scale_factor"),
         ({"fill": "grey"}, "fill"),
         ({"out_of_crop": "clip"}, "out_of_crop"),
+        ({"image_mean": (0.5, 0.5)}, "image_mean"),
+        ({"image_std": (0.2, 0.0, 0.2)}, "image_std"),
     ],
 )
 def test_invalid_values_are_named(changes, match):

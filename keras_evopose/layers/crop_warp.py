@@ -9,9 +9,9 @@ import keras
 import numpy as np
 
 from keras_evopose.api_export import keras_evopose_export
-from keras_evopose.data.coco_keypoints import IMAGE_MEAN
-from keras_evopose.data.coco_keypoints import IMAGE_STD
 from keras_evopose.data.sample_options import FILLS
+from keras_evopose.data.sample_options import IMAGE_MEAN
+from keras_evopose.data.sample_options import IMAGE_STD
 from keras_evopose.data.sample_options import _check_size
 
 INPUT_NAMES = ("pixels", "pixel_size", "crop_to_pixels")
@@ -29,6 +29,9 @@ class CropWarp(keras.layers.Layer):
         input_size: `(height, width)` of the crops.
         fill: `"black"` or `"mean"`, as `SampleOptions.fill`: the colour
             outside the image (beyond `pixel_size`).
+        image_mean, image_std: the input normalization, as
+            `SampleOptions.image_mean` / `image_std` (ImageNet's by
+            default).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Input: a dict of
@@ -43,9 +46,18 @@ class CropWarp(keras.layers.Layer):
         `(batch, height, width, 3)` float32.
     """
 
-    def __init__(self, input_size, fill="black", **kwargs):
+    def __init__(
+        self,
+        input_size,
+        fill="black",
+        image_mean=IMAGE_MEAN,
+        image_std=IMAGE_STD,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.input_size = _check_size("input_size", input_size)
+        self.image_mean = tuple(float(v) for v in image_mean)
+        self.image_std = tuple(float(v) for v in image_std)
         if fill not in FILLS:
             raise ValueError(
                 f"`fill` must be one of {FILLS}. Received: fill={fill!r}"
@@ -96,7 +108,7 @@ class CropWarp(keras.layers.Layer):
         # black (0) or the mean (0 once normalized).
         fill = 0.0
         if self.fill == "mean":
-            fill = np.asarray(IMAGE_MEAN, "float32") * 255.0
+            fill = np.asarray(self.image_mean, "float32") * 255.0
         crops = 0.0
         for dy, weight_row in ((0.0, 1.0 - weight_y), (1.0, weight_y)):
             for dx, weight in ((0.0, 1.0 - weight_x), (1.0, weight_x)):
@@ -110,8 +122,8 @@ class CropWarp(keras.layers.Layer):
                 tap = ops.cast(ops.take(flat, index, axis=0), "float32")
                 tap = ops.where(inside[..., None], tap, fill)
                 crops = crops + (weight_row * weight)[..., None] * tap
-        mean = np.asarray(IMAGE_MEAN, "float32") * 255.0
-        std = np.asarray(IMAGE_STD, "float32") * 255.0
+        mean = np.asarray(self.image_mean, "float32") * 255.0
+        std = np.asarray(self.image_std, "float32") * 255.0
         crops = (crops - mean) / std
         return ops.reshape(crops, (-1, height, width, 3))
 
@@ -121,7 +133,12 @@ class CropWarp(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(input_size=self.input_size, fill=self.fill)
+        config.update(
+            input_size=self.input_size,
+            fill=self.fill,
+            image_mean=list(self.image_mean),
+            image_std=list(self.image_std),
+        )
         return config
 
 
@@ -131,7 +148,8 @@ def crop_warp_model(model, fill="black"):
 
     The warp runs in the train step (on the accelerator); the weights are
     `model`'s own (shared, not copied), so save or export `model` itself,
-    which still takes normalized crops.
+    which still takes normalized crops. The normalization is the model's
+    own (`model.sample_options`), ImageNet's for models without one.
 
     Args:
         model: a pose model from `(batch, H, W, 3)` crops.
@@ -147,5 +165,14 @@ def crop_warp_model(model, fill="black"):
         "pixel_size": keras.Input((2,), dtype="int32", name="pixel_size"),
         "crop_to_pixels": keras.Input((2, 3), name="crop_to_pixels"),
     }
-    crops = CropWarp(input_size, fill=fill, name="crop_warp")(inputs)
+    # The normalization is the model's own (its `sample_options`).
+    options = getattr(model, "sample_options", None)
+    normalization = {}
+    if options is not None:
+        normalization = dict(
+            image_mean=options.image_mean, image_std=options.image_std
+        )
+    crops = CropWarp(input_size, fill=fill, name="crop_warp", **normalization)(
+        inputs
+    )
     return keras.Model(inputs, model(crops), name=f"{model.name}_crop_warp")

@@ -108,3 +108,19 @@ def test_config_round_trip_and_bad_inputs():
         CropWarp((32, 24), fill="white")
     with pytest.raises(ValueError, match="pixel_size"):
         layer({"pixels": np.zeros((1, 32, 24, 3), "uint8")})
+
+
+def test_own_normalization_in_the_data_and_the_model_warp(coco_mini):
+    # [0, 1] inputs instead of ImageNet statistics, in both warps; the
+    # model warp takes it from the pose model's sample_options.
+    from keras_evopose.models import EvoPose2D
+
+    unit = dict(image_mean=(0, 0, 0), image_std=(1, 1, 1), fill="mean")
+    on_data, on_model = first_batches(coco_mini, **unit)
+    images = on_data[0].numpy()
+    assert images.min() >= 0 and images.max() <= 1 and images.max() > 0.9
+    model = EvoPose2D.from_preset("test", sample_options=unit)
+    warp = crop_warp_model(model, fill="mean").get_layer("crop_warp")
+    assert warp.image_std == (1.0, 1.0, 1.0)
+    difference = np.abs(np.asarray(warp(on_model[0])) - images) * 255.0
+    assert difference.max() <= 1.01, difference.max()
