@@ -142,6 +142,7 @@ def check_data(
         "input_size": list(options.input_size),
         "heatmap_size": list(options.heatmap_size),
         "out_of_crop_targets": options.out_of_crop,
+        "sample_options": options.get_config(),
         "images_decoded": len(set(instances.image_paths)),
         "unreadable_images": unreadable_images(
             instances.image_paths, verbose=verbose
