@@ -425,9 +425,11 @@ def main(argv=None):
         from keras_evopose.data.keypoint_layout import KeypointLayoutError
         from keras_evopose.distribute import StrategyUnavailableError
         from keras_evopose.utils.folder_lock import FolderLockedError
+        from keras_evopose.utils.state_files import DiskFullError
         from keras_evopose.utils.state_files import StateFileError
 
         user_errors += (
+            DiskFullError,
             StateFileError,
             StrategyUnavailableError,
             FolderLockedError,

@@ -19,6 +19,7 @@ command (same id: it takes its interrupted trial back at once).
 import dataclasses
 import json
 import pathlib
+import sys
 
 from keras_evopose.cli import UsageError
 from keras_evopose.cli import add_distribution_arguments
@@ -107,13 +108,22 @@ def resolve_config(args):
     from keras_evopose.search import ResumeError
     from keras_evopose.search.coco_search import COCOSearchConfig
     from keras_evopose.search.coco_search import load_saved_config
+    from keras_evopose.search.coco_search import search_role
+    from keras_evopose.search.coco_search import wait_for_saved_config
 
     values = {}
     try:
+        config_values = load_config_file(args.config) if args.config else {}
         if args.resume:
             values.update(load_saved_config(args.resume).to_dict())
+        elif search_role() == "worker":
+            # A worker adopts its chief's saved settings; what it is
+            # given on top must agree with them (run_coco_search checks).
+            output = args.output or config_values.get(
+                "output", COCOSearchConfig.output
+            )
+            values.update(wait_for_saved_config(output).to_dict())
         if args.config:
-            config_values = load_config_file(args.config)
             COCOSearchConfig.from_dict({**values, **config_values}, args.config)
             values.update(config_values)
         for field in _fields():
@@ -145,6 +155,7 @@ def run(args):
     from keras_evopose.distribute import strategy_from_flags
     from keras_evopose.search import ResumeError
     from keras_evopose.search import run_coco_search
+    from keras_evopose.utils.state_files import DiskFullError
 
     config = resolve_config(args)
     # --tpu / --mirrored: a tf.distribute strategy keras-tuner builds,
@@ -169,6 +180,19 @@ def run(args):
         # A state the user can act on (the message says how); a bug
         # still shows its traceback.
         raise UsageError(str(error)) from None
+    except DiskFullError as error:
+        raise UsageError(
+            f"{error}, then continue with: keras-evopose search --resume "
+            f"{config.output}"
+        ) from None
+    except KeyboardInterrupt:
+        # Every ended trial is saved; the running one re-runs on resume.
+        print(
+            "keras-evopose search: interrupted; continue with: "
+            f"keras-evopose search --resume {config.output}",
+            file=sys.stderr,
+        )
+        return 130
     if outcome.role == "worker":
         if args.verbose:
             print("search over: the chief writes the results")

@@ -202,3 +202,24 @@ def test_help_lists_every_setting(capsys):
         "--weight-decay",
     ):
         assert flag in text
+
+
+def test_a_worker_adopts_its_chiefs_settings_or_names_each_difference(
+    tmp_path, monkeypatch, capsys
+):
+    chief = COCOSearchConfig(
+        child_epochs=1, ancestor_epochs=1, output=str(tmp_path)
+    )
+    (tmp_path / "search_config.json").write_text(json.dumps(chief.to_dict()))
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "1")
+    # As docs/search.md starts a worker: only --output.
+    adopted = search.resolve_config(parse(["--output", str(tmp_path)]))
+    assert adopted == chief
+    argv = ["search", "--output", str(tmp_path), "--child-epochs", "3"]
+    assert main([*argv, "--max-trials", "9"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "differ from its chief's" in error
+    assert "child_epochs 3 (chief: 1); max_trials 9 (chief: 8)" in error

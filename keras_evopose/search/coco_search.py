@@ -403,7 +403,7 @@ class _DatasetFactory:
         return self._cache[key]
 
 
-def _role():
+def search_role():
     """`"single"`, `"chief"` or `"worker"` (keras-tuner's environment)."""
     if not os.environ.get("KERASTUNER_ORACLE_IP"):
         return "single"
@@ -432,6 +432,50 @@ class SearchOutcome:
     stop_reason: str = None
     stopped_by_failures: bool = False
     best_model: pathlib.Path = None
+
+
+# Settings that name places, not the search: a worker on another host may
+# see the shared files under other paths.
+PLACES = ("annotations", "images", "output")
+
+
+def wait_for_saved_config(output, timeout=3600.0, poll=1.0, verbose=1):
+    """A worker's settings: the `COCOSearchConfig` its chief saved in
+    `output`, once the chief has written it (up to `timeout` seconds,
+    keras-tuner's own wait for a chief)."""
+    import time
+
+    path = pathlib.Path(output) / CONFIG_FILE
+    deadline = time.monotonic() + timeout
+    if not path.exists() and verbose:
+        print(f"worker: waiting for the chief to write {path}", flush=True)
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise ResumeError(
+                f"no chief wrote {path} within {timeout:.0f} s: start the "
+                "chief (KERASTUNER_TUNER_ID=chief) with the same --output"
+            )
+        time.sleep(poll)
+    return load_saved_config(output)
+
+
+def check_worker_config(config, verbose=1):
+    """Refuses a worker whose settings differ from its chief's saved
+    ones (`ResumeError` naming each difference): one search would
+    otherwise mix training recipes. Waits for the chief to save them."""
+    saved = wait_for_saved_config(config.output, verbose=verbose)
+    differences = [
+        f"{name} {getattr(config, name)!r} (chief: {getattr(saved, name)!r})"
+        for name in sorted(config.to_dict())
+        if name not in PLACES and getattr(config, name) != getattr(saved, name)
+    ]
+    if differences:
+        raise ResumeError(
+            "this worker's settings differ from its chief's "
+            f"({pathlib.Path(config.output) / CONFIG_FILE}): "
+            f"{'; '.join(differences)}; start the worker with only --output "
+            "(it adopts the chief's settings)"
+        )
 
 
 def load_saved_config(output):
@@ -487,11 +531,12 @@ def run_coco_search(
             chief) in `config.output`.
     """
     config = COCOSearchConfig() if config is None else config
-    role = _role()
+    role = search_role()
     arguments = (config, role, resume, overwrite, verbose)
     arguments += (distribution_strategy, callbacks)
     if role == "worker":
         # Workers share the chief's folder; the chief holds its lock.
+        check_worker_config(config, verbose)
         return _run_coco_search(*arguments)
     with FolderLock(
         config.output,

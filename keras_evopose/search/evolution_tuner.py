@@ -19,9 +19,10 @@ from keras_evopose.search.evolution_oracle import EvolutionOracle
 from keras_evopose.search.evopose2d_hypermodel import EvoPose2DHyperModel
 from keras_evopose.search.trial_timing import TrialTiming
 from keras_evopose.utils.model_size import count_params
+from keras_evopose.utils.state_files import DiskFullError
 from keras_evopose.utils.state_files import StateFileError
-from keras_evopose.utils.state_files import write_atomically
 from keras_evopose.utils.state_files import write_json_atomically
+from keras_evopose.utils.state_files import write_weights_atomically
 
 # Seconds an idle worker waits before asking the Oracle again.
 IDLE_POLL_SECONDS = 0.5
@@ -121,6 +122,11 @@ def _serve_oracle(oracle):
     finally:
         # In-flight answers (the last STOPPED) still reach the workers.
         server.stop(grace=5).wait()
+
+
+class SearchDiskFullError(DiskFullError, keras_tuner.errors.FatalError):
+    """A full disk during a trial: ends the search (keras-tuner lets a
+    `FatalError` through) instead of failing the trial."""
 
 
 @keras_evopose_export("keras_evopose.search.EvolutionTuner")
@@ -360,6 +366,15 @@ class EvolutionTuner(keras_tuner.Tuner):
         )
         return results
 
+    def _run_and_update_trial(self, trial, *args, **kwargs):
+        try:
+            return super()._run_and_update_trial(trial, *args, **kwargs)
+        except DiskFullError as error:
+            # Not the trial's fault: stop the search (keras-tuner would
+            # fail the trial for good and go on to fail the next ones).
+            # The trial stays RUNNING on disk, so a resume re-runs it.
+            raise SearchDiskFullError(error.path) from None
+
     def run_trial(self, trial, *args, **kwargs):
         if "epochs" in kwargs:
             raise ValueError(
@@ -455,8 +470,8 @@ class EvolutionTuner(keras_tuner.Tuner):
             return
         model = best.model
         model.set_weights(best.weights)
-        write_atomically(
-            self._get_checkpoint_fname(trial.trial_id), model.save_weights
+        write_weights_atomically(
+            self._get_checkpoint_fname(trial.trial_id), model
         )
 
     def load_model(self, trial):

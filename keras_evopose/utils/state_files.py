@@ -7,9 +7,12 @@ never a truncated one. Reading names the file and what to do when it is
 damaged anyway (written by something else, or by an older version).
 """
 
+import errno
+import io
 import json
 import os
 import pathlib
+import shutil
 import tempfile
 
 from keras_evopose.api_export import keras_evopose_export
@@ -36,6 +39,32 @@ class StateFileError(ValueError):
     """
 
 
+@keras_evopose_export("keras_evopose.utils.DiskFullError")
+class DiskFullError(OSError):
+    """The disk (or the user's quota) filled up while a state file was
+    written. The old file, if any, is intact and no temporary file is
+    left; the message names the path and how much space is free."""
+
+    def __init__(self, path):
+        path = pathlib.Path(path)
+        try:
+            free = f"{shutil.disk_usage(path.parent).free / 2**20:.1f} MiB"
+        except OSError:
+            free = "unknown space"
+        self.message = (
+            f"no space left on the device to write {path} ({free} free "
+            f"there); free space on that disk"
+        )
+        super().__init__(errno.ENOSPC, self.message)
+        self.path = path
+
+    def __str__(self):
+        return self.message
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 @keras_evopose_export("keras_evopose.utils.write_atomically")
 def write_atomically(path, write):
     """Writes `path` through a temporary file in the same directory.
@@ -50,14 +79,19 @@ def write_atomically(path, write):
         The final path, as a `pathlib.Path`.
     """
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The suffix of `path` is kept whole: Keras wants `.weights.h5`.
-    suffix = "".join(path.suffixes) or ".tmp"
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.name.split('.')[0]}{TEMPORARY_MARK}",
-        suffix=suffix,
-        dir=path.parent,
-    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The suffix of `path` is kept whole: Keras wants `.weights.h5`.
+        suffix = "".join(path.suffixes) or ".tmp"
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{path.name.split('.')[0]}{TEMPORARY_MARK}",
+            suffix=suffix,
+            dir=path.parent,
+        )
+    except OSError as error:
+        if error.errno in _DISK_FULL:
+            raise DiskFullError(path) from None
+        raise
     os.close(descriptor)
     try:
         os.chmod(temporary, _file_mode())
@@ -65,11 +99,64 @@ def write_atomically(path, write):
         with open(temporary, "rb") as file:
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(temporary):
             os.remove(temporary)
+        if isinstance(error, OSError) and error.errno in _DISK_FULL:
+            raise DiskFullError(path) from None
         raise
     return path
+
+
+def _weights_h5_bytes(model):
+    """The bytes `model.save_weights` would write, made in memory; `None`
+    where this Keras has moved the internals it needs."""
+    try:
+        from keras.src.saving import saving_lib
+
+        buffer = io.BytesIO()
+        store = saving_lib.H5IOStore(buffer, mode="w")
+        saving_lib._save_state(
+            model,
+            weights_store=store,
+            assets_store=None,
+            inner_path="",
+            visited_saveables=set(),
+        )
+        store.close()
+    except (ImportError, AttributeError, TypeError):
+        return None
+    return buffer.getvalue()
+
+
+@keras_evopose_export("keras_evopose.utils.write_weights_atomically")
+def write_weights_atomically(path, model):
+    """`model.save_weights(path)` (a `.weights.h5` file), crash- and
+    disk-full-safe.
+
+    HDF5 written straight to a full disk floods stderr and can crash the
+    process inside h5py's `File.close` (SIGSEGV). So the file is made in
+    memory (the size of the weights) and written with plain file writes,
+    whose failure is an ordinary `OSError`: a full disk raises
+    `DiskFullError` naming `path`, leaving the old file and no temporary
+    one.
+
+    Returns:
+        The final path, as a `pathlib.Path`.
+    """
+    if not model.built:
+        raise ValueError(
+            f"cannot save the weights of an unbuilt model to {path}"
+        )
+    data = _weights_h5_bytes(model)
+    if data is None:
+        return write_atomically(path, model.save_weights)
+
+    def write(temporary):
+        with open(temporary, "wb") as file:
+            file.write(data)
+
+    return write_atomically(path, write)
 
 
 @keras_evopose_export("keras_evopose.utils.remove_partial_files")

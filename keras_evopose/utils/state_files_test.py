@@ -67,3 +67,57 @@ def test_damaged_file_message_names_file_and_remedy(tmp_path, content, message):
         read_json_state(path, "remove it")
     assert str(path) in str(info.value)
     assert str(info.value).endswith("remove it")
+
+
+def _mount_small_disk(folder, size):
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+    )
+    if mounted.returncode:
+        pytest.skip("mounting a tmpfs is not permitted here")
+
+
+def _unmount(folder):
+    import subprocess
+
+    subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_full_disk_is_one_error_naming_the_path(tmp_path, capfd):
+    import keras
+
+    from keras_evopose.utils.state_files import DiskFullError
+    from keras_evopose.utils.state_files import write_weights_atomically
+
+    disk = tmp_path / "disk"
+    _mount_small_disk(disk, "256k")
+    try:
+        model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(512)])
+        old = write_json_atomically(disk / "pareto.json", {"old": True})
+        (disk / "filler").write_bytes(b"x" * (200 * 1024))
+        checkpoint = disk / "trial_0" / "checkpoint.weights.h5"
+        # ~130 kB of weights: HDF5 written straight here used to flood
+        # stderr from h5py and could crash the process (SIGSEGV).
+        with pytest.raises(DiskFullError) as full:
+            write_weights_atomically(checkpoint, model)
+        assert str(full.value).startswith(
+            f"no space left on the device to write {checkpoint} ("
+        )
+        assert "h5py" not in capfd.readouterr().err
+        with pytest.raises(DiskFullError, match="to write .*pareto.json"):
+            write_json_atomically(disk / "pareto.json", {"new": "x" * 10**5})
+        assert json.loads(old.read_text()) == {"old": True}
+        assert not [p for p in disk.rglob(".*") if p.is_file()]
+        # Space freed: the same write succeeds and reads back.
+        (disk / "filler").unlink()
+        write_weights_atomically(checkpoint, model)
+        copy = keras.Sequential([keras.Input((64,)), keras.layers.Dense(512)])
+        copy.load_weights(checkpoint)
+        for a, b in zip(model.get_weights(), copy.get_weights()):
+            assert (a == b).all()
+    finally:
+        _unmount(disk)
