@@ -76,6 +76,12 @@ def layouts(tmp_path_factory):
     data, category = derive(source, body, names=map(short_name, body))
     paths = {"body13": folder / "body13.json"}
     paths["body13"].write_text(json.dumps(data))
+    # Its layout as a --keypoint-layout file, the pairs spelled out.
+    pairs = [[a, "r" + a[1:]] for a in category["keypoints"] if a[:2] == "l_"]
+    paths["body13_layout"] = folder / "body13_layout.json"
+    paths["body13_layout"].write_text(
+        json.dumps({**category, "flip_pairs": pairs})
+    )
     # The same with flip pairs given but incomplete.
     paths["body13_pairs"] = folder / "body13_pairs.json"
     paths["body13_pairs"].write_text(
@@ -115,6 +121,10 @@ def run(capsys, *argv):
 def test_every_command_on_a_custom_layout(
     layout, num_keypoints, num_pairs, layouts, coco_mini, tmp_path, capsys
 ):
+    # body13 also trains from a --keypoint-layout file and resumes.
+    layout_flag = ()
+    if layout == "body13":
+        layout_flag = ("--keypoint-layout", layouts["body13_layout"])
     annotations = layouts[layout]
     images = coco_mini["images"]
     data = ("--annotations", annotations, "--images", images)
@@ -131,12 +141,23 @@ def test_every_command_on_a_custom_layout(
     # Flip augmentation on (the default): the layout's pairs are used.
     status, out, err = run(
         capsys, "train", "--preset", "test", *data, "--epochs", "1",
-        "--steps-per-epoch", "2", "--batch-size", "8",
+        "--steps-per-epoch", "1", "--batch-size", "4", *layout_flag,
         "--output", tmp_path / "run", "--verbose", "0",
     )  # fmt: skip
     assert status == 0, err
     model = tmp_path / "run" / "best.keras"
     import keras
+
+    if layout_flag:
+        # One more epoch: --resume reads the layout file from the run.
+        settings = tmp_path / "run" / "train_config.json"
+        config = json.loads(settings.read_text())
+        assert config["keypoint_layout"] == str(layouts["body13_layout"])
+        settings.write_text(json.dumps({**config, "epochs": 2}))
+        status, out, err = run(
+            capsys, "train", "--resume", tmp_path / "run", "--verbose", "0"
+        )
+        assert status == 0, err
 
     trained = keras.saving.load_model(model, compile=False)
     assert trained.keypoint_layout.num_keypoints == num_keypoints
