@@ -55,14 +55,13 @@ def resolve_options(options, sample_options):
     return options.replace(**sample_options) if sample_options else options
 
 
-def check_options(input_size, heatmap_size, sigma, batch_size):
-    """Validated `(input_size, heatmap_size, sigma)` (see `SampleOptions`)."""
+def check_batch_size(batch_size):
+    """Raises unless `batch_size` is a positive int (the sizes and sigma
+    are checked by `SampleOptions` itself)."""
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(
             f"`batch_size` must be a positive int. Received: {batch_size}"
         )
-    options = SampleOptions(input_size, heatmap_size, sigma=sigma)
-    return options.input_size, options.heatmap_size, options.sigma
 
 
 def crop_windows(crop_to_image, input_size):
@@ -604,9 +603,7 @@ def coco_keypoints_dataset(
     import tensorflow as tf
 
     options = resolve_options(options, sample_options)
-    check_options(
-        options.input_size, options.heatmap_size, options.sigma, batch_size
-    )
+    check_batch_size(batch_size)
     shuffle = training if shuffle is None else shuffle
     augment = training if augment is None else augment
     instances = load_coco_instances(

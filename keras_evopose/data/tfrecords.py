@@ -195,9 +195,7 @@ def tfrecord_keypoints_dataset(
     import tensorflow as tf
 
     options = coco_keypoints.resolve_options(options, sample_options)
-    coco_keypoints.check_options(
-        options.input_size, options.heatmap_size, options.sigma, batch_size
-    )
+    coco_keypoints.check_batch_size(batch_size)
     # A loose pattern such as `prefix-*` also matches the layout file.
     files = sorted(
         path

@@ -105,11 +105,9 @@ def predict_keypoints(
                 batch["image"].numpy(),
                 batch["center"].numpy(),
                 batch["scale"].numpy(),
-                options.input_size,
+                options,
                 layout.flip_permutation if flip_test else None,
                 refinement=refinement,
-                heatmap_peak=options.heatmap_peak,
-                sigma=options.sigma,
             )
         )
     return np.concatenate(outputs)

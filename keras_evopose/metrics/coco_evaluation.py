@@ -207,11 +207,9 @@ def _predict(
                 batch["image"],
                 batch["center"].numpy(),
                 batch["scale"].numpy(),
-                options.input_size,
+                options,
                 permutation if flip_test else None,
                 refinement=refinement,
-                heatmap_peak=options.heatmap_peak,
-                sigma=options.sigma,
             )
         )
         image_ids.append(batch["image_id"].numpy())
@@ -241,9 +239,7 @@ def _evaluate(
 ):
     """`heatmap_function`'s COCO AP with `options` (a `SampleOptions`)
     and `layout` (the heatmaps' `KeypointLayout`, default the data's)."""
-    coco_keypoints.check_options(
-        options.input_size, options.heatmap_size, options.sigma, batch_size
-    )
+    coco_keypoints.check_batch_size(batch_size)
     layout, instances, image_ids, keypoints, box_scores = _predict(
         heatmap_function,
         annotations,

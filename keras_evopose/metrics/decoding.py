@@ -56,9 +56,9 @@ def crops_to_keypoints(
     images,
     center,
     scale,
-    input_size,
+    options,
     flip_permutation=None,
-    **decoding,
+    refinement="quarter_offset",
 ):
     """Image keypoints of a batch of crops: predict (with the flip test
     when `flip_permutation` is given) and decode. What evaluation and
@@ -69,11 +69,11 @@ def crops_to_keypoints(
         images: the batch's crops.
         center, scale: the batch's crop metadata (see
             `heatmaps_to_keypoints`).
-        input_size: `(height, width)` of the crops.
+        options: the `SampleOptions` the crops were made with (input
+            size; the targets' `heatmap_peak` and `sigma` for decoding).
         flip_permutation: `KeypointLayout.flip_permutation`, or `None` for
             no flip test.
-        **decoding: `refinement`, `heatmap_peak`, `sigma` (see
-            `decode_heatmaps`).
+        refinement: see `decode_heatmaps`.
 
     Returns:
         `(batch, K, 3)` array of image `(x, y, score)`.
@@ -85,7 +85,13 @@ def crops_to_keypoints(
             heatmap_function, images, flip_permutation
         )
     return heatmaps_to_keypoints(
-        heatmaps, np.asarray(center), np.asarray(scale), input_size, **decoding
+        heatmaps,
+        np.asarray(center),
+        np.asarray(scale),
+        options.input_size,
+        refinement=refinement,
+        heatmap_peak=options.heatmap_peak,
+        sigma=options.sigma,
     )
 
 
