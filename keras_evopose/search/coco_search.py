@@ -606,6 +606,17 @@ def _run_coco_search(
     }
     if config.input_size is not None:
         model_kwargs["image_shape"] = [*input_size, 3]
+    # Every child carries its data contract: the data's keypoint layout
+    # (any skeleton) and the search's augmentation.
+    from keras_evopose.data import KeypointLayout
+
+    layout = KeypointLayout.from_json(config.annotations)
+    model_kwargs["keypoint_layout"] = layout.get_config()
+    model_kwargs["sample_options"] = {
+        "rotation_probability": config.rotation_probability,
+        "scale_factor": config.scale_factor,
+        "half_body_probability": config.half_body_probability,
+    }
     # Every process writes the same split (atomically): workers may start
     # before the chief.
     train_json, val_json = split_coco_by_image(
