@@ -422,6 +422,7 @@ def main(argv=None):
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
     if getattr(module, "IMPORTS_FRAMEWORKS", True):
         _import_frameworks(level)
+        from keras_evopose.data.coco_instances import DataFileError
         from keras_evopose.data.keypoint_layout import KeypointLayoutError
         from keras_evopose.distribute import StrategyUnavailableError
         from keras_evopose.utils.folder_lock import FolderLockedError
@@ -429,6 +430,7 @@ def main(argv=None):
         from keras_evopose.utils.state_files import StateFileError
 
         user_errors += (
+            DataFileError,
             DiskFullError,
             StateFileError,
             StrategyUnavailableError,

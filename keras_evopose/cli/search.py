@@ -59,6 +59,19 @@ def add_parser(subparsers):
         help="continue the search in DIR with its saved settings",
     )
     parser.add_argument(
+        "--rebuild-config",
+        action="store_true",
+        help="with --resume, where search_config.json was lost: the "
+        "settings come from --config and the flags instead (the saved "
+        "Oracle settings are checked against them)",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="with --resume: run every failed trial again (trials failed "
+        "by a bad or missing file or an I/O error always are)",
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="start over even if OUTPUT already holds a search",
@@ -106,6 +119,7 @@ def load_config_file(path):
 def resolve_config(args):
     """Defaults < saved settings (--resume) < config file < flags."""
     from keras_evopose.search import ResumeError
+    from keras_evopose.search.coco_search import CONFIG_FILE
     from keras_evopose.search.coco_search import COCOSearchConfig
     from keras_evopose.search.coco_search import load_saved_config
     from keras_evopose.search.coco_search import search_role
@@ -114,7 +128,14 @@ def resolve_config(args):
     values = {}
     try:
         config_values = load_config_file(args.config) if args.config else {}
-        if args.resume:
+        if args.resume and args.rebuild_config:
+            saved = pathlib.Path(args.resume) / CONFIG_FILE
+            if saved.exists():
+                raise UsageError(
+                    f"--rebuild-config: {saved} exists; resume without "
+                    "the flag (it rebuilds only a lost file)"
+                )
+        elif args.resume:
             values.update(load_saved_config(args.resume).to_dict())
         elif search_role() == "worker":
             # A worker adopts its chief's saved settings; what it is
@@ -175,6 +196,7 @@ def run(args):
             overwrite=args.overwrite,
             verbose=args.verbose,
             distribution_strategy=strategy,
+            retry_failed=args.retry_failed,
         )
     except ResumeError as error:
         # A state the user can act on (the message says how); a bug
@@ -205,7 +227,10 @@ def run(args):
         print(
             "keras-evopose search: no trial completed, so there is no best "
             f"model; see the failed trials' messages in {output}/tuner/"
-            "trial_*/trial.json"
+            "trial_*/trial.json (a trial failed by a bad or missing file "
+            "runs again on keras-evopose search --resume "
+            f"{output} once the file is fixed; --retry-failed re-runs "
+            "every failed trial)"
         )
         return 1
     if args.verbose:

@@ -223,3 +223,43 @@ def test_a_worker_adopts_its_chiefs_settings_or_names_each_difference(
     assert len(error.splitlines()) == 1
     assert "differ from its chief's" in error
     assert "child_epochs 3 (chief: 1); max_trials 9 (chief: 8)" in error
+
+
+def _saved_search(folder, trials=3, **settings):
+    config = COCOSearchConfig(output=str(folder), **settings).to_dict()
+    (folder / "search_config.json").write_text(json.dumps(config))
+    for number in range(trials):
+        trial = folder / "tuner" / f"trial_{number}"
+        trial.mkdir(parents=True)
+        (trial / "trial.json").write_text(json.dumps({"status": "COMPLETED"}))
+
+
+def test_damaged_or_lost_settings_and_too_few_trials_are_one_line(
+    tmp_path, capsys
+):
+    _saved_search(tmp_path)
+    config = tmp_path / "search_config.json"
+    before = config.read_text()
+    # Fewer trials than already ran.
+    argv = ["search", "--resume", str(tmp_path), "--max-trials", "2"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "--max-trials 2 is below the 3 trials" in error
+    assert "give --max-trials 3 or more" in error
+    assert config.read_text() == before  # refused before any write
+    # A type error in the saved settings names the file.
+    config.write_text(before.replace('"max_trials": 8', '"max_trials": "8"'))
+    assert main(["search", "--resume", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0
+    assert f"{config}: max_trials must be a int" in error
+    # A lost settings file says how to go on.
+    config.unlink()
+    assert main(["search", "--resume", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "holds 3 trial(s): continue with --resume" in error
+    assert "--rebuild-config" in error
+    rebuilt = search.resolve_config(
+        parse(["--resume", str(tmp_path), "--rebuild-config"])
+    )
+    assert rebuilt.output == str(tmp_path)

@@ -17,6 +17,11 @@ logger = logging.getLogger("keras_evopose.data")
 _LOGGED = set()
 
 
+class DataFileError(ValueError):
+    """An input data file (annotations, detections) cannot be read; the
+    one-line message names it and what is wrong."""
+
+
 def _is_remote(path):
     return "://" in str(path)
 
@@ -36,10 +41,18 @@ def read_json(path):
         # lone surrogates, so the record can be skipped and named instead
         # of the whole file failing to load.
         text = handle.read().decode("utf-8", errors="surrogateescape")
+    if not text.strip():
+        raise DataFileError(
+            f"{path} is empty; check the path or copy the file again"
+        )
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
+        raise DataFileError(
+            f"{path} is not valid JSON ({error.msg} at line {error.lineno} "
+            f"column {error.colno}: truncated or not JSON); check the path "
+            "or copy the file again"
+        ) from None
 
 
 def _list_images(images):

@@ -15,17 +15,23 @@ def read_coco_json(path):
             f"COCO annotations {path} do not exist; pass the path of a COCO "
             "keypoints JSON (e.g. person_keypoints_val2017.json)"
         )
+    from keras_evopose.data.coco_instances import DataFileError
+
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
+        data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not a JSON file ({error})") from None
+        what = "is empty" if not path.stat().st_size else "is not valid JSON"
+        raise DataFileError(
+            f"{path} {what} ({error}); check the path or copy the file again"
+        ) from None
     missing = [
         key
         for key in ("images", "annotations")
         if not isinstance(data, dict) or key not in data
     ]
     if missing:
-        raise ValueError(
+        raise DataFileError(
             f"{path} is not a COCO keypoints file: it has no "
             f"{' and no '.join(repr(m) for m in missing)} list (a COCO "
             "file holds 'images', 'annotations' and 'categories')"

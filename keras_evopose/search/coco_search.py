@@ -9,6 +9,7 @@ resume is in its output folder.
 """
 
 import dataclasses
+import json
 import os
 import pathlib
 import shutil
@@ -478,17 +479,52 @@ def check_worker_config(config, verbose=1):
         )
 
 
+def _ended_trials(project):
+    ended = 0
+    for path in pathlib.Path(project).glob("trial_*/trial.json"):
+        try:
+            status = json.loads(path.read_text()).get("status")
+        except (OSError, ValueError, AttributeError):
+            continue  # The resume names a damaged trial file itself.
+        ended += status in ("COMPLETED", "FAILED")
+    return ended
+
+
+def _check_max_trials(config, project):
+    ended = _ended_trials(project)
+    if config.max_trials < ended:
+        raise ResumeError(
+            f"--max-trials {config.max_trials} is below the {ended} trials "
+            f"{config.output} has already run: give --max-trials {ended} or "
+            "more"
+        )
+
+
 def load_saved_config(output):
     """The `COCOSearchConfig` saved in a search's output folder."""
     path = pathlib.Path(output) / CONFIG_FILE
     if not path.exists():
+        trials = len(list((pathlib.Path(output) / PROJECT).glob("trial_*")))
+        if trials:
+            raise ResumeError(
+                f"{path} is missing, but {pathlib.Path(output) / PROJECT} "
+                f"holds {trials} trial(s): continue with --resume {output} "
+                "--rebuild-config and the settings it was started with "
+                "(--config FILE or flags; the Oracle's saved settings are "
+                "checked against them)"
+            )
         raise ResumeError(
             f"{output} holds no search to resume ({CONFIG_FILE} is missing)"
         )
     saved = read_json_state(
         path, "restore it, or start a new search in another folder"
     )
-    return COCOSearchConfig.from_dict(saved, str(path))
+    try:
+        return COCOSearchConfig.from_dict(saved, str(path))
+    except ValueError as error:
+        raise ResumeError(
+            f"{path}: {error}; correct it (it holds the search's settings)"
+        ) from None
 
 
 @keras_evopose_export("keras_evopose.search.run_coco_search")
@@ -499,6 +535,7 @@ def run_coco_search(
     verbose=1,
     distribution_strategy=None,
     callbacks=None,
+    retry_failed=False,
 ):
     """Runs, resumes, serves or works on an EvoPose2D search on COCO.
 
@@ -520,6 +557,9 @@ def run_coco_search(
         distribution_strategy: a `tf.distribute` strategy every child is
             built and trained in.
         callbacks: extra Keras callbacks for every child's `fit`.
+        retry_failed: on resume, run every failed trial again. Without
+            it, only trials failed by their environment (a bad or missing
+            file, an I/O error: their message says so) run again.
 
     Returns:
         A `SearchOutcome`.
@@ -533,7 +573,7 @@ def run_coco_search(
     config = COCOSearchConfig() if config is None else config
     role = search_role()
     arguments = (config, role, resume, overwrite, verbose)
-    arguments += (distribution_strategy, callbacks)
+    arguments += (distribution_strategy, callbacks, retry_failed)
     if role == "worker":
         # Workers share the chief's folder; the chief holds its lock.
         check_worker_config(config, verbose)
@@ -548,7 +588,14 @@ def run_coco_search(
 
 
 def _run_coco_search(
-    config, role, resume, overwrite, verbose, distribution_strategy, callbacks
+    config,
+    role,
+    resume,
+    overwrite,
+    verbose,
+    distribution_strategy,
+    callbacks,
+    retry_failed,
 ):
     import keras
     import keras_tuner
@@ -585,6 +632,12 @@ def _run_coco_search(
         # This process holds the folder's lock, so nothing else writes
         # here: a killed write's temporary file goes.
         remove_partial_files(output)
+    elif role == "chief":
+        # Workers write here too, but none holds a temporary file still
+        # for a whole heartbeat timeout: older ones are a killed worker's.
+        remove_partial_files(output, older_than=config.heartbeat_timeout)
+    if resume and role != "worker":
+        _check_max_trials(config, project)
     if role != "worker":
         # Rewritten on resume: flags given then (e.g. a larger max_trials)
         # hold for the next resume too.
@@ -642,6 +695,8 @@ def _run_coco_search(
         seed=config.seed + 1,
     )
     oracle.verbose = 0
+    # Read when the tuner below reloads the project.
+    oracle.retry_failed = retry_failed
     hypermodel = EvoPose2DHyperModel(
         config.preset,
         model_kwargs,
@@ -663,6 +718,9 @@ def _run_coco_search(
         overwrite=False,
         distribution_strategy=distribution_strategy,
     )
+    if verbose:
+        for trial_id, cause in oracle.retried:
+            print(f"re-running trial {trial_id}, which failed: {cause}")
     train_data = _DatasetFactory(
         train_json, config.images, input_size, True, config
     )
@@ -758,6 +816,8 @@ def _progress_tuner_class(base):
             if ended.status == "FAILED" and self.verbose:
                 lines = (ended.message or trial.message or "").strip()
                 reason = lines.splitlines()[-1] if lines else "no message"
+                # "keras_tuner.src.errors.FailedTrialError: why" -> "why".
+                reason = reason.split("FailedTrialError: ", 1)[-1]
                 print(
                     f"trial {trial.trial_id} failed: {reason} (traceback "
                     f"in {self.get_trial_dir(trial.trial_id)}/trial.json)",

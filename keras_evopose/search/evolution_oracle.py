@@ -53,6 +53,20 @@ FAILED = TrialStatus.FAILED
 RUNNING = TrialStatus.RUNNING
 ENDED = (COMPLETED, FAILED)
 SELECTIONS = ("fitness", "pareto")
+# Marks a trial that failed because of its environment (a bad or missing
+# file, an I/O error), not its network: resuming runs it again.
+ENVIRONMENT_FAILURE = "environment error:"
+
+
+def environment_failure(message):
+    """The cause line of a trial message marked `ENVIRONMENT_FAILURE`,
+    else `None`."""
+    for line in reversed((message or "").splitlines()):
+        if ENVIRONMENT_FAILURE in line:
+            return line.split(ENVIRONMENT_FAILURE, 1)[1].strip()
+    return None
+
+
 POPULATIONS = ("steady_state", "generational")
 
 
@@ -292,6 +306,11 @@ class EvolutionOracle(keras_tuner.Oracle):
         self.heartbeat_timeout = float(heartbeat_timeout)
         self.stop_reason = None
         self.stopped_by_failures = False
+        # Set before a resume: re-run every failed trial, not only those
+        # failed by their environment. `retried`: (trial_id, cause) of the
+        # failed trials the last reload put back in line.
+        self.retry_failed = False
+        self.retried = []
         self._ancestor_string = Genotype.from_strings(
             search_space.ancestor
         ).to_string()
@@ -435,6 +454,16 @@ class EvolutionOracle(keras_tuner.Oracle):
                 f"{oracle_file} was not written by EvolutionOracle (no "
                 "saved settings); resume it with the tuner that made it."
             )
+        self.retried = []
+        for trial_id, trial in trials.items():
+            cause = environment_failure(trial.message)
+            if trial.status == FAILED and (cause or self.retry_failed):
+                lines = (trial.message or "").strip().splitlines()
+                self.retried.append(
+                    (trial_id, cause or (lines[-1] if lines else "unknown"))
+                )
+                # Unended again: it re-runs (same id and genotype).
+                trial.status = RUNNING
         self.trials = trials
         ids = sorted(trials, key=_trial_number)
         self.start_order = ids
@@ -449,6 +478,10 @@ class EvolutionOracle(keras_tuner.Oracle):
         self._seed_state = state.get("seed_state", self.seed + len(trials))
         self.stop_reason = state.get("stop_reason")
         self.stopped_by_failures = state.get("stopped_by_failures", False)
+        if self.retried:
+            # Every stop reason is derived again as the search goes on.
+            self.stop_reason = None
+            self.stopped_by_failures = False
         self._tried_so_far = set()
         self._id_to_hash = collections.defaultdict(lambda: None)
         for trial in trials.values():
@@ -474,10 +507,11 @@ class EvolutionOracle(keras_tuner.Oracle):
         self._last_seen = {}
         now = time.time()
         distributed = distribute_utils.has_chief_oracle()
+        retried = {trial_id for trial_id, _ in self.retried}
         for trial_id in ids:
             if trial_id in ended:
                 continue
-            if distributed:
+            if distributed and trial_id not in retried:
                 self._interrupted[trial_id] = owners.get(trial_id)
                 self._last_seen[trial_id] = now
             else:
@@ -959,13 +993,14 @@ class EvolutionOracle(keras_tuner.Oracle):
         ]
 
     def failed_trials(self):
-        """Failed trials, in trial order."""
+        """Failed trials, in trial order: those that raised and those
+        whose objectives came back not finite (keras-tuner's INVALID)."""
         return [
             trial
             for trial_id, trial in sorted(
                 self.trials.items(), key=lambda item: _trial_number(item[0])
             )
-            if trial.status == FAILED
+            if trial.status in (FAILED, TrialStatus.INVALID)
         ]
 
     def _by_fitness(self, trials):

@@ -3,6 +3,7 @@ import logging
 import math
 import os
 import pathlib
+import re
 import threading
 import time
 
@@ -15,6 +16,7 @@ from keras_tuner.src.engine import tuner_utils
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.models.genotype import Genotype
 from keras_evopose.search.evolution_oracle import ENDED
+from keras_evopose.search.evolution_oracle import ENVIRONMENT_FAILURE
 from keras_evopose.search.evolution_oracle import EvolutionOracle
 from keras_evopose.search.evopose2d_hypermodel import EvoPose2DHyperModel
 from keras_evopose.search.trial_timing import TrialTiming
@@ -122,6 +124,48 @@ def _serve_oracle(oracle):
     finally:
         # In-flight answers (the last STOPPED) still reach the workers.
         server.stop(grace=5).wait()
+
+
+# `tf.debugging.Assert` of the data pipeline's image checks:
+# "assertion failed: [Not a JPEG/PNG/GIF/BMP image:] [/data/x.jpg]".
+_FILE_ASSERTION = re.compile(r"assertion failed: \[([^\]]*)\] \[([^\]]*)\]")
+# TensorFlow errors a file can cause (named, not imported: no TensorFlow
+# import here).
+_FILE_ERRORS = (
+    "InvalidArgumentError",
+    "NotFoundError",
+    "DataLossError",
+    "PermissionDeniedError",
+    "UnknownError",
+)
+_FILE_WORDS = ("jpeg", "png", "image", "decode", "no such file", "open")
+
+
+def environment_cause(error):
+    """One line naming the file or I/O error behind a trial's failure, or
+    `None` when the error is the trial's own (its network, its loss)."""
+    if isinstance(error, StateFileError):
+        return str(error)
+    if isinstance(error, OSError):
+        if error.filename:
+            return f"{error.strerror or error}: {error.filename}"
+        return " ".join(str(error).split())
+    if type(error).__name__ not in _FILE_ERRORS:
+        return None
+    text = str(error)
+    match = _FILE_ASSERTION.search(text)
+    if match:
+        return f"{match.group(2)}: {match.group(1).rstrip(': ')}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if any(word in line.lower() for word in _FILE_WORDS):
+            if "[[" in line:
+                continue
+            return (
+                f"a data file: {line} (keras-evopose check-data names every "
+                "unreadable image)"
+            )
+    return None
 
 
 class SearchDiskFullError(DiskFullError, keras_tuner.errors.FatalError):
@@ -367,13 +411,28 @@ class EvolutionTuner(keras_tuner.Tuner):
         return results
 
     def _run_and_update_trial(self, trial, *args, **kwargs):
+        # What keras-tuner calls for a trial (it marks the trial failed on
+        # any error): a full disk stops the search instead, and a bad file
+        # fails the trial naming it, marked to re-run on resume.
         try:
-            return super()._run_and_update_trial(trial, *args, **kwargs)
+            return self._run_and_report_trial(trial, *args, **kwargs)
         except DiskFullError as error:
             # Not the trial's fault: stop the search (keras-tuner would
             # fail the trial for good and go on to fail the next ones).
             # The trial stays RUNNING on disk, so a resume re-runs it.
             raise SearchDiskFullError(error.path) from None
+        except keras_tuner.errors.FatalError:
+            raise
+        except Exception as error:
+            cause = environment_cause(error)
+            if cause is None:
+                raise
+            # Failed, named, and marked so that `--resume` re-runs it once
+            # the file is fixed.
+            raise keras_tuner.errors.FailedTrialError(
+                f"{ENVIRONMENT_FAILURE} {cause}; fix it, then --resume "
+                "re-runs this trial"
+            ) from error
 
     def run_trial(self, trial, *args, **kwargs):
         if "epochs" in kwargs:
@@ -438,7 +497,7 @@ class EvolutionTuner(keras_tuner.Tuner):
             self._write_checkpoint(trial, best)
         return histories
 
-    def _run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
+    def _run_and_report_trial(self, trial, *fit_args, **fit_kwargs):
         # keras-tuner's, with the trial's time split reported beside its
         # metrics (trial.json, the results): seconds per phase up to here,
         # the end-of-trial writes follow.

@@ -46,6 +46,11 @@ def _trial_record(oracle, trial):
     }
 
 
+def _last_line(message):
+    lines = (message or "").strip().splitlines()
+    return lines[-1].split("FailedTrialError: ", 1)[-1] if lines else ""
+
+
 @keras_evopose_export("keras_evopose.search.search_results")
 def search_results(oracle):
     """The completed trials of an `EvolutionOracle` as one JSON value.
@@ -55,7 +60,8 @@ def search_results(oracle):
         the formula's constants), `trials` (every completed trial, Pareto
         order, with genotype, lineage, objectives, size, fitness and
         `pareto_optimal`), `front` (the Pareto-optimal ones), `best` (the
-        best trial by fitness, or `None`), `failed_trials` (ids) and
+        best trial by fitness, or `None`), `failed_trials` (ids, also those
+        whose score came back not finite), `failures` (id: why) and
         `stop_reason` (why the search stopped early, or `None`).
     """
     front_ids = {trial.trial_id for trial in oracle.pareto_front()}
@@ -86,6 +92,10 @@ def search_results(oracle):
             else next(r for r in records if r["trial_id"] == best.trial_id)
         ),
         "failed_trials": [t.trial_id for t in oracle.failed_trials()],
+        # Each failed trial's last message line (why it is not above).
+        "failures": {
+            t.trial_id: _last_line(t.message) for t in oracle.failed_trials()
+        },
         "stop_reason": oracle.stop_reason,
     }
 

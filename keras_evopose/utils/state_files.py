@@ -160,20 +160,32 @@ def write_weights_atomically(path, model):
 
 
 @keras_evopose_export("keras_evopose.utils.remove_partial_files")
-def remove_partial_files(folder):
+def remove_partial_files(folder, older_than=None):
     """Deletes the temporary files a killed `write_atomically` left.
 
     Only call it while nothing else writes into `folder` (a single-process
-    search at start-up): another process's temporary file is in use.
+    search at start-up, holding the folder's lock): another process's
+    temporary file is in use. Where others may write (a distributed
+    search's workers), pass `older_than`: only files not modified for that
+    many seconds go (a write takes seconds; a killed one stays still).
 
     Returns:
         The removed paths.
     """
+    import time
+
     removed = []
     for path in pathlib.Path(folder).rglob(f".*{TEMPORARY_MARK}*"):
-        if path.is_file():
+        try:
+            if not path.is_file() or (
+                older_than is not None
+                and time.time() - path.stat().st_mtime < older_than
+            ):
+                continue
             path.unlink()
-            removed.append(path)
+        except FileNotFoundError:  # Its writer renamed or removed it.
+            continue
+        removed.append(path)
     return removed
 
 
