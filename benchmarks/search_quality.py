@@ -32,7 +32,7 @@ Methods (each over `--seeds` seeds, the same budget in training steps):
   whole budget (what any search has to beat).
 
 A trial's score is its best epoch's validation loss (keras-tuner's rule)
-and its parameter count (`keras_evopose.utils.count_params`). A method
+and its parameter count (`model.count_params()`). A method
 runs trials until the next one would exceed `--budget-steps`. The
 hypervolume is computed against one fixed reference point: the validation
 loss of the all-zero prediction (what a network that learned nothing
@@ -174,10 +174,9 @@ def params_of(genotype):
     import keras
 
     from keras_evopose.models import EvoPose2D
-    from keras_evopose.utils import count_params
 
     keras.backend.clear_session()
-    return count_params(EvoPose2D.from_preset(PRESET, genotype=genotype))
+    return EvoPose2D.from_preset(PRESET, genotype=genotype).count_params()
 
 
 # --------------------------------------------------------------------
@@ -410,7 +409,6 @@ def run_nsga2(seed, setup):
     import optuna
 
     from keras_evopose.models import Genotype
-    from keras_evopose.utils import count_params
 
     args, task, space = setup["args"], setup["task"], setup["space"]
     trial_steps = args.baseline_epochs * setup["steps_per_epoch"]
@@ -447,7 +445,7 @@ def run_nsga2(seed, setup):
         )
         losses = [v for v in history.history["val_loss"] if math.isfinite(v)]
         val_loss = min(losses) if losses else None
-        num_params = count_params(model)
+        num_params = model.count_params()
         trials.append(
             {
                 "trial_id": str(study_trial.number),

@@ -48,7 +48,9 @@ def deprecated_aliases(namespace, aliases):
 
     Args:
         namespace: the old module's name, e.g. `"keras_evopose.metrics"`.
-        aliases: dict of old name to the dotted path of its home.
+        aliases: dict of old name to the dotted path of its home, or to
+            `(path, replacement)` where the replacement to name is not the
+            path itself (e.g. a Keras method).
 
     Returns:
         A function to assign to the old module's `__getattr__`.
@@ -61,10 +63,14 @@ def deprecated_aliases(namespace, aliases):
             raise AttributeError(
                 f"module {namespace!r} has no attribute {name!r}"
             )
-        module, _, attribute = aliases[name].rpartition(".")
+        path = aliases[name]
+        replacement = path
+        if isinstance(path, tuple):
+            path, replacement = path
+        module, _, attribute = path.rpartition(".")
         warnings.warn(
             f"{namespace}.{name} is deprecated and will be removed in the "
-            f"next release; use {aliases[name]}.",
+            f"next release; use {replacement}.",
             DeprecationWarning,
             stacklevel=2,
         )

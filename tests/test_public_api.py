@@ -121,3 +121,23 @@ def test_contributing_map_names_the_files_that_define_each_concept():
             if where not in files:
                 wrong.append(f"{concept}: {name} is defined in {where}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_utils_is_ground_level():
+    """`keras_evopose.utils` imports nothing of the library above it."""
+    import ast
+
+    wrong = []
+    for path in sorted((ROOT / "keras_evopose" / "utils").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                name = node.module
+            elif isinstance(node, ast.Import):
+                name = node.names[0].name
+            else:
+                continue
+            if name.startswith("keras_evopose") and not name.startswith(
+                ("keras_evopose.utils", "keras_evopose.api_export")
+            ):
+                wrong.append(f"{path.name} imports {name}")
+    assert not wrong, wrong

@@ -7,10 +7,10 @@ from keras_evopose.api_export import keras_evopose_export
 class ModelSizeLogger(keras.callbacks.Callback):
     """Writes the model's size into every epoch's logs.
 
-    `num_params` is `keras_evopose.utils.count_params` (every weight, BN
+    `num_params` is `model.count_params()` (every weight, BN
     statistics included: the paper's count, and the one
     `EvolutionTuner(max_model_size=...)` checks); `flops` is
-    `keras_evopose.utils.count_flops` (multiply-accumulates for one image),
+    `keras_evopose.models.count_flops` (multiply-accumulates for one image),
     left out for models with layers it cannot count. Size objectives of a
     search (`keras_tuner.Objective("num_params", "min")`) read them from
     the logs.
@@ -23,10 +23,9 @@ class ModelSizeLogger(keras.callbacks.Callback):
     """
 
     def on_train_begin(self, logs=None):
-        from keras_evopose.utils import count_flops
-        from keras_evopose.utils import count_params
+        from keras_evopose.models import count_flops
 
-        self.num_params = count_params(self.model)
+        self.num_params = self.model.count_params()
         try:
             self.flops = count_flops(self.model, self.model.input_shape[1:])
         except ValueError:

@@ -6,8 +6,6 @@ TensorFlow is imported inside the functions that need it.
 from keras_evopose.api_export import deprecated_aliases
 from keras_evopose.data.coco_instances import CocoInstances
 from keras_evopose.data.coco_instances import load_coco_instances
-from keras_evopose.data.coco_keypoints import IMAGE_MEAN
-from keras_evopose.data.coco_keypoints import IMAGE_STD
 from keras_evopose.data.coco_keypoints import coco_keypoints_dataset
 from keras_evopose.data.coco_keypoints import normalize_image
 from keras_evopose.data.coco_keypoints import out_of_crop_joints
@@ -15,6 +13,8 @@ from keras_evopose.data.coco_split import read_coco_json
 from keras_evopose.data.coco_split import split_coco_by_image
 from keras_evopose.data.heatmaps import encode_heatmaps
 from keras_evopose.data.keypoint_layout import KeypointLayout
+from keras_evopose.data.sample_options import IMAGE_MEAN
+from keras_evopose.data.sample_options import IMAGE_STD
 from keras_evopose.data.sample_options import SampleOptions
 from keras_evopose.data.tfrecords import tfrecord_keypoints_dataset
 from keras_evopose.data.tfrecords import write_tfrecords

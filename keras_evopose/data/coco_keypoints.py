@@ -6,10 +6,10 @@ from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.data import augmentation
 from keras_evopose.data import geometry
 from keras_evopose.data import heatmaps as heatmaps_lib
+from keras_evopose.data import sample_options as sample_options_lib
 from keras_evopose.data.coco_instances import load_coco_instances
 from keras_evopose.data.image_files import decode_window
 from keras_evopose.data.keypoint_layout import KeypointLayoutError
-from keras_evopose.data import sample_options as sample_options_lib
 from keras_evopose.data.sample_options import SampleOptions
 
 # The crop is warped from the raw image and then normalized;

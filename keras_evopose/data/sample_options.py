@@ -3,6 +3,7 @@
 import dataclasses
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.utils.validation import check_size
 
 FILLS = ("black", "mean")
 OUT_OF_CROP_TARGETS = ("border", "ignore")
@@ -10,22 +11,6 @@ OUT_OF_CROP_TARGETS = ("border", "ignore")
 # (`keras_evopose.data.normalize_image`).
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
-
-
-def _check_size(name, size):
-    if (
-        not isinstance(size, (tuple, list))
-        or len(size) != 2
-        or not all(
-            isinstance(value, (int, float)) and int(value) == value > 0
-            for value in size
-        )
-    ):
-        raise ValueError(
-            f"`{name}` must be (height, width) positive ints. "
-            f"Received: {name}={size!r}"
-        )
-    return (int(size[0]), int(size[1]))
 
 
 @keras_evopose_export("keras_evopose.data.SampleOptions")
@@ -106,16 +91,14 @@ class SampleOptions:
         def set_field(name, value):
             object.__setattr__(self, name, value)
 
-        set_field("input_size", _check_size("input_size", self.input_size))
+        set_field("input_size", check_size("input_size", self.input_size))
         if self.heatmap_size is None:
             raise ValueError(
                 "`heatmap_size` is required: it is the model's output size. "
                 "Pass `heatmap_size=model.output_shape[1:3]` or use "
                 "`SampleOptions.for_model(model)`."
             )
-        set_field(
-            "heatmap_size", _check_size("heatmap_size", self.heatmap_size)
-        )
+        set_field("heatmap_size", check_size("heatmap_size", self.heatmap_size))
         if self.sigma is None:
             set_field("sigma", 2.0 * self.heatmap_size[0] / 64.0)
         for name in ("sigma", "padding", "heatmap_peak"):

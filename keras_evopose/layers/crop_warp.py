@@ -12,7 +12,7 @@ from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.data.sample_options import FILLS
 from keras_evopose.data.sample_options import IMAGE_MEAN
 from keras_evopose.data.sample_options import IMAGE_STD
-from keras_evopose.data.sample_options import _check_size
+from keras_evopose.utils.validation import check_size
 
 INPUT_NAMES = ("pixels", "pixel_size", "crop_to_pixels")
 
@@ -55,7 +55,7 @@ class CropWarp(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.input_size = _check_size("input_size", input_size)
+        self.input_size = check_size("input_size", input_size)
         self.image_mean = tuple(float(v) for v in image_mean)
         self.image_std = tuple(float(v) for v in image_std)
         if fill not in FILLS:

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from keras_evopose.layers import DeconvHead
+from keras_evopose.models import count_flops
 from keras_evopose.tests import test_case
-from keras_evopose.utils import count_flops
 
 
 def test_upsamples_by_two_per_transposed_conv():

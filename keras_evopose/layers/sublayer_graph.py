@@ -11,7 +11,7 @@ means:
 - `build_apply`: builds the layer from a shape and returns its output shape.
   Used by `Layer.build`, so variables exist before the first call and their
   paths nest under the block name (`stage2_block1/expand_conv/kernel`).
-- `keras_evopose.utils.count_flops` uses its own `apply` to add up
+- `keras_evopose.models.count_flops` uses its own `apply` to add up
   multiply-accumulates.
 """
 

@@ -11,6 +11,7 @@ from keras_evopose.models.genotype import decode_head_steps
 from keras_evopose.models.genotype import encode_genotype
 from keras_evopose.models.genotype import encode_head_steps
 from keras_evopose.models.genotype import split_genotype
+from keras_evopose.models.model_size import count_flops
 
 __all__ = [
     "BlockSpec",
@@ -19,6 +20,7 @@ __all__ = [
     "Genotype",
     "build_flat_model",
     "compound_scale",
+    "count_flops",
     "decode_genotype",
     "decode_head_steps",
     "encode_genotype",

@@ -271,20 +271,24 @@ class EvoPose2D(keras.Model):
             # The layout's keypoints replace the preset's 17.
             head_config.pop("num_keypoints", None)
         backbone_names = set(backbone_config) | {"activation"}
-        # Whole-network settings: the backbone gets them, and so does the
-        # head below.
-        for key in ("dtype", "kernel_regularizer", "batch_norm_momentum"):
-            if key in overrides:
-                backbone_config[key] = overrides[key]
         preset_lib.check_overrides(cls, preset, overrides, extra=backbone_names)
-        for key, value in overrides.items():
-            if key in backbone_names:
-                backbone_config[key] = value
-            else:
-                head_config[key] = value
-        backbone = EvoPose2DBackbone(**backbone_config)
-        preset_lib.load_preset_weights(
-            backbone, weights, backbone.image_shape[0]
+        # Whole-network settings go to the backbone and to the head.
+        whole_network = {"dtype", "kernel_regularizer", "batch_norm_momentum"}
+        backbone = EvoPose2DBackbone.from_preset(
+            preset,
+            weights=weights,
+            **{
+                key: value
+                for key, value in overrides.items()
+                if key in backbone_names or key in whole_network
+            },
+        )
+        head_config.update(
+            {
+                key: value
+                for key, value in overrides.items()
+                if key not in backbone_names
+            }
         )
         return cls(backbone=backbone, **head_config)
 

@@ -20,7 +20,6 @@ from keras_evopose.search.evolution_oracle import ENVIRONMENT_FAILURE
 from keras_evopose.search.evolution_oracle import EvolutionOracle
 from keras_evopose.search.evopose2d_hypermodel import EvoPose2DHyperModel
 from keras_evopose.search.trial_timing import TrialTiming
-from keras_evopose.utils.model_size import count_params
 from keras_evopose.utils.state_files import DiskFullError
 from keras_evopose.utils.state_files import StateFileError
 from keras_evopose.utils.state_files import write_json_atomically
@@ -189,7 +188,7 @@ class EvolutionTuner(keras_tuner.Tuner):
 
     A trial fails (it is not retried) when its training loss is not
     finite, or when its model has more than `max_model_size` parameters
-    counted as `num_params` is (`keras_evopose.utils.count_params`).
+    counted as `num_params` is (`model.count_params()`).
 
     Crash safety: the trial's checkpoint holds the weights of the epoch
     whose metrics were reported and scored; it is written (through a
@@ -380,7 +379,7 @@ class EvolutionTuner(keras_tuner.Tuner):
             )
         if self.max_model_size:
             # The same count as the `num_params` the Oracle scores.
-            size = count_params(model)
+            size = model.count_params()
             if size > self.max_model_size:
                 raise keras_tuner.errors.FailedTrialError(
                     f"Oversized model: {size:,} parameters (count_params) "

@@ -27,7 +27,7 @@ def paper_fitness(
     Args:
         value: float, the trial's accuracy objective (its best epoch).
         num_params: the trial's parameter count
-            (`keras_evopose.utils.count_params`); ignored when
+            (`model.count_params()`); ignored when
             `size_weight` is 0.
         direction: `"min"` or `"max"`, the accuracy objective's direction
             and so the fitness's.

@@ -6,8 +6,8 @@ import pytest
 
 from keras_evopose.layers import MBConvBlock
 from keras_evopose.models import EvoPose2D
-from keras_evopose.utils import count_flops
-from keras_evopose.utils import count_params
+from keras_evopose.models import count_flops
+from keras_evopose.utils import count_params  # the deprecated alias
 
 
 def test_hand_computed_macs_of_primitive_layers():
@@ -99,7 +99,7 @@ def test_layers_models_search_utils_import_without_tensorflow():
         "import sys, keras_evopose, keras_evopose.layers, "
         "keras_evopose.models, keras_evopose.search, keras_evopose.utils\n"
         "from keras_evopose.models import EvoPose2D\n"
-        "from keras_evopose.utils import count_flops\n"
+        "from keras_evopose.models import count_flops\n"
         "m = EvoPose2D.from_preset('test')\n"
         "assert count_flops(m, (64, 48, 3)) > 0\n"
         "bad = sorted(n for n in sys.modules if n.split('.')[0] == "

@@ -1,4 +1,9 @@
-"""Parameter and multiply-accumulate counts, analytical and backend-agnostic."""
+"""Multiply-accumulate counts, analytical and backend-agnostic.
+
+Parameters need no function of ours: `model.count_params()` counts every
+weight, BN moving statistics included, which is the paper's convention
+(EvoPose2D-S has 2,531,199 parameters, 34,960 of them BN statistics).
+"""
 
 import math
 
@@ -75,23 +80,7 @@ def _layer_macs(layer, input_shape, output_shape):
     return 0
 
 
-@keras_evopose_export("keras_evopose.utils.count_params")
-def count_params(model):
-    """Counts every weight of `model`, BN moving statistics included.
-
-    This is `model.count_params()` and the paper's convention (EvoPose2D-S
-    has 2,531,199 parameters, 34,960 of them BN statistics).
-
-    Args:
-        model: a built Keras model or layer.
-
-    Returns:
-        int, the number of scalars in all weights.
-    """
-    return int(sum(math.prod(w.shape) for w in model.weights))
-
-
-@keras_evopose_export("keras_evopose.utils.count_flops")
+@keras_evopose_export("keras_evopose.models.count_flops")
 def count_flops(model, input_shape):
     """Counts multiply-accumulates of one forward pass (the paper's "FLOPs").
 
@@ -149,3 +138,8 @@ def count_flops(model, input_shape):
 
     apply(model, (1,) + input_shape)
     return int(total)
+
+
+def count_params(model):
+    """Deprecated `keras_evopose.utils.count_params`: `model.count_params()`."""
+    return int(sum(math.prod(w.shape) for w in model.weights))

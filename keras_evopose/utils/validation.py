@@ -1,0 +1,45 @@
+"""Argument checks with one message style: what must hold, what came.
+
+`ValueError("`name` must be <what>. Received: name=<value>")`, as Keras
+words its own. Ground level: imports nothing else of keras_evopose.
+"""
+
+import numbers
+
+
+def check_positive_int(name, value, owner=None):
+    """`value` if it is an int > 0 (not a bool), else a `ValueError`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value <= 0
+    ):
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(
+            f"{prefix}`{name}` must be a positive int. Received: "
+            f"{name}={value!r}"
+        )
+    return int(value)
+
+
+def check_size(name, size, owner=None):
+    """`(height, width)` as two positive ints, else a `ValueError`.
+
+    Integral floats (`64.0`) are accepted: JSON and YAML configs give them.
+    """
+    if (
+        not isinstance(size, (tuple, list))
+        or len(size) != 2
+        or not all(
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and int(value) == value > 0
+            for value in size
+        )
+    ):
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(
+            f"{prefix}`{name}` must be (height, width) positive ints. "
+            f"Received: {name}={size!r}"
+        )
+    return (int(size[0]), int(size[1]))
