@@ -44,7 +44,10 @@ def _public_symbols_and_listings():
     listed = {}
     for info, module in _library_modules():
         for value in vars(module).values():
-            path = getattr(value, "_keras_evopose_public_path", None)
+            # Own attribute only: a subclass inherits its base's mark.
+            path = getattr(value, "__dict__", {}).get(
+                "_keras_evopose_public_path"
+            )
             if path is not None and (
                 getattr(value, "__module__", None) == module.__name__
             ):
