@@ -447,6 +447,26 @@ def main(argv=None):
             file=sys.stderr,
         )
         return 2
+    except Exception as error:
+        # A bad image stops TensorFlow's input pipeline with an error
+        # that buries the file's name: say only that, and the way out.
+        cause = _data_file_cause(error)
+        if cause is None:
+            raise
+        print(
+            f"keras-evopose {args.command}: error: {cause}; fix or remove "
+            "the file",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _data_file_cause(error):
+    if isinstance(error, OSError):
+        return None  # Not an input pipeline's error: a traceback is due.
+    from keras_evopose.data.image_files import environment_cause
+
+    return environment_cause(error)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ that check-data passes never stops training, and a bad file is named.
 
 import concurrent.futures
 import os
+import re
 
 # First bytes of the image formats `tf.io.decode_image` reads (JPEG, PNG,
 # GIF, BMP): checked before decoding so a bad file is named in the error.
@@ -164,3 +165,48 @@ def unreadable_images(paths, verbose=True, num_threads=None):
     if verbose:
         print()
     return problems
+
+
+# `tf.debugging.Assert` of the data pipeline's image checks:
+# "assertion failed: [Not a JPEG/PNG/GIF/BMP image:] [/data/x.jpg]".
+_FILE_ASSERTION = re.compile(r"assertion failed: \[([^\]]*)\] \[([^\]]*)\]")
+# TensorFlow errors a file can cause (named, not imported: no TensorFlow
+# import here).
+_FILE_ERRORS = (
+    "InvalidArgumentError",
+    "NotFoundError",
+    "DataLossError",
+    "PermissionDeniedError",
+    "UnknownError",
+)
+_FILE_WORDS = ("jpeg", "png", "image", "decode", "no such file", "open")
+
+
+def environment_cause(error):
+    """One line naming the file or I/O error behind a failure (of a
+    search's trial, of a command), or `None` when the error is not the
+    environment's (a trial's network, its loss)."""
+    from keras_evopose.utils.state_files import StateFileError
+
+    if isinstance(error, StateFileError):
+        return str(error)
+    if isinstance(error, OSError):
+        if error.filename:
+            return f"{error.strerror or error}: {error.filename}"
+        return " ".join(str(error).split())
+    if type(error).__name__ not in _FILE_ERRORS:
+        return None
+    text = str(error)
+    match = _FILE_ASSERTION.search(text)
+    if match:
+        return f"{match.group(2)}: {match.group(1).rstrip(': ')}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if any(word in line.lower() for word in _FILE_WORDS):
+            if "[[" in line:
+                continue
+            return (
+                f"an image the decoder cannot read ({line}; keras-evopose "
+                "check-data names every unreadable image)"
+            )
+    return None

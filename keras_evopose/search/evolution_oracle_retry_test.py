@@ -1,9 +1,9 @@
 """Trials failed by their environment run again on resume."""
 
+from keras_evopose.data.image_files import environment_cause
 from keras_evopose.search.evolution_oracle import ENVIRONMENT_FAILURE
 from keras_evopose.search.evolution_oracle_resume_test import genotype
 from keras_evopose.search.evolution_oracle_resume_test import make_oracle
-from keras_evopose.search.evolution_tuner import environment_cause
 
 BAD_IMAGE = "/data/x.jpg: Not a JPEG/PNG/GIF/BMP image"
 
@@ -62,7 +62,7 @@ def test_environment_causes_name_the_file():
         "[[IteratorGetNext]]"
     )
     assert environment_cause(decoder).startswith(
-        "a data file: Invalid JPEG data or size."
+        "an image the decoder cannot read (Invalid JPEG data or size.;"
     )
     # The network's own errors are not the environment's.
     shapes = InvalidArgumentError("Incompatible shapes: [16,8] vs. [16,4]")

@@ -3,7 +3,6 @@ import logging
 import math
 import os
 import pathlib
-import re
 import threading
 import time
 
@@ -14,6 +13,7 @@ from keras_tuner.src.distribute import utils as distribute_utils
 from keras_tuner.src.engine import tuner_utils
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.data.image_files import environment_cause
 from keras_evopose.models.genotype import Genotype
 from keras_evopose.search.evolution_oracle import ENDED
 from keras_evopose.search.evolution_oracle import ENVIRONMENT_FAILURE
@@ -123,48 +123,6 @@ def _serve_oracle(oracle):
     finally:
         # In-flight answers (the last STOPPED) still reach the workers.
         server.stop(grace=5).wait()
-
-
-# `tf.debugging.Assert` of the data pipeline's image checks:
-# "assertion failed: [Not a JPEG/PNG/GIF/BMP image:] [/data/x.jpg]".
-_FILE_ASSERTION = re.compile(r"assertion failed: \[([^\]]*)\] \[([^\]]*)\]")
-# TensorFlow errors a file can cause (named, not imported: no TensorFlow
-# import here).
-_FILE_ERRORS = (
-    "InvalidArgumentError",
-    "NotFoundError",
-    "DataLossError",
-    "PermissionDeniedError",
-    "UnknownError",
-)
-_FILE_WORDS = ("jpeg", "png", "image", "decode", "no such file", "open")
-
-
-def environment_cause(error):
-    """One line naming the file or I/O error behind a trial's failure, or
-    `None` when the error is the trial's own (its network, its loss)."""
-    if isinstance(error, StateFileError):
-        return str(error)
-    if isinstance(error, OSError):
-        if error.filename:
-            return f"{error.strerror or error}: {error.filename}"
-        return " ".join(str(error).split())
-    if type(error).__name__ not in _FILE_ERRORS:
-        return None
-    text = str(error)
-    match = _FILE_ASSERTION.search(text)
-    if match:
-        return f"{match.group(2)}: {match.group(1).rstrip(': ')}"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in lines:
-        if any(word in line.lower() for word in _FILE_WORDS):
-            if "[[" in line:
-                continue
-            return (
-                f"a data file: {line} (keras-evopose check-data names every "
-                "unreadable image)"
-            )
-    return None
 
 
 class SearchDiskFullError(DiskFullError, keras_tuner.errors.FatalError):
