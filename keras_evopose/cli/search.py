@@ -3,8 +3,10 @@
 Parses flags into a `keras_evopose.search.COCOSearchConfig` and calls
 `keras_evopose.search.run_coco_search` (the whole search, one call). With
 no arguments it runs the README's main job: a small search over the
-`test` preset's genotype on the bundled real COCO images. Only a val split
-is bundled, so it is split by image id
+`test` preset's genotype on the bundled real COCO images: children train on
+`data/coco_kpt_extra` and are scored on the people of
+`data/coco_kpt_mini/val2017`, whom they never see. With other
+`--annotations` and no `--val-annotations`, those are split by image id
 (`keras_evopose.data.split_coco_by_image`).
 
 Distributed (keras-tuner's chief/worker mode): start one process with
@@ -161,14 +163,21 @@ def resolve_config(args):
 
         size = parse_size(config.input_size, "--input-size")
         check_input_size(size, ancestor_stride(config))
-    check_file(config.annotations, "--annotations")
-    check_file(config.images, "--images", kind="folder")
     from keras_evopose.data.coco_split import read_coco_json
 
-    try:
-        read_coco_json(config.annotations)
-    except ValueError as error:
-        raise UsageError(f"--annotations: {error}") from None
+    for name in ("annotations", "images", "val_annotations", "val_images"):
+        path = getattr(config, name)
+        if path is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if name.endswith("images"):
+            check_file(path, flag, kind="folder")
+            continue
+        check_file(path, flag)
+        try:
+            read_coco_json(path)
+        except ValueError as error:
+            raise UsageError(f"{flag}: {error}") from None
     return config
 
 

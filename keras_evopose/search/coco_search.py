@@ -10,6 +10,7 @@ resume is in its output folder.
 
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -26,19 +27,34 @@ from keras_evopose.utils.state_files import write_json_atomically
 CONFIG_FILE = "search_config.json"
 PROJECT = "tuner"
 BEST_MODEL = "best_model.keras"
+UNTRAINED_FILE = "untrained.json"
 
 
-def _bundled_coco():
+def _bundled_data():
     # The bundled images sit in the repository, next to the package
     # (editable install); from a regular install, `./data`.
     repository = pathlib.Path(__file__).resolve().parents[2]
-    bundled = repository / "data" / "coco_kpt_mini"
-    if not bundled.exists():
-        bundled = pathlib.Path("data") / "coco_kpt_mini"
+    bundled = repository / "data"
+    if not (bundled / "coco_kpt_mini").exists():
+        bundled = pathlib.Path("data")
     return bundled
 
 
-BUNDLED_COCO = _bundled_coco()
+BUNDLED_DATA = _bundled_data()
+BUNDLED_COCO = BUNDLED_DATA / "coco_kpt_mini"
+# The main job trains on one set of genuine COCO images and validates on
+# people it never sees (another set).
+BUNDLED_TRAIN = (
+    BUNDLED_DATA
+    / "coco_kpt_extra"
+    / "annotations"
+    / "person_keypoints_extra.json",
+    BUNDLED_DATA / "coco_kpt_extra" / "images",
+)
+BUNDLED_VAL = (
+    BUNDLED_COCO / "annotations" / "person_keypoints_val2017_mini.json",
+    BUNDLED_COCO / "val2017",
+)
 
 
 def _setting(default, help_text):
@@ -60,15 +76,21 @@ class COCOSearchConfig:
     """
 
     annotations: str = _setting(
-        str(
-            BUNDLED_COCO / "annotations" / "person_keypoints_val2017_mini.json"
-        ),
-        "COCO keypoints JSON to search on (split by image id)",
+        str(BUNDLED_TRAIN[0]),
+        "COCO keypoints JSON the children train on",
     )
-    images: str = _setting(str(BUNDLED_COCO / "val2017"), "its image folder")
+    images: str = _setting(str(BUNDLED_TRAIN[1]), "its image folder")
+    val_annotations: str = _setting(
+        None,
+        "COCO keypoints JSON the children are scored on; default: the "
+        "bundled val2017 images with the bundled training set, else "
+        "--annotations split by image id (--val-fraction)",
+    )
+    val_images: str = _setting(None, "its image folder (default: --images)")
     val_fraction: float = _setting(
         0.25,
-        "fraction of the images (every 1/f-th by id) held out for validation",
+        "without --val-annotations: fraction of the images (every 1/f-th "
+        "by id) held out for validation",
     )
     preset: str = _setting(
         "test", "preset whose stem, head and input size all share"
@@ -168,6 +190,8 @@ class COCOSearchConfig:
             if field.name == "max_model_size":
                 kind = int
             elif field.name in (
+                "val_annotations",
+                "val_images",
                 "input_size",
                 "ancestor_weights",
                 "head_filter_choices",
@@ -279,6 +303,20 @@ class COCOSearchConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+
+def validation_source(config):
+    """`(annotations, images)` the children are scored on, or `None`:
+    split `config.annotations` by image id."""
+    if config.val_annotations is not None:
+        return (
+            config.val_annotations,
+            config.val_images or config.images,
+        )
+    bundled = [str(path) for path in BUNDLED_TRAIN]
+    if [config.annotations, config.images] == bundled:
+        return tuple(str(path) for path in BUNDLED_VAL)
+    return None
 
 
 def input_size_of(config):
@@ -394,14 +432,21 @@ class _DatasetFactory:
                 seed=self.seed,
                 **self.augmentation,
             )
-            # Validation crops never change: decode them once. Several
-            # passes per epoch amortize each trial's tracing over more steps.
+            # Validation crops never change: decode them once. Repeated
+            # for ever, with `steps()` per epoch: Keras then keeps one
+            # iterator through a trial's epochs instead of making one per
+            # epoch.
             self._cache[key] = (
-                dataset.repeat(self.passes)
-                if self.training
-                else dataset.cache()
+                dataset.repeat() if self.training else dataset.cache().repeat()
             )
         return self._cache[key]
+
+    def steps(self):
+        """Batches per epoch: every person once per pass."""
+        from keras_evopose.data.coco_instances import load_coco_instances
+
+        people = len(load_coco_instances(self.annotations, self.images))
+        return self.passes * math.ceil(people / self.batch_size)
 
 
 def search_role():
@@ -670,11 +715,17 @@ def _run_coco_search(
         "scale_factor": config.scale_factor,
         "half_body_probability": config.half_body_probability,
     }
-    # Every process writes the same split (atomically): workers may start
-    # before the chief.
-    train_json, val_json = split_coco_by_image(
-        config.annotations, output / "split", config.val_fraction
-    )
+    validation = validation_source(config)
+    if validation is None:
+        # Every process writes the same split (atomically): workers may
+        # start before the chief.
+        train_json, val_json = split_coco_by_image(
+            config.annotations, output / "split", config.val_fraction
+        )
+        val_images = config.images
+    else:
+        train_json = config.annotations
+        val_json, val_images = validation
     oracle = EvolutionOracle(
         # The paper's fitness reads the validation heatmap error without
         # the L2 terms that Keras' val_loss includes.
@@ -724,12 +775,12 @@ def _run_coco_search(
     train_data = _DatasetFactory(
         train_json, config.images, input_size, True, config
     )
-    val_data = _DatasetFactory(
-        val_json, config.images, input_size, False, config
-    )
+    val_data = _DatasetFactory(val_json, val_images, input_size, False, config)
     tuner.run_search_with_progress(
         train_data,
         val_data,
+        train_data.steps(),
+        val_data.steps(),
         config.max_trials,
         verbose=verbose,
         bars=role == "single",
@@ -738,25 +789,83 @@ def _run_coco_search(
     outcome = SearchOutcome(role=role, output=output)
     if role == "worker":
         return outcome
-    result = write_search_results(oracle, output)
-    outcome.result = result
-    outcome.stop_reason = oracle.stop_reason
-    outcome.stopped_by_failures = oracle.stopped_by_failures
-    if result["best"] is not None:
+    best = oracle.best_trial()
+    model = None
+    if best is not None:
         with warnings.catch_warnings():
             # The checkpoint has no optimizer state; none is needed here.
             warnings.filterwarnings(
                 "ignore", message="Skipping variable loading for optimizer"
             )
-            model = tuner.load_model(
-                oracle.get_trial(result["best"]["trial_id"])
-            )
+            model = tuner.load_model(best)
+    held_out = _held_out_report(
+        config, output, hypermodel, val_data, (val_json, val_images), model
+    )
+    result = write_search_results(oracle, output, held_out=held_out)
+    outcome.result = result
+    outcome.stop_reason = oracle.stop_reason
+    outcome.stopped_by_failures = oracle.stopped_by_failures
+    if model is not None:
         outcome.best_model = write_atomically(
             output / BEST_MODEL, lambda path: save_model(model, path)
         )
     if verbose:
         print(describe(result))
     return outcome
+
+
+def _held_out_report(config, output, hypermodel, val_data, validation, model):
+    """What the results say about the validation people: how many, the
+    untrained ancestor's `val_heatmap_mse` (what learning is measured
+    against) and the best model's COCO AP on them."""
+    import keras
+    import keras_tuner
+
+    from keras_evopose.data.coco_instances import load_coco_instances
+    from keras_evopose.metrics import evaluate_coco
+    from keras_evopose.models.genotype import Genotype
+    from keras_evopose.search.evopose2d_hypermodel import FITNESS_METRIC
+    from keras_evopose.search.evopose2d_hypermodel import heatmap_size_of
+
+    annotations, images = (str(path) for path in validation)
+    report = {
+        "annotations": annotations,
+        "images": images,
+        "people": len(load_coco_instances(annotations, images)),
+    }
+    # Computed once per search folder (it does not change on resume).
+    path = output / UNTRAINED_FILE
+    saved = (
+        read_json_state(path, "delete it to measure it again")
+        if path.exists()
+        else {}
+    )
+    if saved.get("annotations") == annotations:
+        report["untrained"] = saved["untrained"]
+    else:
+        hp = keras_tuner.HyperParameters()
+        hp.Fixed(
+            "genotype",
+            Genotype.from_strings(ancestor_genotype(config)).to_string(),
+        )
+        keras.utils.set_random_seed(config.seed)
+        untrained = hypermodel.build(hp)
+        logs = untrained.evaluate(
+            val_data(heatmap_size_of(untrained)),
+            steps=val_data.steps(),
+            return_dict=True,
+            verbose=0,
+        )
+        report["untrained"] = {FITNESS_METRIC: float(logs["heatmap_mse"])}
+        write_json_atomically(
+            path, {"annotations": annotations, "untrained": report["untrained"]}
+        )
+    if model is not None:
+        ap = evaluate_coco(model, annotations, images)
+        report["best_coco_ap"] = {
+            key: float(ap[key]) for key in ("ap", "ap50", "ap75", "ar")
+        }
+    return report
 
 
 def save_model(model, path):
@@ -842,7 +951,15 @@ def _progress_tuner_class(base):
                 self.progress.update(1)
 
         def run_search_with_progress(
-            self, train_data, val_data, max_trials, verbose, bars, callbacks
+            self,
+            train_data,
+            val_data,
+            train_steps,
+            val_steps,
+            max_trials,
+            verbose,
+            bars,
+            callbacks,
         ):
             from tqdm.auto import tqdm
 
@@ -870,6 +987,8 @@ def _progress_tuner_class(base):
                 self.search(
                     train_data,
                     validation_data=val_data,
+                    steps_per_epoch=train_steps,
+                    validation_steps=val_steps,
                     callbacks=[EpochProgress(enabled)] + callbacks,
                     # The training data is shuffled by the pipeline.
                     shuffle=False,

@@ -52,17 +52,27 @@ def _last_line(message):
 
 
 @keras_evopose_export("keras_evopose.search.search_results")
-def search_results(oracle):
+def search_results(oracle, held_out=None):
     """The completed trials of an `EvolutionOracle` as one JSON value.
+
+    Args:
+        oracle: the `EvolutionOracle`.
+        held_out: optional dict about the validation people (what
+            `run_coco_search` measures): `people`, `untrained` (the
+            untrained ancestor's objectives), `best_coco_ap`, paths.
 
     Returns:
         A dict: `objectives` (name and direction), `fitness` (direction and
         the formula's constants), `trials` (every completed trial, Pareto
-        order, with genotype, lineage, objectives, size, fitness and
-        `pareto_optimal`), `front` (the Pareto-optimal ones), `best` (the
-        best trial by fitness, or `None`), `failed_trials` (ids, also those
-        whose score came back not finite), `failures` (id: why) and
-        `stop_reason` (why the search stopped early, or `None`).
+        order, with genotype, lineage, objectives, size, fitness,
+        `pareto_optimal` and `seconds`, where its wall time went), `front`
+        (the Pareto-optimal ones), `best` (the best trial by fitness, or
+        `None`), `failed_trials` (ids, also those whose score came back
+        not finite), `failures` (id: why), `stop_reason` (why the search
+        stopped early, or `None`) and, with `held_out`, `held_out`: it
+        plus the ancestor's and the best trial's first objective and the
+        best trial's improvement over the untrained network and over the
+        ancestor.
     """
     front_ids = {trial.trial_id for trial in oracle.pareto_front()}
     ordered = [
@@ -74,7 +84,7 @@ def search_results(oracle):
     for record in records:
         record["pareto_optimal"] = record["trial_id"] in front_ids
     best = oracle.best_trial()
-    return {
+    result = {
         "objectives": [
             {"name": o.name, "direction": o.direction}
             for o in oracle.objectives
@@ -98,13 +108,52 @@ def search_results(oracle):
         },
         "stop_reason": oracle.stop_reason,
     }
+    if held_out is not None:
+        result["held_out"] = _held_out_section(result, held_out)
+    return result
+
+
+def _held_out_section(result, held_out):
+    objective = result["objectives"][0]
+    name = objective["name"]
+    section = {
+        **held_out,
+        "metric": name,
+        "direction": (
+            "lower is better"
+            if objective["direction"] == "min"
+            else "higher is better"
+        ),
+    }
+    ancestors = [r for r in result["trials"] if not r["parent_trial_id"]]
+    ancestor = min(ancestors, key=lambda r: int(r["trial_id"]), default=None)
+    for key, record in (("ancestor", ancestor), ("best", result["best"])):
+        if record is not None:
+            section[key] = {
+                "trial_id": record["trial_id"],
+                "num_params": record["num_params"],
+                name: record["objectives"][name],
+            }
+    untrained = (held_out.get("untrained") or {}).get(name)
+    sign = 1 if objective["direction"] == "min" else -1
+    improvement = {}
+    for key, reference in (
+        ("over_untrained", untrained),
+        ("over_ancestor", section.get("ancestor", {}).get(name)),
+    ):
+        if reference is not None and "best" in section:
+            gain = sign * (reference - section["best"][name])
+            improvement[key] = gain
+            improvement[key + "_percent"] = 100 * gain / abs(reference)
+    section["improvement"] = improvement
+    return section
 
 
 @keras_evopose_export("keras_evopose.search.write_search_results")
-def write_search_results(oracle, output_dir):
+def write_search_results(oracle, output_dir, held_out=None):
     """Writes `pareto.json`, `pareto.png` and `fitness.png` into
-    `output_dir`; returns the `search_results` value."""
-    result = search_results(oracle)
+    `output_dir`; returns the `search_results(oracle, held_out)` value."""
+    result = search_results(oracle, held_out)
     output_dir = pathlib.Path(output_dir)
     write_json_atomically(output_dir / RESULTS_FILE, result, indent=2)
     if result["trials"]:
@@ -126,35 +175,67 @@ def _save_figure(figure, path):
     write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=100))
 
 
+def _objective_label(result):
+    objective = result["objectives"][0]
+    where = result.get("held_out")
+    direction = (
+        "lower is better"
+        if objective["direction"] == "min"
+        else "higher is better"
+    )
+    label = objective["name"]
+    if objective["name"].endswith("heatmap_mse"):
+        # HeatmapMSE: squared error per heatmap pixel, targets peak at 255.
+        label += " (squared error per pixel)"
+    if where and where.get("people"):
+        label += f"\non {where['people']} held-out people"
+    return f"{label}\n{direction}"
+
+
+def _untrained(result, name):
+    return ((result.get("held_out") or {}).get("untrained") or {}).get(name)
+
+
 def plot_pareto(result, path):
-    """Objective vs parameters of every trial, lineage and Pareto front."""
+    """Objective vs parameters of every trial, lineage and Pareto front,
+    generations on a colour bar, the untrained network as a line."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib import ticker
 
     name = result["objectives"][0]["name"]
     by_id = {r["trial_id"]: r for r in result["trials"]}
-    figure, axes = plt.subplots(figsize=(6, 4.5))
+    figure, axes = plt.subplots(figsize=(7, 5))
     for record in result["trials"]:
         parent = by_id.get(record["parent_trial_id"])
         if parent is not None:
             axes.plot(
                 [parent["num_params"], record["num_params"]],
                 [parent["objectives"][name], record["objectives"][name]],
-                color="0.8",
+                color="0.75",
                 linewidth=0.8,
                 zorder=1,
             )
-    axes.scatter(
+    generations = [r["generation"] for r in result["trials"]]
+    last = max(generations)
+    colours = plt.get_cmap("viridis", last + 1)
+    points = axes.scatter(
         [r["num_params"] for r in result["trials"]],
         [r["objectives"][name] for r in result["trials"]],
-        c=[r["generation"] for r in result["trials"]],
-        cmap="viridis",
-        s=22,
+        c=generations,
+        cmap=colours,
+        vmin=-0.5,
+        vmax=last + 0.5,
+        s=30,
+        edgecolors="black",
+        linewidths=0.4,
         zorder=2,
-        label="trials (colour: generation)",
+        label="trial (child joined to its parent)",
     )
+    bar = figure.colorbar(points, ax=axes, ticks=range(last + 1))
+    bar.set_label("generation")
     front = sorted(result["front"], key=lambda r: r["num_params"])
     axes.plot(
         [r["num_params"] for r in front],
@@ -162,13 +243,25 @@ def plot_pareto(result, path):
         "o-",
         color="crimson",
         markerfacecolor="none",
-        markersize=9,
+        markersize=10,
         zorder=3,
         label="Pareto front",
     )
-    axes.set_xlabel("parameters")
-    axes.set_ylabel(name)
-    axes.set_title("EvoPose2D search: lines join each child to its parent")
+    untrained = _untrained(result, name)
+    if untrained is not None:
+        axes.axhline(
+            untrained,
+            color="black",
+            linestyle=":",
+            linewidth=1.2,
+            label=f"untrained network ({_number(untrained)})",
+        )
+    axes.xaxis.set_major_formatter(
+        ticker.FuncFormatter(lambda value, _: f"{value:,.0f}")
+    )
+    axes.set_xlabel("parameters (count)")
+    axes.set_ylabel(_objective_label(result))
+    axes.set_title("EvoPose2D search: validation loss against size")
     axes.legend(fontsize=8)
     figure.tight_layout()
     _save_figure(figure, path)
@@ -176,13 +269,18 @@ def plot_pareto(result, path):
 
 
 def plot_fitness(result, path):
-    """Best fitness per generation and best so far."""
+    """Best fitness per generation and best so far, integer generations,
+    the untrained ancestor's fitness as a line."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib import ticker
 
-    better = min if result["fitness"]["direction"] == "min" else max
+    from keras_evopose.search.fitness import paper_fitness
+
+    direction = result["fitness"]["direction"]
+    better = min if direction == "min" else max
     by_generation = {}
     for record in result["trials"]:
         by_generation.setdefault(record["generation"], []).append(
@@ -191,11 +289,52 @@ def plot_fitness(result, path):
     generations = sorted(by_generation)
     best = [better(by_generation[g]) for g in generations]
     running = [better(best[: i + 1]) for i in range(len(best))]
-    figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(generations, best, "o-", label="best of the generation")
-    axes.plot(generations, running, "--", label="best so far")
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    # The running best is drawn wide and light under the per-generation
+    # line, so both stay visible where they coincide.
+    axes.plot(
+        generations,
+        running,
+        "-",
+        color="tab:orange",
+        linewidth=6,
+        alpha=0.45,
+        label="best so far",
+    )
+    axes.plot(
+        generations,
+        best,
+        "o--",
+        color="tab:blue",
+        linewidth=1.5,
+        label="best of the generation",
+    )
+    name = result["objectives"][0]["name"]
+    untrained = _untrained(result, name)
+    ancestor = (result.get("held_out") or {}).get("ancestor")
+    if untrained is not None and ancestor is not None:
+        value = paper_fitness(
+            untrained,
+            ancestor["num_params"],
+            direction,
+            result["fitness"]["target_params"],
+            result["fitness"]["size_weight"],
+        )
+        axes.axhline(
+            value,
+            color="black",
+            linestyle=":",
+            linewidth=1.2,
+            label=f"untrained ancestor ({_number(value)})",
+        )
+    axes.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     axes.set_xlabel("generation")
-    axes.set_ylabel("fitness")
+    size = result["fitness"]
+    axes.set_ylabel(
+        f"fitness: {name} x (T / params)^w\n"
+        f"T = {size['target_params']:,.0f}, w = {size['size_weight']:g}; "
+        + ("lower is better" if direction == "min" else "higher is better")
+    )
     axes.set_title("EvoPose2D search: fitness per generation")
     axes.legend(fontsize=8)
     figure.tight_layout()
@@ -241,15 +380,56 @@ def _number(value):
 
 
 def describe(result):
-    """One line a person reads at the end of a search."""
+    """What a person reads at the end of a search: counts, and with
+    `held_out`, the untrained / ancestor / best loss and the best AP."""
     best = result["best"]
     if best is None:
         return "no trial completed"
     name = result["objectives"][0]["name"]
-    return (
+    lines = [
         f"{len(result['trials'])} trials completed, "
         f"{len(result['failed_trials'])} failed, {len(result['front'])} on "
-        f"the Pareto front. Best fitness {best['fitness']:.4g}: trial "
+        f"the Pareto front. Best fitness {_number(best['fitness'])}: trial "
         f"{best['trial_id']}, {best['num_params']:,.0f} params, {name} "
-        f"{best['objectives'][name]:.4g}."
-    )
+        f"{_number(best['objectives'][name])}."
+    ]
+    held_out = result.get("held_out")
+    if held_out:
+        untrained = (held_out.get("untrained") or {}).get(name)
+        ancestor = held_out.get("ancestor")
+        parts = []
+        if untrained is not None:
+            parts.append(f"untrained {_number(untrained)}")
+        if ancestor is not None:
+            parts.append(
+                f"ancestor (trial {ancestor['trial_id']}) "
+                f"{_number(ancestor[name])}"
+            )
+        parts.append(
+            f"best (trial {best['trial_id']}) "
+            f"{_number(best['objectives'][name])}"
+        )
+        line = (
+            f"{name} on {held_out.get('people', '?')} held-out people "
+            f"({held_out['direction']}): " + ", ".join(parts)
+        )
+        improvement = held_out.get("improvement", {})
+        if "over_untrained" in improvement:
+            line += (
+                f"; the best is {_number(improvement['over_untrained'])} "
+                f"({improvement['over_untrained_percent']:.1f}%) better "
+                "than untrained"
+            )
+            if "over_ancestor" in improvement:
+                line += (
+                    f", {_number(improvement['over_ancestor'])} better "
+                    "than the ancestor"
+                )
+        lines.append(line + ".")
+        ap = held_out.get("best_coco_ap")
+        if ap:
+            lines.append(
+                f"Best trial's COCO AP on those people: {ap['ap']:.3f} "
+                f"(AP50 {ap['ap50']:.3f})."
+            )
+    return "\n".join(lines)
