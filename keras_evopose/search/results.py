@@ -344,19 +344,13 @@ def plot_fitness(result, path):
 
 def describe_trial(oracle, trial, timing=None):
     """One line for a completed trial: lineage, objectives, and where its
-    wall time went (`timing`, a `TrialTiming.summary()`)."""
-    record = _trial_record(oracle, trial)
-    name = oracle.objectives[0].name
-    value = record["objectives"].get(name)
-    parent = record["parent_trial_id"]
-    line = (
-        f"trial {record['trial_id']} (generation {record['generation']}, "
-        + (f"child of {parent}" if parent else "ancestor")
-        + (f", {record['mutation']}" if record["mutation"] and parent else "")
-        + f"): {name} {_number(value)}, "
-        f"{record['num_params']:,.0f} params, fitness "
-        f"{_number(record['fitness'])}"
-    )
+    wall time went (`timing`, a `TrialTiming.summary()`). A worker's
+    `oracle` (keras-tuner's client of the chief's) scores nothing: its
+    line names the trial and its time only."""
+    if not hasattr(type(oracle), "objective_values"):
+        line = f"trial {trial.trial_id} completed"
+    else:
+        line = _describe_record(oracle, _trial_record(oracle, trial))
     if timing:
         phases = ", ".join(
             f"{phase.replace('_', ' ')} {timing[phase]:.1f}"
@@ -368,6 +362,25 @@ def describe_trial(oracle, trial, timing=None):
             f"training and validation steps ({phases})"
         )
     return line
+
+
+def _describe_record(oracle, record):
+    name = oracle.objectives[0].name
+    value = record["objectives"].get(name)
+    parent = record["parent_trial_id"]
+    return (
+        f"trial {record['trial_id']} (generation {record['generation']}, "
+        + (f"child of {parent}" if parent else "ancestor")
+        + (f", {record['mutation']}" if record["mutation"] and parent else "")
+        + f"): {name} {_number(value)}, "
+        f"{record['num_params']:,.0f} params, fitness "
+        f"{_number(record['fitness'])}"
+    )
+
+
+def _gain(gain, percent, reference):
+    word = "better" if gain >= 0 else "worse"
+    return f"{abs(gain):.2f} ({abs(percent):.1f}%) {word} than {reference}"
 
 
 def _number(value):
@@ -415,15 +428,16 @@ def describe(result):
         )
         improvement = held_out.get("improvement", {})
         if "over_untrained" in improvement:
-            line += (
-                f"; the best is {_number(improvement['over_untrained'])} "
-                f"({improvement['over_untrained_percent']:.1f}%) better "
-                "than untrained"
+            line += "; the best is " + _gain(
+                improvement["over_untrained"],
+                improvement["over_untrained_percent"],
+                "untrained",
             )
             if "over_ancestor" in improvement:
-                line += (
-                    f", {_number(improvement['over_ancestor'])} better "
-                    "than the ancestor"
+                line += ", " + _gain(
+                    improvement["over_ancestor"],
+                    improvement["over_ancestor_percent"],
+                    "the ancestor",
                 )
         lines.append(line + ".")
         ap = held_out.get("best_coco_ap")

@@ -81,6 +81,7 @@ def test_held_out_section_and_summary():
     assert "untrained 153.5" in text and "ancestor (trial 0) 140.0" in text
     assert "best (trial 2) 137.0" in text and "80 held-out people" in text
     assert "16.50 (10.7%) better than untrained" in text
+    assert "3.00 (2.1%) better than the ancestor" in text
     assert "COCO AP on those people: 0.012" in text
     # No number cut short to a bare trailing dot ("152.").
     assert not re.search(r"(?<![\d.])\d+\.(?!\d)", text), text
