@@ -50,6 +50,10 @@ SUBCOMMANDS = {
         "keras_evopose.cli.check_data",
         "validate a COCO keypoints dataset and report its ceiling AP",
     ),
+    "write-tfrecords": (
+        "keras_evopose.cli.write_tfrecords",
+        "write a COCO keypoints JSON + images as sharded TFRecords",
+    ),
     "export": (
         "keras_evopose.cli.export",
         "write a LiteRT .tflite file (full-integer int8 by --int8)",

@@ -1,5 +1,6 @@
 """`keras-evopose train`: train any EvoPose2D network into a run folder."""
 
+import os
 import sys
 
 from keras_evopose.cli import UsageError
@@ -16,7 +17,11 @@ RUN_FLAGS = (
     "compound_scale", "annotations", "images", "val_annotations",
     "val_images", "epochs", "warmup_epochs", "batch_size", "steps_per_epoch",
     "base_learning_rate", "weight_decay", "half_body_probability", "augment",
-    "seed", "precision", "output", "keypoint_layout",
+    "seed", "precision", "output", "keypoint_layout", "tfrecords",
+)  # fmt: skip
+PATH_FLAGS = (
+    "annotations", "images", "val_annotations", "val_images", "from_search",
+    "model", "keypoint_layout", "tfrecords",
 )  # fmt: skip
 
 
@@ -71,8 +76,20 @@ def add_parser(subparsers):
         help="scale the genotype to this input with EvoPose2D's compound "
         "scaling (as M and L from S) and carry every weight that fits",
     )
+    parser.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        help="YAML or JSON of TrainConfig settings (e.g. "
+        "configs/evopose2d_s_train.yaml); flags override it",
+    )
     parser.add_argument("--annotations", help="COCO JSON")
     parser.add_argument("--images", help="image folder")
+    parser.add_argument(
+        "--tfrecords",
+        metavar="PATTERN",
+        help="train on `keras-evopose write-tfrecords` shards (a glob, "
+        "local or gs://) instead of --annotations/--images",
+    )
     parser.add_argument("--val-annotations")
     parser.add_argument("--val-images")
     parser.add_argument("--epochs", type=int, help="default 200")
@@ -123,16 +140,45 @@ def add_parser(subparsers):
 
 
 def _config_from_flags(args):
+    from keras_evopose.cli.search import load_config_file
     from keras_evopose.training import TrainConfig
 
+    file_values = {}
+    if args.config:
+        file_values = load_config_file(args.config)
+        known = set(RUN_FLAGS)
+        unknown = sorted(set(file_values) - known)
+        if unknown:
+            raise UsageError(
+                f"config file {args.config}: unknown setting(s) {unknown}; "
+                f"known: {sorted(known)}"
+            )
+        network_flags = [
+            name
+            for name in ("preset", "genotype", "from_search", "model")
+            if getattr(args, name)
+        ]
+        if network_flags:
+            # A network flag replaces the file's network.
+            for name in ("preset", "genotype", "from_search", "model"):
+                file_values.pop(name, None)
+        for name, value in file_values.items():
+            if getattr(args, name, None) is None:
+                setattr(args, name, value)
     if not (args.preset or args.genotype or args.from_search or args.model):
         raise UsageError(
             "give a network: --preset, --genotype, --from-search DIR or "
             "--model FILE.keras (or --resume RUN)"
         )
-    for flag in ("annotations", "images", "output"):
-        if getattr(args, flag) is None:
-            raise UsageError(f"--{flag} is required")
+    if args.output is None:
+        raise UsageError("--output RUN is required")
+    if args.tfrecords is None and (
+        args.annotations is None or args.images is None
+    ):
+        raise UsageError(
+            "give the training data: --annotations and --images, or "
+            "--tfrecords PATTERN"
+        )
     if args.trial and not args.from_search:
         raise UsageError("--trial needs --from-search")
     values = {
@@ -140,6 +186,10 @@ def _config_from_flags(args):
         for name in RUN_FLAGS
         if getattr(args, name, None) is not None
     }
+    # Saved absolute in train_config.json: --resume works from any folder.
+    for name in PATH_FLAGS:
+        if name in values and "://" not in str(values[name]):
+            values[name] = os.path.abspath(values[name])
     for flag in ("input_size", "compound_scale"):
         if flag in values:
             values[flag] = parse_size(
@@ -160,8 +210,9 @@ def _config_from_flags(args):
         stride = preset_stride(check_preset(config.preset))
         if config.input_size:
             check_input_size(config.input_size, stride)
-    check_file(config.annotations, "--annotations")
-    check_file(config.images, "--images", kind="folder")
+    if config.annotations:
+        check_file(config.annotations, "--annotations")
+        check_file(config.images, "--images", kind="folder")
     # Read now: a bad layout file is one line before any work.
     read_keypoint_layout(args)
     if config.val_annotations:
@@ -190,13 +241,12 @@ def run(args):
     from keras_evopose.training.train_pose_model import TrainingDiverged
     from keras_evopose.training.train_pose_model import check_run_folder
     from keras_evopose.utils import FolderLockedError
-    from keras_evopose.utils import read_json_state
 
     try:
         if args.resume:
             given = [
                 "--" + name.replace("_", "-")
-                for name in RUN_FLAGS
+                for name in (*RUN_FLAGS, "config")
                 if getattr(args, name, None) is not None
             ]
             if given:
@@ -204,13 +254,9 @@ def run(args):
                     f"--resume takes the run's own settings from "
                     f"{args.resume}/{CONFIG_FILE}; drop {', '.join(given)}"
                 )
-            folder = check_run_folder(args.resume, resume=True)
-            path = folder / CONFIG_FILE
+            check_run_folder(args.resume, resume=True)
             try:
-                config = TrainConfig.from_dict(
-                    read_json_state(path, "restore it or start a new run"),
-                    str(path),
-                )
+                config = TrainConfig.load(args.resume)
             except ValueError as error:
                 raise UsageError(str(error)) from None
         else:

@@ -17,6 +17,7 @@ from keras_evopose.data.sample_options import IMAGE_MEAN
 from keras_evopose.data.sample_options import IMAGE_STD
 from keras_evopose.data.sample_options import SampleOptions
 from keras_evopose.data.tfrecords import tfrecord_keypoints_dataset
+from keras_evopose.data.tfrecords import tfrecords_info
 from keras_evopose.data.tfrecords import write_tfrecords
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "read_coco_json",
     "split_coco_by_image",
     "tfrecord_keypoints_dataset",
+    "tfrecords_info",
     "write_tfrecords",
 ]
 

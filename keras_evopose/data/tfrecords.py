@@ -280,3 +280,52 @@ def tfrecord_keypoints_dataset(
         warp=warp,
     )
     return coco_keypoints.finish_dataset(samples, include_metadata)
+
+
+@keras_evopose_export("keras_evopose.data.tfrecords_info")
+def tfrecords_info(file_pattern, count=True):
+    """What `write_tfrecords` shards hold, without building a pipeline.
+
+    Args:
+        file_pattern: glob of the shards (local or `gs://`).
+        count: bool, also count the examples (reads every shard).
+
+    Returns:
+        `(layout, num_examples)`: the `KeypointLayout` written beside the
+        shards and the number of examples (`None` unless `count`).
+
+    Raises:
+        FileNotFoundError: no shard matches, or the layout file is missing.
+    """
+    import tensorflow as tf
+
+    files = sorted(
+        path
+        for path in tf.io.gfile.glob(str(file_pattern))
+        if not path.endswith("-layout.json")
+    )
+    if not files:
+        raise FileNotFoundError(f"No TFRecord file matches {file_pattern}")
+    layout_path = _layout_path(_SHARD_SUFFIX.sub("", files[0]))
+    if not tf.io.gfile.exists(layout_path):
+        raise FileNotFoundError(
+            f"{layout_path} is missing: write the shards with "
+            "`keras-evopose write-tfrecords` (or write_tfrecords)"
+        )
+    with tf.io.gfile.GFile(layout_path, "r") as handle:
+        fields = json.load(handle)
+    for key in ("category_id", "person_crops"):
+        fields.pop(key, None)
+    layout = KeypointLayout(
+        **{
+            key: tuple(map(tuple, value))
+            if key in ("flip_pairs", "skeleton")
+            else (tuple(value) if value is not None else None)
+            for key, value in fields.items()
+        }
+    )
+    num_examples = None
+    if count:
+        records = tf.data.TFRecordDataset(files)
+        num_examples = int(records.reduce(0, lambda total, _: total + 1))
+    return layout, num_examples

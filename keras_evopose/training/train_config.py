@@ -47,7 +47,7 @@ class TrainConfig:
 
     Args:
         annotations: COCO keypoints JSON of the training set.
-        images: its image folder.
+        images: its image folder (both not needed with `tfrecords`).
         output: the run folder (`train_config.json`, `history.csv`,
             `curves.png`, `last.keras`, `best.keras`, the checkpoint).
         preset: a preset name (`small`, `test`, ...).
@@ -83,11 +83,16 @@ class TrainConfig:
             `upper_body`) replacing the `annotations`' keypoint layout;
             the model keeps it.
         precision: `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
+        tfrecords: glob of `write_tfrecords` shards (local or `gs://`,
+            person-crop records included) to train on instead of
+            `annotations` + `images`; the keypoint layout is the one
+            written beside them. Without `steps_per_epoch`, the examples
+            are counted once (every shard is read).
     """
 
-    annotations: str
-    images: str
-    output: str
+    annotations: str = None
+    images: str = None
+    output: str = None
     preset: str = None
     genotype: tuple = None
     from_search: str = None
@@ -108,8 +113,17 @@ class TrainConfig:
     seed: int = 0
     precision: str = "float32"
     keypoint_layout: str = None
+    tfrecords: str = None
 
     def __post_init__(self):
+        if not self.output:
+            raise ValueError("`output` (the run folder) is required")
+        if self.tfrecords is None and not (self.annotations and self.images):
+            raise ValueError(
+                "give the training data: annotations and images, or tfrecords"
+            )
+        if self.tfrecords is not None and (self.annotations or self.images):
+            raise ValueError("give annotations + images or tfrecords, not both")
         given = [name for name in NETWORK_SOURCES if getattr(self, name)]
         if len(given) != 1:
             raise ValueError(
@@ -191,6 +205,23 @@ class TrainConfig:
             if values[name] is not None:
                 values[name] = list(values[name])
         return values
+
+    @classmethod
+    def load(cls, run):
+        """The config saved in a run folder (`train_config.json`), with
+        `output` set to `run` (the folder may have moved)."""
+        import pathlib
+
+        from keras_evopose.utils.state_files import read_json_state
+
+        path = pathlib.Path(run) / "train_config.json"
+        values = read_json_state(
+            path, "restore it, or start a new run in another folder"
+        )
+        config = cls.from_dict(values, str(path))
+        if pathlib.Path(config.output).resolve() != pathlib.Path(run).resolve():
+            config = config.replace(output=str(run))
+        return config
 
     @classmethod
     def from_dict(cls, values, source="settings"):

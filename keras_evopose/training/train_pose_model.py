@@ -356,6 +356,8 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
     from keras_evopose.data import KeypointLayout
     from keras_evopose.data import coco_keypoints_dataset
     from keras_evopose.data import load_coco_instances
+    from keras_evopose.data import tfrecord_keypoints_dataset
+    from keras_evopose.data import tfrecords_info
     from keras_evopose.distribute import average_replica_statistics
     from keras_evopose.distribute import distribution_scope
     from keras_evopose.inference.model_contract import layout_for_data
@@ -393,18 +395,21 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
                 "learning_rate": state.get("learning_rate"),
                 "history": state["history"],
             }
-        instances = load_coco_instances(config.annotations, config.images)
-        layout = instances.layout
+        steps = (state or {}).get("steps_per_epoch") or config.steps_per_epoch
+        if config.tfrecords:
+            layout, num_examples = tfrecords_info(
+                config.tfrecords, count=steps is None
+            )
+            source = config.tfrecords
+        else:
+            instances = load_coco_instances(config.annotations, config.images)
+            layout, num_examples = instances.layout, len(instances)
+            source = config.annotations
         if config.keypoint_layout:
             layout = layout_for_data(
-                KeypointLayout.from_json(config.keypoint_layout),
-                layout,
-                config.annotations,
+                KeypointLayout.from_json(config.keypoint_layout), layout, source
             )
-        steps = (state or {}).get("steps_per_epoch") or (
-            config.steps_per_epoch
-            or math.ceil(len(instances) / config.batch_size)
-        )
+        steps = steps or math.ceil(num_examples / config.batch_size)
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(config.precision)
         try:
@@ -440,17 +445,28 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
                 # The model's own contract, whole (crop padding, fill,
                 # sigma, augmentation, sizes).
                 options = model.sample_options
-                dataset = coco_keypoints_dataset(
-                    config.annotations,
-                    config.images,
-                    options,
-                    keypoint_layout=model.keypoint_layout or layout,
+                common = dict(
                     training=True,
                     batch_size=config.batch_size,
                     seed=data_seed,
                     repeat=True,
                     augment=config.augment,
                 )
+                if config.tfrecords:
+                    dataset = tfrecord_keypoints_dataset(
+                        config.tfrecords,
+                        options,
+                        layout=model.keypoint_layout or layout,
+                        **common,
+                    )
+                else:
+                    dataset = coco_keypoints_dataset(
+                        config.annotations,
+                        config.images,
+                        options,
+                        keypoint_layout=model.keypoint_layout or layout,
+                        **common,
+                    )
                 state = state or {
                     "epoch": 0,
                     "checkpoint": None,
