@@ -250,3 +250,18 @@ def test_layout_mistakes_are_one_line(layouts, coco_mini, tmp_path, capsys):
         status, _, err = run(capsys, command, *network, *coco21)
         one_line_error(status, err, '"oks_sigmas"', "--keypoint-layout")
         one_line_error(status, err, "neck, pelvis, left_thigh, right_thigh")
+
+
+def test_validation_without_sigmas_is_refused_before_training(
+    layouts, coco_mini, tmp_path, capsys
+):
+    coco21 = ("--annotations", layouts["coco21_no_sigmas"])
+    images = ("--images", coco_mini["images"])
+    status, _, err = run(
+        capsys, "train", "--preset", "test", *coco21, *images,
+        "--val-annotations", layouts["coco21_no_sigmas"],
+        "--val-images", coco_mini["images"], "--epochs", "1",
+        "--output", tmp_path / "run",
+    )  # fmt: skip
+    one_line_error(status, err, '"oks_sigmas"', "neck")
+    assert not (tmp_path / "run" / "last.keras").exists()

@@ -409,6 +409,13 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
             layout = layout_for_data(
                 KeypointLayout.from_json(config.keypoint_layout), layout, source
             )
+        if config.val_annotations:
+            # COCO AP per epoch needs OKS sigmas: say so before training.
+            layout_for_data(
+                layout,
+                KeypointLayout.from_json(config.val_annotations),
+                config.val_annotations,
+            ).check_oks_sigmas()
         steps = steps or math.ceil(num_examples / config.batch_size)
         previous_policy = keras.config.dtype_policy()
         keras.config.set_dtype_policy(config.precision)
