@@ -426,6 +426,14 @@ class EvolutionOracle(keras_tuner.Oracle):
                 raise ResumeError(
                     f"{path} is not a keras-tuner trial ({error!r}); {remedy}"
                 ) from None
+            genotype = trial.hyperparameters.values.get("genotype")
+            try:
+                Genotype.from_string(genotype)
+            except (TypeError, ValueError, AttributeError) as error:
+                raise ResumeError(
+                    f"{path} holds no valid genotype ({genotype!r}: "
+                    f"{' '.join(str(error).split())}); {remedy}"
+                ) from None
             trials[trial.trial_id] = trial
         return trials
 

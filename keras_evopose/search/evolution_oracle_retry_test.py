@@ -68,3 +68,25 @@ def test_environment_causes_name_the_file():
     shapes = InvalidArgumentError("Incompatible shapes: [16,8] vs. [16,4]")
     assert environment_cause(shapes) is None
     assert environment_cause(ValueError("bad genotype")) is None
+
+
+def test_a_bad_genotype_in_a_trial_file_is_named(tmp_path):
+    import json
+
+    import pytest
+
+    from keras_evopose.search.evolution_oracle import ResumeError
+
+    oracle = make_oracle(tmp_path)
+    trial = fail(oracle, "the loss is nan")
+    path = tmp_path / "project" / f"trial_{trial.trial_id}" / "trial.json"
+    state = json.loads(path.read_text())
+    state["hyperparameters"]["values"]["genotype"] = "ir_r1_garbage"
+    path.write_text(json.dumps(state))
+    with pytest.raises(ResumeError) as error:
+        make_oracle(tmp_path, reload=True)
+    assert str(error.value).startswith(
+        f"{path} holds no valid genotype ('ir_r1_garbage': "
+    )
+    remedy = f"remove {path.parent} to re-run that trial"
+    assert str(error.value).endswith(remedy)

@@ -497,4 +497,13 @@ class EvolutionTuner(keras_tuner.Tuner):
                 f"trial {trial.trial_id} has no checkpoint ({path} is "
                 "missing); remove its folder to re-run it"
             )
-        return super().load_model(trial)
+        try:
+            return super().load_model(trial)
+        except (OSError, ValueError) as error:
+            # h5py's 30-line traceback says "truncated file" but not which.
+            lines = str(error).strip().strip("'").splitlines()
+            raise StateFileError(
+                f"{path} is damaged ({lines[0] if lines else error!r}); "
+                f"remove {os.path.dirname(path)} to re-run trial "
+                f"{trial.trial_id}, then --resume"
+            ) from None
