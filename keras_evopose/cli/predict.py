@@ -358,6 +358,7 @@ def run(args):
     )
     check_output(output, "--output", inputs=[args.image])
     image, (height, width) = read_image(args.image)
+    note = None
     if args.boxes:
         boxes = [parse_box(text, (height, width)) for text in args.boxes]
     elif args.detections:
@@ -368,14 +369,13 @@ def run(args):
             args.score_threshold,
             args.image_id,
         )
-        print(f"note: {source} from {args.detections}", file=sys.stderr)
+        note = f"note: {source} from {args.detections}"
     else:
         boxes = [[0.0, 0.0, float(width), float(height)]]
-        print(
+        note = (
             f"note: no --boxes or --detections: one box over the whole "
             f"image ({width}x{height}); for several or small people pass "
-            "their boxes",
-            file=sys.stderr,
+            "their boxes"
         )
     layout = read_keypoint_layout(args)
     if layout is None and args.annotations:
@@ -391,6 +391,9 @@ def run(args):
                 "'keypoints'; pass a COCO keypoints JSON"
             )
         layout = KeypointLayout.from_category(categories[0])
+    # After every input is read: a bad file is the only line printed.
+    if note:
+        print(note, file=sys.stderr)
     model = load_model(args)
     # The model's layout (or COCO person for 17 heatmaps) unless given.
     _, layout = model_contract(model, keypoint_layout=layout)

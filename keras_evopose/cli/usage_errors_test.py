@@ -141,3 +141,22 @@ def test_values_out_of_range(paths, capsys):
         ["predict", paths["image"], "--preset", "test", "--min-score", "nan"],
         "--min-score must be a finite number",
     )
+
+
+def test_wrong_kind_of_json_is_one_line(paths, coco_mini, capsys):
+    # A COCO keypoints JSON given as detections, a JPEG as the skeleton.
+    one_line_error(
+        capsys,
+        ["check-data", "--preset", "test", "--annotations",
+         paths["annotations"], "--images", paths["images"],
+         "--detections", paths["annotations"]],
+        "expected a COCO results list",
+        "pass it as the annotations",
+    )  # fmt: skip
+    status = main(
+        ["predict", paths["image"], "--preset", "test",
+         "--annotations", paths["image"]]
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err  # no note before the error
+    assert "000000000785.jpg" in err[0] and "JSON" in err[0], err

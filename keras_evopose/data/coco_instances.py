@@ -371,10 +371,16 @@ def load_coco_instances(
     else:
         detection_list = read_json(detections)
         if not isinstance(detection_list, list):
-            raise ValueError(
+            hint = (
+                " (a COCO keypoints JSON: pass it as the annotations)"
+                if isinstance(detection_list, dict)
+                and "annotations" in detection_list
+                else ""
+            )
+            raise DataFileError(
                 f"{detections}: expected a COCO results list of "
                 "{image_id, category_id, bbox, score}; received a "
-                f"{type(detection_list).__name__}."
+                f"{type(detection_list).__name__}{hint}."
             )
         detection_log = _SkipLog(detections)
         empty = np.zeros((num_keypoints, 3), "float32")
