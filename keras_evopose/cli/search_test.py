@@ -145,6 +145,33 @@ def test_recipe_settings_are_checked():
             COCOSearchConfig.from_dict(values)
 
 
+@pytest.mark.slow
+def test_progress_lines_and_held_out_summary_in_a_file(tmp_path, capsys):
+    # stdout captured (not a terminal), as `--verbose 2 > log`.
+    output = tmp_path / "run"
+    flags = ["--max-trials", "2", "--ancestor-epochs", "1"]
+    flags += ["--child-epochs", "1", "--passes-per-epoch", "1"]
+    assert (
+        main(["search", "--output", str(output), *flags, "--verbose", "2"]) == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    trials = [line for line in lines if line.startswith("trial ")]
+    assert len(trials) == 2
+    assert trials[0].startswith(
+        "trial 0 (generation 0, ancestor): val_heatmap_mse"
+    )
+    assert "% in training and validation steps (build" in trials[1]
+    summary = "\n".join(lines)
+    assert "on 80 held-out people (lower is better): untrained" in summary
+    assert "Best trial's COCO AP on those people:" in summary
+    result = json.loads((output / "pareto.json").read_text())
+    held_out = result["held_out"]
+    assert held_out["people"] == 80
+    assert held_out["untrained"]["val_heatmap_mse"] > 0
+    assert {"ancestor", "best", "improvement", "best_coco_ap"} <= set(held_out)
+    assert all(trial["seconds"]["wall"] > 0 for trial in result["trials"])
+
+
 def test_every_trial_failing_ends_with_a_clear_message(tmp_path, capsys):
     output = tmp_path / "run"
     code = main(
@@ -222,7 +249,7 @@ def test_a_worker_adopts_its_chiefs_settings_or_names_each_difference(
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1
     assert "differ from its chief's" in error
-    assert "child_epochs 3 (chief: 1); max_trials 9 (chief: 8)" in error
+    assert "child_epochs 3 (chief: 1); max_trials 9 (chief: 6)" in error
 
 
 def _saved_search(folder, trials=3, **settings):
@@ -248,7 +275,7 @@ def test_damaged_or_lost_settings_and_too_few_trials_are_one_line(
     assert "give --max-trials 3 or more" in error
     assert config.read_text() == before  # refused before any write
     # A type error in the saved settings names the file.
-    config.write_text(before.replace('"max_trials": 8', '"max_trials": "8"'))
+    config.write_text(before.replace('"max_trials": 6', '"max_trials": "6"'))
     assert main(["search", "--resume", str(tmp_path)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0

@@ -103,13 +103,13 @@ class COCOSearchConfig:
     input_size: str = _setting(
         None, "input HEIGHTxWIDTH, default: the preset's"
     )
-    max_trials: int = _setting(8, "trials in total, the ancestor included")
+    max_trials: int = _setting(6, "trials in total, the ancestor included")
     ancestor_epochs: int = _setting(6, "epochs of generation 0 (paper: 30)")
     child_epochs: int = _setting(2, "epochs of each child (the paper: 5)")
     batch_size: int = _setting(16, "batch size")
-    passes_per_epoch: int = _setting(3, "passes over search-train per epoch")
+    passes_per_epoch: int = _setting(8, "passes over search-train per epoch")
     learning_rate: float = _setting(
-        5e-3,
+        1e-2,
         "each trial's first Adam learning rate (paper: 2.5e-4 x batch / 32, "
         "4e-3 at batch 512)",
     )
@@ -798,8 +798,13 @@ def _run_coco_search(
                 "ignore", message="Skipping variable loading for optimizer"
             )
             model = tuner.load_model(best)
-    held_out = _held_out_report(
-        config, output, hypermodel, val_data, (val_json, val_images), model
+    # Nothing to compare with the untrained network without a trial.
+    held_out = (
+        None
+        if model is None
+        else _held_out_report(
+            config, output, hypermodel, val_data, (val_json, val_images), model
+        )
     )
     result = write_search_results(oracle, output, held_out=held_out)
     outcome.result = result

@@ -336,7 +336,8 @@ def plot_fitness(result, path):
         + ("lower is better" if direction == "min" else "higher is better")
     )
     axes.set_title("EvoPose2D search: fitness per generation")
-    axes.legend(fontsize=8)
+    # Right of the middle: clear of the untrained line above the trials.
+    axes.legend(fontsize=8, loc="center right")
     figure.tight_layout()
     _save_figure(figure, path)
     plt.close(figure)
