@@ -125,6 +125,8 @@ def _clip_box(box, width, height):
 # Skip reasons that mean the data is broken (logged one by one as
 # warnings, up to MAX_LOGGED_SKIPS each) rather than routine filtering.
 MALFORMED = (
+    "annotation of an unlisted image",
+    "box of zero or negative size",
     "malformed image record",
     "image file name is not UTF-8",
     "malformed annotation",
@@ -257,19 +259,19 @@ def load_coco_instances(
     data = read_json(annotations)
     for key in ("images", "annotations", "categories"):
         if key not in data:
-            raise ValueError(
+            raise DataFileError(
                 f"{annotations}: not a COCO annotation file, it has no "
                 f"`{key}` list. Received keys: {sorted(data)}."
             )
     categories = [c for c in data["categories"] if c.get("keypoints")]
     if not categories:
-        raise ValueError(
+        raise DataFileError(
             f"{annotations}: no category has a `keypoints` list, so this "
             "is not a COCO keypoints file (expected e.g. "
             "person_keypoints_val2017.json)."
         )
     if len(categories) > 1:
-        raise ValueError(
+        raise DataFileError(
             f"{annotations}: {len(categories)} keypoint categories "
             f"({[c.get('name') for c in categories]}); one is supported."
         )
@@ -280,6 +282,11 @@ def load_coco_instances(
     log = _SkipLog(annotations)
     files = _list_images(images)
     image_records = {}
+    listed_ids = {
+        record["id"]
+        for record in data["images"]
+        if isinstance(record, dict) and isinstance(record.get("id"), int)
+    }
     for record in data["images"]:
         problem = _image_problem(record)
         if problem is not None:
@@ -340,6 +347,13 @@ def load_coco_instances(
                 "4 finite numbers [x, y, w, h]",
             )
             continue
+        if image is None and image_id not in listed_ids:
+            people_log.skip(
+                "annotation of an unlisted image",
+                f"{where} names image_id {image_id!r}, which `images` does "
+                "not list",
+            )
+            continue
         if image is None:
             people_log.skip("image file missing or not listed")
             continue
@@ -349,6 +363,13 @@ def load_coco_instances(
         keypoints = keypoints.astype("float32").reshape(-1, 3)
         if not np.any(keypoints[:, 2] > 0):
             people_log.skip("no labelled keypoints")
+            continue
+        if box[2] <= 0 or box[3] <= 0:
+            people_log.skip(
+                "box of zero or negative size",
+                f"{where} has bbox {box.tolist()}: its width and height "
+                "must be positive",
+            )
             continue
         clipped = _clip_box(box, image["width"], image["height"])
         if clipped[2] <= 0 or clipped[3] <= 0:

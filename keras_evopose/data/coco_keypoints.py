@@ -370,6 +370,7 @@ def build_samples(
                 "score",
                 "crop_origin",
                 "image_size",
+                "record_size",
             )
             if key in batch
         }
@@ -400,7 +401,10 @@ def build_samples(
         crop_origin = sample.pop("crop_origin", None)
         if crop_origin is not None:  # a stored person crop, not the image
             window = window - tf.tile(crop_origin, [2])
-        pixels, origin, image_size = decode_window(encoded, window, source)
+        record_size = sample.pop("record_size", None)
+        pixels, origin, image_size = decode_window(
+            encoded, window, source, record_size
+        )
         if crop_origin is not None:
             origin = origin + crop_origin
             image_size = sample.pop("image_size")
@@ -630,6 +634,8 @@ def coco_keypoints_dataset(
             "box": instances.boxes,
             "keypoints": instances.keypoints,
             "score": instances.scores,
+            # What the JSON says: the decoded file must agree.
+            "record_size": instances.image_sizes.astype("int32"),
         }
     )
     if shuffle:

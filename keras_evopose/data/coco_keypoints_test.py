@@ -368,3 +368,48 @@ def test_mean_fill_is_the_reference_warp_of_the_normalized_image(tmp_path):
     np.testing.assert_allclose(
         crops["black"][outside], np.broadcast_to(black, (outside.sum(), 3))
     )
+
+
+def test_dangling_ids_and_negative_boxes_are_named(tmp_path, caplog):
+    annotations, images, _ = write_synthetic(
+        tmp_path,
+        annotations=[
+            annotation(id=1),
+            annotation(id=2, image_id=99),
+            annotation(id=3, bbox=[30, 20, -60, 120]),
+        ],
+    )
+    with caplog.at_level("WARNING", logger="keras_evopose.data"):
+        instances = load_coco_instances(annotations, images)
+    assert instances.annotation_ids.tolist() == [1]
+    assert dict(instances.skipped) == {
+        "annotation of an unlisted image": 1,
+        "box of zero or negative size": 1,
+    }
+    text = caplog.text
+    assert "annotation id 2 (image id 99) names image_id 99" in text
+    assert "has bbox [30.0, 20.0, -60.0, 120.0]: its width and height" in text
+
+
+def test_an_image_of_another_size_than_its_record_is_refused(tmp_path):
+    from keras_evopose.data.image_files import environment_cause
+
+    annotations, images, _ = write_synthetic(tmp_path)
+    data = json.loads(annotations.read_text())
+    # The file is 120x160 (width x height); the record says half that.
+    data["images"][0].update(width=60, height=80)
+    annotations.write_text(json.dumps(data))
+    dataset = coco_keypoints_dataset(
+        annotations,
+        images,
+        input_size=(64, 48),
+        heatmap_size=(16, 12),
+        batch_size=1,
+    )
+    with pytest.raises(Exception) as error:
+        next(iter(dataset))
+    assert environment_cause(error.value).startswith(
+        f"{images / '1.png'} is 120x160 but its record in the annotations "
+        "says 60x80 (width x height): the annotation coordinates would be in "
+        "another frame"
+    )

@@ -67,7 +67,7 @@ def integrity_checks(encoded, source):
     return checks
 
 
-def decode_window(encoded, window, source):
+def decode_window(encoded, window, source, record_size=None):
     """Decodes the part of an encoded image inside `window`.
 
     JPEGs decode only that region (`decode_and_crop_jpeg`: the same pixels
@@ -79,6 +79,9 @@ def decode_window(encoded, window, source):
         encoded: scalar string tensor, the file's bytes.
         window: int32 `[x0, y0, x1, y1)` (may extend beyond the image).
         source: scalar string tensor naming the file in errors.
+        record_size: optional int32 `(height, width)` the annotations give
+            the image; a file of another size stops the pipeline naming
+            it (its coordinates would put every crop in the wrong place).
 
     Returns:
         `(pixels, origin, image_size)`: the uint8 window clipped to the
@@ -115,6 +118,34 @@ def decode_window(encoded, window, source):
             IMAGE_SIGNATURES[0],
         )
         pixels, origin, size = tf.cond(is_jpeg, jpeg, other)
+    if record_size is not None:
+        record_size = tf.cast(record_size, "int32")
+        sizes = tf.strings.as_string(tf.stack([size, record_size]))
+        mismatch = tf.strings.join(
+            [
+                source,
+                " is ",
+                sizes[0, 1],
+                "x",
+                sizes[0, 0],
+                " but its record in the annotations says ",
+                sizes[1, 1],
+                "x",
+                sizes[1, 0],
+                " (width x height)",
+            ]
+        )
+        check = tf.debugging.Assert(
+            tf.reduce_all(tf.equal(size, record_size)),
+            [
+                "the annotation coordinates would be in another frame; fix "
+                "the record width/height or the file:",
+                mismatch,
+            ],
+            summarize=1,
+        )
+        with tf.control_dependencies([check]):
+            pixels = tf.identity(pixels)
     pixels.set_shape((None, None, 3))
     return pixels, origin, size
 
