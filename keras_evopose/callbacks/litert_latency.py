@@ -8,6 +8,7 @@ import time
 import keras
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.utils.validation import check_positive_int
 
 QUANTIZATIONS = ("float32", "int8")
 
@@ -104,15 +105,7 @@ class LiteRTLatency(keras.callbacks.Callback):
             ("num_rounds", num_rounds),
             ("num_invokes", num_invokes),
         ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or value <= 0
-            ):
-                raise ValueError(
-                    f"LiteRTLatency: `{name}` must be a positive int. "
-                    f"Received: {name}={value!r}"
-                )
+            check_positive_int(name, value, owner="LiteRTLatency")
         if clock not in ("wall", "cpu") or (
             clock == "cpu" and num_threads != 1
         ):

@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.utils.validation import check_positive_int
 
 
 @keras_evopose_export("keras_evopose.export.measure_litert_latency")
@@ -45,11 +46,7 @@ def measure_litert_latency(
         ("num_rounds", num_rounds),
         ("num_invokes", num_invokes),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(
-                f"measure_litert_latency: `{name}` must be a positive int. "
-                f"Received: {name}={value!r}"
-            )
+        check_positive_int(name, value, owner="measure_litert_latency")
     if clock not in ("wall", "cpu"):
         raise ValueError(
             "measure_litert_latency: `clock` must be 'wall' or 'cpu'. "

@@ -5,6 +5,7 @@ from keras_evopose.layers import sublayer_graph
 from keras_evopose.layers.subpixel_conv2d_transpose import (
     SubPixelConv2DTranspose,
 )
+from keras_evopose.utils.validation import check_positive_int
 
 UPSAMPLING_MODES = ("transpose", "subpixel")
 
@@ -98,9 +99,7 @@ def deconv_head_forward(layers, inputs, apply, num_deconvs, training=None):
 
 
 @keras_evopose_export("keras_evopose.layers.DeconvHead")
-class DeconvHead(
-    sublayer_graph.SublayerGraph, keras.layers.Layer
-):
+class DeconvHead(sublayer_graph.SublayerGraph, keras.layers.Layer):
     """Slim transposed-conv heatmap head (SimpleBaseline / EvoPose2D style).
 
     `len(filters)` stride-2 transposed convs, each followed by BN and the
@@ -174,15 +173,7 @@ class DeconvHead(
             ("kernel_size", kernel_size),
             ("final_kernel_size", final_kernel_size),
         ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or (value <= 0)
-            ):
-                raise ValueError(
-                    f"DeconvHead: `{arg}` must be a positive int. "
-                    f"Received: {arg}={value!r}"
-                )
+            check_positive_int(arg, value, owner="DeconvHead")
         filters = list(filters)
         for width in filters:
             if (

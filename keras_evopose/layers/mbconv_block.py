@@ -6,14 +6,7 @@ import keras
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.layers import squeeze_and_excite_2d
 from keras_evopose.layers import sublayer_graph
-
-
-def _positive_int(layer_name, arg, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(
-            f"{layer_name}: `{arg}` must be a positive int. "
-            f"Received: {arg}={value!r}"
-        )
+from keras_evopose.utils.validation import check_positive_int
 
 
 def has_residual(input_filters, output_filters, strides):
@@ -135,9 +128,7 @@ def mbconv_forward(layers, inputs, apply, training=None):
 
 
 @keras_evopose_export("keras_evopose.layers.MBConvBlock")
-class MBConvBlock(
-    sublayer_graph.SublayerGraph, keras.layers.Layer
-):
+class MBConvBlock(sublayer_graph.SublayerGraph, keras.layers.Layer):
     """Inverted residual block with squeeze-and-excite (MBConv).
 
     1x1 expansion conv (skipped when `expand_ratio == 1`) + BN + activation,
@@ -216,7 +207,7 @@ class MBConvBlock(
             ("kernel_size", kernel_size),
             ("expand_ratio", expand_ratio),
         ):
-            _positive_int("MBConvBlock", arg, value)
+            check_positive_int(arg, value, owner="MBConvBlock")
         if strides not in (1, 2):
             raise ValueError(
                 "MBConvBlock: `strides` must be 1 or 2. "

@@ -5,6 +5,7 @@ from keras_evopose.layers import sublayer_graph
 from keras_evopose.models import builder
 from keras_evopose.models import genotype as genotype_lib
 from keras_evopose.models import presets as preset_lib
+from keras_evopose.utils.validation import check_positive_int
 
 
 @keras_evopose_export("keras_evopose.models.EvoPose2DBackbone")
@@ -81,15 +82,9 @@ class EvoPose2DBackbone(keras.Model):
         batch_norm_momentum = sublayer_graph.check_batch_norm_momentum(
             "EvoPose2DBackbone", batch_norm_momentum
         )
-        if (
-            isinstance(stem_filters, bool)
-            or not isinstance(stem_filters, int)
-            or stem_filters <= 0
-        ):
-            raise ValueError(
-                "EvoPose2DBackbone: `stem_filters` must be a positive int. "
-                f"Received: stem_filters={stem_filters!r}"
-            )
+        check_positive_int(
+            "stem_filters", stem_filters, owner="EvoPose2DBackbone"
+        )
         image_shape = tuple(image_shape)
         if len(image_shape) != 3 or any(
             size is not None and (not isinstance(size, int) or size <= 0)

@@ -5,6 +5,7 @@ import math
 import keras
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.utils.validation import check_positive_int
 
 SCHEDULES = ("cosine", "constant")
 
@@ -113,8 +114,9 @@ class TrialOptimizer:
             ("epochs", epochs),
             ("steps_per_epoch", steps_per_epoch),
         ):
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"{name}={value!r} must be a positive int.")
+            check_positive_int(
+                name, value, owner="TrialOptimizer", integral_floats=True
+            )
         learning_rate = self.learning_rate
         if self.schedule == "cosine":
             learning_rate = keras.optimizers.schedules.CosineDecay(

@@ -5,6 +5,7 @@ import math
 import keras
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.utils.validation import check_positive_int
 
 # The reference's weight decay: Keras `l2` (1e-5 * sum(w ** 2), no 1/2).
 WEIGHT_DECAY = 1e-5
@@ -23,14 +24,7 @@ def batch_scaled_learning_rate(
     >>> keras_evopose.training.batch_scaled_learning_rate(512)
     0.004
     """
-    if (
-        isinstance(batch_size, bool)
-        or int(batch_size) != batch_size
-        or (batch_size < 1)
-    ):
-        raise ValueError(
-            f"`batch_size` must be a positive int. Received: {batch_size!r}"
-        )
+    check_positive_int("batch_size", batch_size, integral_floats=True)
     return base_learning_rate * batch_size / base_batch_size
 
 

@@ -7,13 +7,16 @@ words its own. Ground level: imports nothing else of keras_evopose.
 import numbers
 
 
-def check_positive_int(name, value, owner=None):
-    """`value` if it is an int > 0 (not a bool), else a `ValueError`."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value <= 0
-    ):
+def check_positive_int(name, value, owner=None, integral_floats=False):
+    """`value` as an int if it is an int > 0 (not a bool), else a
+    `ValueError`; with `integral_floats`, `5.0` counts as 5 (counts that
+    come from arithmetic or YAML)."""
+    integral = isinstance(value, numbers.Integral) or (
+        integral_floats
+        and isinstance(value, numbers.Real)
+        and float(value).is_integer()
+    )
+    if isinstance(value, bool) or not integral or value <= 0:
         prefix = f"{owner}: " if owner else ""
         raise ValueError(
             f"{prefix}`{name}` must be a positive int. Received: "
