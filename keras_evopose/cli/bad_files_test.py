@@ -54,3 +54,25 @@ def test_an_empty_image_is_named(damaged, capsys, tmp_path):
         f"{damaged['empty_image']}: Not a JPEG/PNG/GIF/BMP image; fix or "
         "remove the file"
     )
+
+
+def test_check_data_reports_an_image_of_another_size(tmp_path, capsys):
+    import json
+
+    from conftest import ROOT
+
+    root = ROOT / "data" / "coco_kpt_mini"
+    original = root / "annotations" / "person_keypoints_val2017_mini.json"
+    data = json.loads(original.read_text())
+    image = data["images"][0]
+    real = (image["width"], image["height"])
+    image["width"] *= 2  # (halved, its people could fall outside)
+    annotations = tmp_path / "resized.json"
+    annotations.write_text(json.dumps(data))
+    argv = ["check-data", "--annotations", str(annotations)]
+    assert main([*argv, "--images", str(root / "val2017")]) == 1
+    out = capsys.readouterr().out
+    assert (
+        f"{image['file_name']}: is {real[0]}x{real[1]} but its record in the "
+        f"annotations says {image['width']}x{real[1]} (width x height)"
+    ) in out

@@ -145,7 +145,7 @@ def check_data(
         "sample_options": options.get_config(),
         "images_decoded": len(set(instances.image_paths)),
         "unreadable_images": unreadable_images(
-            instances.image_paths, verbose=verbose
+            instances.image_paths, verbose=verbose, sizes=instances.image_sizes
         ),
         "out_of_crop_joints": out_of_crop_joints(instances, options),
     }

@@ -150,36 +150,55 @@ def decode_window(encoded, window, source, record_size=None):
     return pixels, origin, size
 
 
-def _decode_problem(path):
-    """None if `path` passes the pipeline's checks and decodes, else why."""
+def _decode_problem(path, record_size=None):
+    """None if `path` passes the pipeline's checks and decodes (at its
+    record's `(height, width)`, if given), else why."""
     import tensorflow as tf
 
     try:
         with tf.io.gfile.GFile(path, "rb") as handle:
             encoded = tf.constant(handle.read())
         with tf.control_dependencies(integrity_checks(encoded, path)):
-            tf.io.decode_image(encoded, channels=3, expand_animations=False)
+            image = tf.io.decode_image(
+                encoded, channels=3, expand_animations=False
+            )
     except (tf.errors.OpError, OSError) as error:
         message = getattr(error, "message", str(error))
         # Keep the decoder's or the check's own words, on one line.
         message = message.split("Summarized data: ")[-1]
         return " ".join(message.split())[:300]
+    height, width = (int(side) for side in image.shape[:2])
+    if record_size is not None and (height, width) != tuple(record_size):
+        return (
+            f"is {width}x{height} but its record in the annotations says "
+            f"{record_size[1]}x{record_size[0]} (width x height): the "
+            "annotation coordinates would be in another frame; fix the "
+            "record width/height or the file"
+        )
     return None
 
 
-def unreadable_images(paths, verbose=True, num_threads=None):
+def unreadable_images(paths, verbose=True, num_threads=None, sizes=None):
     """Decodes every image in `paths` fully, as training would.
 
     Args:
         paths: image paths (duplicates are read once).
         verbose: bool, show a progress bar.
         num_threads: int, parallel decodes; defaults to the CPU count.
+        sizes: optional `(height, width)` per path, as the annotations
+            record it; an image of another size is reported.
 
     Returns:
         dict of path -> why it cannot be used (empty when all decode).
     """
     import keras
 
+    records = {}
+    if sizes is not None:
+        records = {
+            str(path): tuple(int(side) for side in size)
+            for path, size in zip(paths, sizes)
+        }
     paths = sorted(set(map(str, paths)))
     progress = keras.utils.Progbar(len(paths), interval=1.0, unit_name="image")
     problems = {}
@@ -187,7 +206,13 @@ def unreadable_images(paths, verbose=True, num_threads=None):
         num_threads or os.cpu_count() or 1
     ) as pool:
         for index, (path, problem) in enumerate(
-            zip(paths, pool.map(_decode_problem, paths)), 1
+            zip(
+                paths,
+                pool.map(
+                    _decode_problem, paths, [records.get(p) for p in paths]
+                ),
+            ),
+            1,
         ):
             if problem is not None:
                 problems[path] = problem
