@@ -22,7 +22,6 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(exclude=("tests", "tests.*")),
     include_package_data=True,
-    package_data={"keras_evopose.models": ["*.json"]},
     install_requires=[
         "keras==3.15.*",
         "keras-tuner==1.4.8",

@@ -256,12 +256,6 @@ def read_keypoint_layout(args):
         raise UsageError(f"--keypoint-layout {error}") from None
 
 
-def show_progress():
-    """Whether to draw live progress bars: only when stderr is a terminal
-    (bars redrawn into a file or pipe leave `\\r` and `[A` debris)."""
-    return sys.stderr.isatty()
-
-
 def fit_verbosity():
     """`model.fit(verbose=...)`: a live bar on a terminal, else one line
     per epoch."""

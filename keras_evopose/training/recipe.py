@@ -67,10 +67,7 @@ def learning_rate_schedule(
         ("steps_per_epoch", steps_per_epoch),
         ("epochs", epochs),
     ):
-        if int(value) != value or value < 1:
-            raise ValueError(
-                f"`{name}` must be a positive int. Received: {name}={value}"
-            )
+        check_positive_int(name, value, integral_floats=True)
     if not 0 <= warmup_epochs < epochs:
         raise ValueError(
             "`warmup_epochs` must be in [0, epochs). Received: "
