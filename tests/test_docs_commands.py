@@ -26,12 +26,14 @@ ENVIRONMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=\S*$")
 def command_lines():
     """`(page:line, words)` of each command line: continuation lines
     joined, `$ ` prompts, environment assignments and comments dropped,
-    `$VAR` replaced by its assignment earlier in the block. Synopsis
-    lines (with `[`, `(` or ` | `) are skipped."""
+    `$VAR` replaced by its assignment earlier in the block. Synopses
+    (blocks with `[--`, lines with `[`, `(` or ` | `) are skipped."""
     found = []
     for page in PAGES:
         text = page.read_text()
         for block in FENCE.finditer(text):
+            if "[--" in block.group(1):
+                continue  # a synopsis (optional flags in brackets)
             first_line = text.count("\n", 0, block.start()) + 2
             variables = {"$(mktemp -d)": "/tmp/demo"}
             lines, starts, pending = [], [], None
