@@ -806,14 +806,18 @@ def _run_coco_search(
             config, output, hypermodel, val_data, (val_json, val_images), model
         )
     )
-    result = write_search_results(oracle, output, held_out=held_out)
-    outcome.result = result
-    outcome.stop_reason = oracle.stop_reason
-    outcome.stopped_by_failures = oracle.stopped_by_failures
     if model is not None:
+        # Before pareto.json, which names it with its hash: a kill between
+        # the two writes leaves a pareto.json whose check says so.
         outcome.best_model = write_atomically(
             output / BEST_MODEL, lambda path: save_model(model, path)
         )
+    result = write_search_results(
+        oracle, output, held_out=held_out, best_model=outcome.best_model
+    )
+    outcome.result = result
+    outcome.stop_reason = oracle.stop_reason
+    outcome.stopped_by_failures = oracle.stopped_by_failures
     if verbose:
         print(describe(result))
     return outcome

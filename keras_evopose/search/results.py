@@ -11,6 +11,7 @@ import pathlib
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.models.genotype import Genotype
 from keras_evopose.search.trial_timing import PHASES as PHASE_NAMES
+from keras_evopose.utils.state_files import StateFileError
 from keras_evopose.utils.state_files import read_json_state
 from keras_evopose.utils.state_files import write_atomically
 from keras_evopose.utils.state_files import write_json_atomically
@@ -150,11 +151,21 @@ def _held_out_section(result, held_out):
 
 
 @keras_evopose_export("keras_evopose.search.write_search_results")
-def write_search_results(oracle, output_dir, held_out=None):
+def write_search_results(oracle, output_dir, held_out=None, best_model=None):
     """Writes `pareto.json`, `pareto.png` and `fitness.png` into
-    `output_dir`; returns the `search_results(oracle, held_out)` value."""
+    `output_dir`; returns the `search_results(oracle, held_out)` value.
+
+    `best_model`: the path of the best trial's saved model, written
+    before; `pareto.json` names it with its SHA-256 (`best_model`), so a
+    reader can tell it from one a later write replaced."""
     result = search_results(oracle, held_out)
     output_dir = pathlib.Path(output_dir)
+    if best_model is not None and result["best"] is not None:
+        result["best_model"] = {
+            "file": pathlib.Path(best_model).name,
+            "trial_id": result["best"]["trial_id"],
+            "sha256": _sha256(best_model),
+        }
     write_json_atomically(output_dir / RESULTS_FILE, result, indent=2)
     if result["trials"]:
         plot_pareto(result, output_dir / PARETO_PLOT)
@@ -162,13 +173,40 @@ def write_search_results(oracle, output_dir, held_out=None):
     return result
 
 
+def _sha256(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 @keras_evopose_export("keras_evopose.search.load_search_results")
 def load_search_results(output_dir):
-    """Reads the `pareto.json` that `write_search_results` wrote."""
-    return read_json_state(
-        pathlib.Path(output_dir) / RESULTS_FILE,
-        "write it again with `keras-evopose search --resume DIR`",
+    """Reads the `pareto.json` that `write_search_results` wrote.
+
+    Raises:
+        StateFileError: it is damaged, or the best model it names was
+            replaced since (a search killed between the two writes).
+    """
+    output_dir = pathlib.Path(output_dir)
+    result = read_json_state(
+        output_dir / RESULTS_FILE,
+        f"write it again with keras-evopose search --resume {output_dir}",
     )
+    named = result.get("best_model") if isinstance(result, dict) else None
+    if named:
+        model = output_dir / named["file"]
+        if model.exists() and _sha256(model) != named["sha256"]:
+            raise StateFileError(
+                f"{model} is not the model {output_dir / RESULTS_FILE} "
+                f"names (trial {named['trial_id']}): the search stopped "
+                "between writing them; write both again with keras-evopose "
+                f"search --resume {output_dir}"
+            )
+    return result
 
 
 def _save_figure(figure, path):

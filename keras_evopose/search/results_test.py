@@ -108,3 +108,24 @@ def test_a_nan_score_is_listed_as_failed_with_why(tmp_path):
     # Not silently dropped: listed with the reason.
     assert result["failed_trials"] == [child.trial_id]
     assert "not finite" in result["failures"][child.trial_id]
+
+
+def test_pareto_json_names_its_best_model_by_hash(tmp_path):
+    import pytest
+
+    from keras_evopose.search.results import load_search_results
+    from keras_evopose.search.results import write_search_results
+    from keras_evopose.utils.state_files import StateFileError
+
+    oracle = make_oracle(tmp_path / "search")
+    finish(oracle, oracle.create_trial("tuner0"))
+    model = tmp_path / "best_model.keras"
+    model.write_bytes(b"the best trial's model")
+    write_search_results(oracle, tmp_path, best_model=model)
+    result = load_search_results(tmp_path)
+    assert result["best_model"]["trial_id"] == result["best"]["trial_id"]
+    # A later search wrote another best model, then was killed before
+    # pareto.json: the two no longer agree, and reading says so.
+    model.write_bytes(b"another trial's model")
+    with pytest.raises(StateFileError, match="stopped between writing them"):
+        load_search_results(tmp_path)
