@@ -144,6 +144,7 @@ def add_parser(subparsers):
 
 def run(args):
     from keras_evopose.cli.check_data import format_ap_table
+    from keras_evopose.data.coco_instances import read_json
     from keras_evopose.metrics import evaluate_coco
 
     if args.batch_size < 1:
@@ -161,6 +162,11 @@ def run(args):
     if args.results:
         check_output(args.results, "--results")
     layout = read_keypoint_layout(args)
+    # A file that is not JSON fails here, in one line, before the model
+    # is built (and its random-weights note printed).
+    read_json(args.annotations)
+    if args.detections:
+        read_json(args.detections)
     model = load_model(args)
     stats = evaluate_coco(
         model,

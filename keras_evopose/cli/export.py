@@ -108,6 +108,7 @@ def heatmap_difference(model, litert_model, images):
 def run(args):
     from keras_evopose.cli.evaluate import check_model_arguments
     from keras_evopose.cli.evaluate import load_model
+    from keras_evopose.data.coco_instances import read_json
     from keras_evopose.export import LiteRTModel
     from keras_evopose.export import export_litert
     from keras_evopose.export import tensor_dtypes
@@ -132,6 +133,8 @@ def run(args):
     if annotations is not None:
         check_file(annotations, "--annotations")
         check_file(images, "--images", kind="folder")
+        # Not JSON: one line now, not after the model is built.
+        read_json(annotations)
     else:
         if not BUNDLED_ANNOTATIONS.exists():
             raise UsageError(

@@ -160,3 +160,21 @@ def test_wrong_kind_of_json_is_one_line(paths, coco_mini, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1, err  # no note before the error
     assert "000000000785.jpg" in err[0] and "JSON" in err[0], err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_annotations_that_are_not_json_are_the_only_line(
+    command, paths, capsys, tmp_path
+):
+    out = tmp_path / "out"
+    out.mkdir()
+    status = main(
+        [command, "--preset", "test", "--annotations", paths["image"],
+         "--images", paths["images"]]
+        + (["--output", str(out / "x.tflite")] if command == "export"
+           else [])
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1, err  # no random-weights note
+    assert "000000000785.jpg" in err[0] and "JSON" in err[0], err
+    assert not list(out.iterdir())
