@@ -121,3 +121,20 @@ def test_a_full_disk_is_one_error_naming_the_path(tmp_path, capfd):
             assert (a == b).all()
     finally:
         _unmount(disk)
+
+
+def test_only_stale_temporary_files_go_where_others_write(tmp_path):
+    import time
+
+    stale = tmp_path / "trial_1" / ".checkpoint.partial-ab.weights.h5"
+    fresh = tmp_path / "trial_2" / ".checkpoint.partial-cd.weights.h5"
+    for path in (stale, fresh):
+        path.parent.mkdir()
+        path.write_bytes(b"half")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    # A chief: a worker may be writing the fresh one right now.
+    assert remove_partial_files(tmp_path, older_than=180) == [stale]
+    assert fresh.exists()
+    # The only writer (a single-process search) removes every one.
+    assert remove_partial_files(tmp_path) == [fresh]
