@@ -169,3 +169,49 @@ def test_any_network_with_input_size_and_compound_scale(
     assert tuple(scaled.input_shape[1:3]) == (384, 288)
     assert scaled.count_params() > model.count_params()
     capsys.readouterr()
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes(
+    coco_mini, tmp_path, capsys
+):
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(disk)],
+        capture_output=True,
+    )
+    if mounted.returncode:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        run = disk / "run"
+        # Each epoch writes three ~0.5 MB models: the disk fills in epoch 1
+        # or 2.
+        status = main(
+            ["train", "--preset", "test", *_paths(coco_mini), *TINY,
+             "--epochs", "4", "--output", str(run), "--verbose", "0"]
+        )  # fmt: skip
+        error = capsys.readouterr().err.strip()
+        assert status == 2, error
+        assert len(error.splitlines()) == 1, error
+        assert "space" in error.lower(), error[:400]
+        assert f"--resume {run}" in error
+        assert not list(run.rglob("*.partial-*"))
+        committed = (
+            json.loads((run / "checkpoint.json").read_text())["epoch"]
+            if (run / "checkpoint.json").exists()
+            else 0
+        )
+        # Space again (the models move out): the run resumes and ends.
+        for name in ("best.keras", "last.keras", "curves.png"):
+            (run / name).unlink(missing_ok=True)
+        subprocess.run(
+            ["mount", "-o", "remount,size=8m", str(disk)], check=True
+        )
+        assert main(["train", "--resume", str(run), "--verbose", "0"]) == 0
+        state = json.loads((run / "checkpoint.json").read_text())
+        assert state["epoch"] == 4 >= committed
+        assert [row["epoch"] for row in state["history"]] == [1, 2, 3, 4]
+    finally:
+        subprocess.run(["umount", "-l", str(disk)])

@@ -495,15 +495,30 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
                     folder, state, monitor, probe, config.epochs, verbose
                 )
                 callbacks.append(recorder)
-                model.fit(
-                    dataset,
-                    initial_epoch=start,
-                    epochs=config.epochs,
-                    steps_per_epoch=steps,
-                    callbacks=callbacks,
-                    verbose=1 if verbose == 1 else 0,
-                    shuffle=False,  # the dataset shuffles itself
-                )
+                try:
+                    model.fit(
+                        dataset,
+                        initial_epoch=start,
+                        epochs=config.epochs,
+                        steps_per_epoch=steps,
+                        callbacks=callbacks,
+                        verbose=1 if verbose == 1 else 0,
+                        shuffle=False,  # the dataset shuffles itself
+                    )
+                except OSError as error:
+                    # A full disk or a vanished mount while the run folder
+                    # is written: the temporary file is gone, the last
+                    # committed epoch is whole.
+                    detail = (
+                        f"{error.strerror}: {error.filename}"
+                        if error.filename and error.strerror
+                        else " ".join(str(error).split())
+                    )
+                    raise RunFolderError(
+                        f"{detail}; {folder} keeps epoch {state['epoch']}; "
+                        "free space there, then: keras-evopose train "
+                        f"--resume {folder}"
+                    ) from None
                 average_replica_statistics(model)
         finally:
             keras.config.set_dtype_policy(previous_policy)
