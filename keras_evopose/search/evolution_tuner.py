@@ -236,6 +236,9 @@ class EvolutionTuner(keras_tuner.Tuner):
         self._heartbeat = None
         self._timing = None
         self.last_timing = None
+        # `(trial_id, model)` of the last trial this process trained, with
+        # the weights it checkpointed: a child of it needs no rebuild.
+        self._last_trained = None
         self._reloaded = False
         self._trial_began = True
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
@@ -416,9 +419,14 @@ class EvolutionTuner(keras_tuner.Tuner):
         ]
         if parent_trial_id and self.transfer_weights:
             parent = self.oracle.get_trial(parent_trial_id)
+            last = self._last_trained
             own_callbacks.append(
                 WeightTransferCallback(
-                    self._get_checkpoint_fname(parent_trial_id),
+                    # The parent still in memory, or rebuilt from its
+                    # checkpoint (a resumed search, another worker's trial).
+                    last[1]
+                    if last is not None and last[0] == parent_trial_id
+                    else self._get_checkpoint_fname(parent_trial_id),
                     genotype=Genotype.from_string(
                         parent.hyperparameters.values["genotype"]
                     ),
@@ -488,6 +496,7 @@ class EvolutionTuner(keras_tuner.Tuner):
         write_weights_atomically(
             self._get_checkpoint_fname(trial.trial_id), model
         )
+        self._last_trained = (trial.trial_id, model)
 
     def load_model(self, trial):
         """The trial's model with the weights of its scored epoch."""
