@@ -154,3 +154,20 @@ def test_kill_9_at_the_worst_moments_then_resume(coco_mini, tmp_path):
     assert len(lines) == EPOCHS + 1
     # (moment, epoch in progress, epochs committed after the kill)
     print(f"kill matrix: {kills}")
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_with_the_resume_command(coco_mini, tmp_path):
+    run = tmp_path / "run"
+    process = _start(*_flags(coco_mini), "--output", str(run))
+    deadline = time.monotonic() + TIMEOUT
+    while _state(run)["epoch"] < 1 and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 130, output[-2000:]
+    assert "Traceback" not in output
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("keras-evopose train: interrupted;"), last
+    assert f"keras-evopose train --resume {run}" in last

@@ -242,6 +242,7 @@ def run(args):
     from keras_evopose.training.train_pose_model import check_run_folder
     from keras_evopose.utils import FolderLockedError
 
+    config = None
     try:
         if args.resume:
             given = [
@@ -276,6 +277,24 @@ def run(args):
     except TrainingDiverged as error:
         print(f"keras-evopose train: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        import json
+        import pathlib
+
+        if config is None:
+            raise
+
+        run = pathlib.Path(config.output)
+        try:
+            epoch = json.loads((run / "checkpoint.json").read_text())["epoch"]
+        except (OSError, ValueError, KeyError):
+            epoch = 0
+        print(
+            f"keras-evopose train: interrupted; {run} keeps epoch {epoch}. "
+            f"Continue with: keras-evopose train --resume {run}",
+            file=sys.stderr,
+        )
+        return 130
     best = outcome["best"]
     best_text = (
         f"best {best['metric']} {best['value']:.4g} at epoch {best['epoch']}"

@@ -44,11 +44,15 @@ def _search_donor(config, contract, regularizer):
     from keras_evopose.search.coco_search import PROJECT
     from keras_evopose.search.coco_search import input_size_of
     from keras_evopose.search.coco_search import load_saved_config
+    from keras_evopose.search.evolution_oracle import ResumeError
 
     folder = pathlib.Path(config.from_search)
     if not folder.is_dir():
         raise NetworkError(f"--from-search {folder}: no such folder")
-    search = load_saved_config(folder)
+    try:
+        search = load_saved_config(folder)
+    except ResumeError as error:
+        raise NetworkError(f"--from-search {error}") from None
     record = _trial_record(folder, config.trial)
     model = EvoPose2D.from_preset(
         search.preset,
