@@ -17,6 +17,7 @@ import io
 import math
 import os
 import pathlib
+import shutil
 import time
 
 from keras_evopose.api_export import keras_evopose_export
@@ -33,6 +34,7 @@ STATE_FILE = "checkpoint.json"
 CHECKPOINT_FOLDER = "checkpoint"
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "curves.png"
+CURVES_EVERY_SECONDS = 30.0
 LAST_MODEL = "last.keras"
 BEST_MODEL = "best.keras"
 # An epoch whose loss exceeds this many times the loss of predicting no
@@ -157,6 +159,17 @@ def _write_history(history, path):
     write_atomically(path, write)
 
 
+def _link_or_copy(source, temporary):
+    """Puts `source`'s bytes at `temporary` (a fresh temporary path): a
+    hard link where the file system has them (no bytes written; files
+    here are never changed in place, only replaced), else a copy."""
+    os.remove(temporary)
+    try:
+        os.link(source, temporary)
+    except OSError:
+        shutil.copyfile(source, temporary)
+
+
 def _learning_rate(optimizer):
     import keras
 
@@ -189,6 +202,17 @@ def _recorder_class():
             self.verbose = verbose
             self.diverged = None
             self._start = None
+            self._plotted = None
+            self._unplotted = False
+
+        def _plot(self):
+            _plot_curves(self.state["history"], self.folder / CURVES_FILE)
+            self._plotted = time.monotonic()
+            self._unplotted = False
+
+        def on_train_end(self, logs=None):
+            if self._unplotted:
+                self._plot()
 
         def on_epoch_begin(self, epoch, logs=None):
             self._start = time.monotonic()
@@ -254,9 +278,22 @@ def _recorder_class():
             write_json_atomically(folder / STATE_FILE, self.state, indent=1)
             if previous and previous != checkpoint:
                 (folder / previous).unlink(missing_ok=True)
-            write_atomically(folder / LAST_MODEL, self.model.save)
+            # last.keras is the checkpoint just written: linked (or copied),
+            # not serialized a second time.
+            write_atomically(
+                folder / LAST_MODEL,
+                lambda temporary: _link_or_copy(folder / checkpoint, temporary),
+            )
             _write_history(history, folder / HISTORY_FILE)
-            _plot_curves(history, folder / CURVES_FILE)
+            # The plot is a view of history.csv: redrawn at most every
+            # CURVES_EVERY_SECONDS (drawing costs more than a tiny epoch),
+            # and when training ends.
+            self._unplotted = True
+            if (
+                self._plotted is None
+                or time.monotonic() - self._plotted >= CURVES_EVERY_SECONDS
+            ):
+                self._plot()
             if self.verbose:
                 shown = ", ".join(
                     f"{k} {row[k]:.4g}" for k in SHOWN if k in row
