@@ -27,6 +27,7 @@ from keras_evopose.cli import UsageError
 from keras_evopose.cli import add_distribution_arguments
 from keras_evopose.cli import check_file
 from keras_evopose.cli import check_input_size
+from keras_evopose.cli import check_preset
 from keras_evopose.cli import parse_size
 
 # Deprecated spellings still accepted: flag -> setting.
@@ -153,6 +154,9 @@ def resolve_config(args):
             value = getattr(args, field.name)
             if value is not None:
                 values[field.name] = value
+        if args.preset is not None:
+            # Named by its flag, with the closest spelling, as elsewhere.
+            check_preset(args.preset)
         if args.resume:
             values["output"] = str(args.resume)
         config = COCOSearchConfig.from_dict(values)

@@ -290,3 +290,14 @@ def test_damaged_or_lost_settings_and_too_few_trials_are_one_line(
         parse(["--resume", str(tmp_path), "--rebuild-config"])
     )
     assert rebuilt.output == str(tmp_path)
+
+
+def test_a_misspelled_preset_names_the_flag_and_the_closest_preset(
+    tmp_path, capsys
+):
+    output = tmp_path / "search"
+    assert main(["search", "--preset", "smal", "--output", str(output)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1, error
+    assert "--preset 'smal'" in error and "did you mean 'small'" in error
+    assert not output.exists()
