@@ -41,7 +41,8 @@ from keras_evopose.search.fitness import TARGET_PARAMS
 from keras_evopose.search.fitness import paper_fitness
 from keras_evopose.search.mutation import GENE_WEIGHTINGS
 from keras_evopose.search.mutation import mutate
-from keras_evopose.search.pareto import non_dominated_sort
+from keras_evopose.search.pareto import fitness_order
+from keras_evopose.search.pareto import pareto_order
 from keras_evopose.search.search_space import SearchSpace
 from keras_evopose.utils.state_files import StateFileError
 from keras_evopose.utils.state_files import read_json_state
@@ -758,7 +759,7 @@ class EvolutionOracle(keras_tuner.Oracle):
             return self._running(self._ancestor_string, "", 0, "ancestor")
         if self.population == "generational":
             return self._populate_generation()
-        parents = self._select_parents()
+        parents = self.select_parents(self.completed_trials())
         if not parents:
             if self._unended():
                 # A running trial's result may yield a parent.
@@ -822,18 +823,13 @@ class EvolutionOracle(keras_tuner.Oracle):
         """The parents of `generation`: the `num_parents` best completed
         trials of the earlier generations (by fitness, or Pareto order
         with `selection="pareto"`)."""
-        earlier = [
-            t
-            for t in self.completed_trials()
-            if self.generation_of(t) < generation
-        ]
-        if self.selection == "fitness":
-            ordered = self._by_fitness(earlier)
-        else:
-            ordered = [
-                t for front in self._pareto_order(earlier) for t in front
+        return self.select_parents(
+            [
+                t
+                for t in self.completed_trials()
+                if self.generation_of(t) < generation
             ]
-        return ordered[: self.num_parents]
+        )
 
     def _populate_generation(self):
         generation = self.current_generation()
@@ -1011,39 +1007,41 @@ class EvolutionOracle(keras_tuner.Oracle):
             if trial.status in (FAILED, TrialStatus.INVALID)
         ]
 
-    def _by_fitness(self, trials):
-        sign = 1.0 if self.fitness_direction == "min" else -1.0
-        return sorted(
-            trials, key=lambda t: (sign * t.score, _trial_number(t.trial_id))
+    def _ranked(self, trials, selection):
+        """`trials` (in trial order) best first: by fitness
+        (`selection="fitness"`), or front by front (`"pareto"`)."""
+        if selection == "fitness":
+            order = fitness_order(
+                [t.score for t in trials], self.fitness_direction
+            )
+        else:
+            order = [i for front in self._fronts(trials) for i in front]
+        return [trials[i] for i in order]
+
+    def _fronts(self, trials):
+        """The Pareto fronts of `trials` as lists of indices into it."""
+        return pareto_order(
+            [self.objective_values(t) for t in trials],
+            [objective.direction for objective in self.objectives],
+            [t.score for t in trials],
+            self.fitness_direction,
         )
 
-    def _pareto_order(self, trials):
-        trials = self._by_fitness(trials)
-        points = [self.objective_values(trial) for trial in trials]
-        directions = [objective.direction for objective in self.objectives]
-        fronts = non_dominated_sort(points, directions)
-        # Indices ascend within a front, i.e. fitness order is kept.
-        return [[trials[i] for i in front] for front in fronts]
-
-    def _select_parents(self):
-        completed = self.completed_trials()
-        if self.selection == "fitness":
-            ordered = self._by_fitness(completed)
-        else:
-            ordered = [
-                t for front in self._pareto_order(completed) for t in front
-            ]
-        return ordered[: self.num_parents]
+    def select_parents(self, candidates):
+        """The `num_parents` best of `candidates` (completed trials in
+        trial order), ranked as `selection` says."""
+        return self._ranked(candidates, self.selection)[: self.num_parents]
 
     def best_trial(self):
         """The completed trial with the best fitness, or `None`."""
-        ordered = self._by_fitness(self.completed_trials())
+        ordered = self._ranked(self.completed_trials(), "fitness")
         return ordered[0] if ordered else None
 
     def pareto_front(self):
         """The completed trials no other completed trial dominates."""
-        fronts = self._pareto_order(self.completed_trials())
-        return fronts[0] if fronts else []
+        completed = self.completed_trials()
+        fronts = self._fronts(completed)
+        return [completed[i] for i in fronts[0]] if fronts else []
 
     def get_best_trials(self, num_trials=1):
         """Completed trials in non-dominated order (front 0 first).
@@ -1052,11 +1050,7 @@ class EvolutionOracle(keras_tuner.Oracle):
         default, the list is padded with unfinished trials when fewer than
         `num_trials` trials completed.
         """
-        ordered = [
-            trial
-            for front in self._pareto_order(self.completed_trials())
-            for trial in front
-        ]
+        ordered = self._ranked(self.completed_trials(), "pareto")
         if len(ordered) < num_trials:
             chosen = {trial.trial_id for trial in ordered}
             ordered += [

@@ -1,4 +1,5 @@
-"""Pareto dominance and non-dominated sorting with per-objective directions."""
+"""Pareto dominance, non-dominated sorting, and the orderings a search
+ranks its trials by (fitness, Pareto fronts, parent selection)."""
 
 import numpy as np
 
@@ -98,3 +99,19 @@ def non_dominated_sort(points, directions):
         remaining[front] = False
         num_dominators -= dominated_by[:, front].sum(axis=1)
     return fronts
+
+
+def fitness_order(scores, direction):
+    """Indices of `scores`, best first in `direction` (`"min"` or
+    `"max"`); equal scores keep their input order."""
+    sign = 1.0 if direction == "min" else -1.0
+    return sorted(range(len(scores)), key=lambda i: (sign * scores[i], i))
+
+
+def pareto_order(points, directions, scores, fitness_direction):
+    """Pareto fronts of `points` (lists of indices, front 0 first), each
+    front in fitness order (`fitness_order(scores, fitness_direction)`)."""
+    order = fitness_order(scores, fitness_direction)
+    fronts = non_dominated_sort([points[i] for i in order], directions)
+    # Indices ascend within a front, so each keeps the fitness order.
+    return [[order[i] for i in front] for front in fronts]

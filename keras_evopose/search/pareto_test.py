@@ -4,7 +4,9 @@ import random
 import pytest
 
 from keras_evopose.search.pareto import dominates
+from keras_evopose.search.pareto import fitness_order
 from keras_evopose.search.pareto import non_dominated_sort
+from keras_evopose.search.pareto import pareto_order
 
 
 def brute_force_fronts(points, directions):
@@ -54,3 +56,18 @@ def test_empty_and_bad_input():
         non_dominated_sort([[1.0, 2.0]], ["min"])
     with pytest.raises(ValueError, match="finite"):
         non_dominated_sort([[float("nan")]], ["min"])
+
+
+def test_fitness_order_is_best_first_and_stable():
+    assert fitness_order([0.3, 0.1, 0.3, 0.2], "min") == [1, 3, 0, 2]
+    assert fitness_order([0.3, 0.1, 0.3, 0.2], "max") == [0, 2, 3, 1]
+    assert fitness_order([], "max") == []
+
+
+def test_pareto_order_keeps_fitness_order_within_a_front():
+    # Points 0, 1 and 3 are non-dominated; 2 is dominated by 1.
+    points = [[0.9, 5e6], [0.7, 1e6], [0.6, 2e6], [0.8, 3e6]]
+    scores = [0.5, 0.9, 0.1, 0.7]
+    fronts = pareto_order(points, ["max", "min"], scores, "max")
+    assert fronts == [[1, 3, 0], [2]]
+    assert pareto_order([], ["max", "min"], [], "max") == []
