@@ -15,7 +15,6 @@ from keras_evopose.search.coco_search import COCOSearchConfig
 from keras_evopose.search.coco_search import SearchOutcome
 from keras_evopose.search.coco_search import run_coco_search
 from keras_evopose.search.evolution_oracle import EvolutionOracle
-from keras_evopose.search.evolution_oracle import ResumeError
 from keras_evopose.search.evolution_tuner import EvolutionTuner
 from keras_evopose.search.evopose2d_hypermodel import EvoPose2DHyperModel
 from keras_evopose.search.fitness import paper_fitness
@@ -31,6 +30,7 @@ from keras_evopose.search.pareto import non_dominated_sort
 from keras_evopose.search.results import load_search_results
 from keras_evopose.search.results import search_results
 from keras_evopose.search.results import write_search_results
+from keras_evopose.search.resumable_oracle import ResumeError
 from keras_evopose.search.search_space import SearchSpace
 from keras_evopose.search.trial_optimizer import TrialOptimizer
 from keras_evopose.search.trial_timing import TrialTiming

@@ -14,10 +14,10 @@ from keras_tuner.src.engine import tuner_utils
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.data.image_files import environment_cause
 from keras_evopose.models.genotype import Genotype
-from keras_evopose.search.evolution_oracle import ENDED
-from keras_evopose.search.evolution_oracle import ENVIRONMENT_FAILURE
 from keras_evopose.search.evolution_oracle import EvolutionOracle
 from keras_evopose.search.evopose2d_hypermodel import EvoPose2DHyperModel
+from keras_evopose.search.resumable_oracle import ENDED
+from keras_evopose.search.resumable_oracle import ENVIRONMENT_FAILURE
 from keras_evopose.search.trial_timing import TrialTiming
 from keras_evopose.utils.state_files import DiskFullError
 from keras_evopose.utils.state_files import StateFileError

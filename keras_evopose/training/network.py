@@ -44,7 +44,7 @@ def _search_donor(config, contract, regularizer):
     from keras_evopose.search.coco_search import PROJECT
     from keras_evopose.search.coco_search import input_size_of
     from keras_evopose.search.coco_search import load_saved_config
-    from keras_evopose.search.evolution_oracle import ResumeError
+    from keras_evopose.search.resumable_oracle import ResumeError
 
     folder = pathlib.Path(config.from_search)
     if not folder.is_dir():
