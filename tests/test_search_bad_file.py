@@ -6,34 +6,14 @@ Before, a 0-byte image failed the ancestor with `[[IteratorGetNext]]`
 """
 
 import json
-import os
-import pathlib
 import shutil
-import subprocess
-import sys
 
 import pytest
+from cli_process import ONE_TRIAL
+from cli_process import ROOT
+from cli_process import run
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-COMMAND = pathlib.Path(sys.executable).parent / "keras-evopose"
 MINI = ROOT / "data" / "coco_kpt_mini"
-
-
-def _search(*flags):
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("KERASTUNER")
-    }
-    env["KERAS_HOME"] = str(ROOT / ".keras_home")
-    return subprocess.run(
-        [str(COMMAND), "search", *flags],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.mark.slow
@@ -45,9 +25,9 @@ def test_a_trial_failed_by_a_bad_image_reruns_once_it_is_fixed(tmp_path):
     good = bad.read_bytes()
     bad.write_bytes(b"")
     output = tmp_path / "search"
-    flags = ["--max-trials", "1", "--ancestor-epochs", "1"]
-    flags += ["--passes-per-epoch", "1", "--verbose", "1"]
-    failed = _search(
+    flags = [*ONE_TRIAL, "--verbose", "1"]
+    failed = run(
+        "search",
         "--output",
         str(output),
         "--annotations",
@@ -63,7 +43,7 @@ def test_a_trial_failed_by_a_bad_image_reruns_once_it_is_fixed(tmp_path):
     ) in failed.stdout
     assert "IteratorGetNext" not in failed.stdout
     bad.write_bytes(good)
-    resumed = _search("--resume", str(output))
+    resumed = run("search", "--resume", str(output))
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert f"re-running trial 0, which failed: {bad}:" in resumed.stdout
     trial = json.loads((output / "tuner/trial_0/trial.json").read_text())

@@ -10,17 +10,18 @@ after each; the distributed test runs a chief and two workers on
 import hashlib
 import json
 import os
-import pathlib
 import signal
-import socket
-import subprocess
-import sys
 import time
 
+import cli_process
 import pytest
+from cli_process import TIMEOUT
+from cli_process import free_port
+from cli_process import kill
+from cli_process import kill_left
+from cli_process import read_json
+from cli_process import wait_for
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-COMMAND = pathlib.Path(sys.executable).parent / "keras-evopose"
 # Small enough for 2 cores: the `test` preset, one pass per epoch.
 FAST = [
     "--ancestor-epochs",
@@ -32,37 +33,12 @@ FAST = [
     "--verbose",
     "0",
 ]
-TIMEOUT = 420
 
 
 def start(output, *flags, tuner_id=None, port=None):
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("KERASTUNER_")
-    }
-    env["KERAS_HOME"] = str(ROOT / ".keras_home")
-    if tuner_id is not None:
-        env.update(
-            KERASTUNER_TUNER_ID=tuner_id,
-            KERASTUNER_ORACLE_IP="127.0.0.1",
-            KERASTUNER_ORACLE_PORT=str(port),
-        )
-    return subprocess.Popen(
-        [str(COMMAND), "search", "--output", str(output), *flags],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    return cli_process.start(
+        "search", "--output", str(output), *flags, tuner_id=tuner_id, port=port
     )
-
-
-def read_json(path):
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
 
 
 def trials(output):
@@ -88,23 +64,6 @@ def completed(output):
         for trial_id, trial in trials(output).items()
         if trial["status"] == "COMPLETED"
     }
-
-
-def wait_for(process, condition, what, poll=0.05, timeout=TIMEOUT):
-    deadline = time.time() + timeout
-    while not condition():
-        if process.poll() is not None:
-            output = process.communicate()[0]
-            pytest.fail(f"the search ended before {what}:\n{output[-3000:]}")
-        if time.time() > deadline:
-            process.kill()
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(poll)
-
-
-def kill(process):
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 def running_trial(output, children_only):
@@ -212,12 +171,6 @@ def test_kill_matrix_through_the_cli(tmp_path):
     )
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_chief_and_two_workers_survive_a_killed_worker(tmp_path):
     output = tmp_path / "shared"
@@ -246,9 +199,7 @@ def test_chief_and_two_workers_survive_a_killed_worker(tmp_path):
             outputs[name] = process.communicate(timeout=TIMEOUT)[0]
             assert process.returncode == 0, outputs[name][-3000:]
     finally:
-        for process in (chief, *workers.values()):
-            if process.poll() is None:
-                process.kill()
+        kill_left(chief, *workers.values())
     final = trials(output)
     assert sorted(final, key=int) == ["0", "1", "2"]
     assert all(t["status"] == "COMPLETED" for t in final.values())

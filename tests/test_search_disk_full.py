@@ -5,42 +5,13 @@ SIGSEGV inside h5py (after ~1,500 lines of "No space left on device").
 """
 
 import json
-import os
-import pathlib
 import subprocess
-import sys
 
 import pytest
+from cli_process import ONE_TRIAL
+from cli_process import run
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-COMMAND = pathlib.Path(sys.executable).parent / "keras-evopose"
-TINY = [
-    "--max-trials",
-    "1",
-    "--ancestor-epochs",
-    "1",
-    "--passes-per-epoch",
-    "1",
-    "--verbose",
-    "0",
-]
-
-
-def _search(*flags):
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("KERASTUNER")
-    }
-    env["KERAS_HOME"] = str(ROOT / ".keras_home")
-    return subprocess.run(
-        [str(COMMAND), "search", *flags],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+TINY = [*ONE_TRIAL, "--verbose", "0"]
 
 
 @pytest.mark.slow
@@ -53,7 +24,7 @@ def test_a_full_disk_stops_the_search_in_one_line_and_it_resumes(tmp_path):
         pytest.skip("mounting a tmpfs is not permitted here")
     try:
         output = disk / "search"
-        full = _search("--output", str(output), *TINY)
+        full = run("search", "--output", str(output), *TINY)
         assert full.returncode == 2, full.stderr[-3000:]
         checkpoint = output / "tuner" / "trial_0" / "checkpoint.weights.h5"
         assert full.stderr.strip().splitlines() == [
@@ -71,7 +42,7 @@ def test_a_full_disk_stops_the_search_in_one_line_and_it_resumes(tmp_path):
         subprocess.run(
             ["mount", "-o", "remount,size=4m", str(disk)], check=True
         )
-        resumed = _search("--resume", str(output))
+        resumed = run("search", "--resume", str(output))
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         trial = json.loads((checkpoint.parent / "trial.json").read_text())
         assert trial["status"] == "COMPLETED"

@@ -5,55 +5,20 @@ and one's start-up cleanup deleted the other's temporary files.
 """
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 import time
 
 import pytest
+from cli_process import ONE_TRIAL
+from cli_process import kill_left
+from cli_process import start
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-COMMAND = pathlib.Path(sys.executable).parent / "keras-evopose"
-TINY = [
-    "--max-trials",
-    "1",
-    "--ancestor-epochs",
-    "1",
-    "--child-epochs",
-    "1",
-    "--passes-per-epoch",
-    "1",
-    "--verbose",
-    "0",
-]
-
-
-def _environment():
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("KERASTUNER")
-    }
-    env["KERAS_HOME"] = str(ROOT / ".keras_home")
-    return env
-
-
-def _search(*flags):
-    return subprocess.Popen(
-        [str(COMMAND), "search", *flags],
-        cwd=ROOT,
-        env=_environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+TINY = [*ONE_TRIAL, "--child-epochs", "1", "--verbose", "0"]
 
 
 @pytest.mark.slow
 def test_a_second_search_on_a_folder_refuses_and_the_first_finishes(tmp_path):
     output = tmp_path / "search"
-    first = _search("--output", str(output), *TINY)
+    first = start("search", "--output", str(output), *TINY, merge=False)
     try:
         deadline = time.time() + 300
         lock = output / "keras-evopose.lock"
@@ -67,7 +32,7 @@ def test_a_second_search_on_a_folder_refuses_and_the_first_finishes(tmp_path):
             assert time.time() < deadline, "the first search never started"
             time.sleep(0.1)
         for flags in (["--resume", str(output)], ["--output", str(output)]):
-            second = _search(*flags)
+            second = start("search", *flags, merge=False)
             out, err = second.communicate(timeout=300)
             assert second.returncode == 2, (out, err)
             lines = err.strip().splitlines()
@@ -77,8 +42,7 @@ def test_a_second_search_on_a_folder_refuses_and_the_first_finishes(tmp_path):
             assert f"--resume {output}" in lines[0]
         out, err = first.communicate(timeout=600)
     finally:
-        if first.poll() is None:
-            first.kill()
+        kill_left(first)
     assert first.returncode == 0, err[-3000:]
     result = json.loads((output / "pareto.json").read_text())
     assert len(result["trials"]) == 1

@@ -10,16 +10,13 @@ epoch in progress at each kill.
 import json
 import math
 import os
-import pathlib
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
+from cli_process import kill
+from cli_process import start
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-COMMAND = pathlib.Path(sys.executable).parent / "keras-evopose"
 EPOCHS = 6
 TIMEOUT = 300
 
@@ -35,15 +32,7 @@ def _flags(coco_mini):
 
 
 def _start(*argv):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.Popen(
-        [str(COMMAND), "train", *argv],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return start("train", *argv)
 
 
 def _state(run):
@@ -91,8 +80,7 @@ def _kill_when(process, run, moment):
         time.sleep(0.001)
     if process.poll() is not None:
         return None
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill(process)
     return in_progress
 
 
