@@ -12,6 +12,9 @@ from keras_tuner.src.distribute import utils as distribute_utils
 from keras_tuner.src.engine import tuner_utils
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.callbacks.weight_transfer_callback import (
+    WeightTransferCallback,
+)
 from keras_evopose.data.image_files import environment_cause
 from keras_evopose.models.genotype import Genotype
 from keras_evopose.search.evolution_oracle import EvolutionOracle
@@ -127,6 +130,39 @@ def _serve_oracle(oracle):
 class SearchDiskFullError(DiskFullError, keras_tuner.errors.FatalError):
     """A full disk during a trial: ends the search (keras-tuner lets a
     `FatalError` through) instead of failing the trial."""
+
+
+class DamagedParentError(StateFileError, keras_tuner.errors.FatalError):
+    """A parent trial's checkpoint that its child cannot read: ends the
+    search (every child of that parent would fail the same way) instead
+    of failing the child for good."""
+
+
+class _ParentCheckpointTransfer(WeightTransferCallback):
+    """The transfer from a parent trial's checkpoint file. The genotype
+    is the parent's own, so a file that does not load is damaged (or
+    gone), not the wrong parent: it says which file and the way out."""
+
+    def __init__(self, path, genotype, parent_trial_id, trial_id, trial_dir):
+        super().__init__(path, genotype=genotype, verbose=0)
+        self.trial_ids = (parent_trial_id, trial_id)
+        self.trial_dir = trial_dir
+
+    def load_parent(self, child):
+        try:
+            return super().load_parent(child)
+        except (OSError, ValueError, RuntimeError, KeyError) as error:
+            # h5py raises any of these, by where the damage is.
+            parent_id, trial_id = self.trial_ids
+            cause = error.__cause__ or error
+            lines = str(cause).strip().strip("'").splitlines()
+            raise DamagedParentError(
+                f"{self.parent}, the checkpoint of trial {parent_id} (the "
+                f"parent of trial {trial_id}), is damaged or missing "
+                f"({lines[0] if lines else type(cause).__name__}); remove "
+                f"{os.path.dirname(self.parent)} and {self.trial_dir}, then "
+                f"--resume (the search goes on without trial {parent_id})"
+            ) from None
 
 
 @keras_evopose_export("keras_evopose.search.EvolutionTuner")
@@ -401,7 +437,6 @@ class EvolutionTuner(keras_tuner.Tuner):
                 f"epochs={kwargs['epochs']!r}."
             )
         from keras_evopose.callbacks import ModelSizeLogger
-        from keras_evopose.callbacks import WeightTransferCallback
 
         values = trial.hyperparameters.values
         parent_trial_id = values.get("parent_trial_id", "")
@@ -419,18 +454,21 @@ class EvolutionTuner(keras_tuner.Tuner):
         ]
         if parent_trial_id and self.transfer_weights:
             parent = self.oracle.get_trial(parent_trial_id)
+            genotype = Genotype.from_string(
+                parent.hyperparameters.values["genotype"]
+            )
             last = self._last_trained
             own_callbacks.append(
-                WeightTransferCallback(
-                    # The parent still in memory, or rebuilt from its
-                    # checkpoint (a resumed search, another worker's trial).
-                    last[1]
-                    if last is not None and last[0] == parent_trial_id
-                    else self._get_checkpoint_fname(parent_trial_id),
-                    genotype=Genotype.from_string(
-                        parent.hyperparameters.values["genotype"]
-                    ),
-                    verbose=0,
+                # The parent still in memory, or rebuilt from its
+                # checkpoint (a resumed search, another worker's trial).
+                WeightTransferCallback(last[1], genotype=genotype, verbose=0)
+                if last is not None and last[0] == parent_trial_id
+                else _ParentCheckpointTransfer(
+                    self._get_checkpoint_fname(parent_trial_id),
+                    genotype,
+                    parent_trial_id,
+                    trial.trial_id,
+                    self.get_trial_dir(trial.trial_id),
                 )
             )
             own_callbacks.append(timing.mark("weight_transfer"))

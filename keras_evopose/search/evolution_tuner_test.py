@@ -226,3 +226,55 @@ def test_heartbeat_survives_a_restarting_chief(caplog):
     assert all(call == ("4", {}) for call in chief.calls)
     warnings = [r for r in caplog.records if "heartbeat" in r.getMessage()]
     assert len(warnings) == 1
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbled", "missing"])
+def test_a_damaged_parent_checkpoint_stops_the_search_naming_it(
+    tmp_path, damage
+):
+    # What a child's weight transfer from a parent trial's checkpoint says
+    # when that file no longer loads: the file, both trial folders to
+    # remove, and a FatalError (ends the search, the child stays
+    # unended) rather than h5py's message without a path.
+    from keras_evopose.models import EvoPose2D
+    from keras_evopose.models.presets import preset_arguments
+    from keras_evopose.search.evolution_tuner import DamagedParentError
+    from keras_evopose.search.evolution_tuner import _ParentCheckpointTransfer
+
+    parent = EvoPose2D.from_preset("test")
+    folder = tmp_path / "tuner" / "trial_0"
+    folder.mkdir(parents=True)
+    path = folder / "checkpoint.weights.h5"
+    parent.save_weights(path)
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[:1000])
+    elif damage == "garbled":
+        # The superblock intact, the rest noise.
+        noise = np.random.default_rng(0).bytes(len(data) - 2048)
+        path.write_bytes(data[:2048] + noise)
+    else:
+        path.unlink()
+    child_dir = str(tmp_path / "tuner" / "trial_3")
+    callback = _ParentCheckpointTransfer(
+        str(path),
+        list(preset_arguments("test", "backbone")["genotype"]),
+        "0",
+        "3",
+        child_dir,
+    )
+    child = EvoPose2D.from_preset("test")
+    callback.set_model(child)
+    with pytest.raises(DamagedParentError) as raised:
+        callback.on_train_begin()
+    assert isinstance(raised.value, keras_tuner.errors.FatalError)
+    message = str(raised.value)
+    assert len(message.splitlines()) == 1
+    assert message.startswith(
+        f"{path}, the checkpoint of trial 0 (the parent of trial 3), is "
+        "damaged or missing ("
+    )
+    assert message.endswith(
+        f"); remove {folder} and {child_dir}, then --resume (the search "
+        "goes on without trial 0)"
+    )
