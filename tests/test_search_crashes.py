@@ -214,3 +214,34 @@ def test_chief_and_two_workers_survive_a_killed_worker(tmp_path):
     assert "the chief writes the results" in outputs["tuner1"]
     result = json.loads((output / "pareto.json").read_text())
     assert len(result["trials"]) == 3
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_with_the_resume_command(tmp_path):
+    output = tmp_path / "search"
+    flags = ["--max-trials", "2", "--ancestor-epochs", "1"]
+    flags += ["--child-epochs", "1", "--passes-per-epoch", "1"]
+    process = start(output, *flags, "--verbose", "1")
+    # Once the ancestor is done, during its child.
+    wait_for(process, lambda: running_trial(output, True), "the child")
+    kept = completed(output)
+    assert list(kept) == ["0"]
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 130, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    lines = out.strip().splitlines()
+    resume = f"keras-evopose search --resume {output}"
+    assert lines[-1] == (
+        f"keras-evopose search: interrupted; continue with: {resume}"
+    )
+    assert [line for line in lines if "--resume" in line] == lines[-1:]
+    process = start(output, "--resume", str(output), "--verbose", "0")
+    out, _ = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 0, out[-3000:]
+    # The ancestor kept (same checkpoint, not trained again), the child
+    # run again to the end.
+    final = completed(output)
+    assert sorted(final) == ["0", "1"]
+    assert final["0"] == kept["0"]
+    assert (output / "best_model.keras").stat().st_size > 0

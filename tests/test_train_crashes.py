@@ -156,6 +156,22 @@ def test_ctrl_c_is_one_line_with_the_resume_command(coco_mini, tmp_path):
     output, _ = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 130, output[-2000:]
     assert "Traceback" not in output
-    last = output.strip().splitlines()[-1]
+    lines = output.strip().splitlines()
+    last = lines[-1]
     assert last.startswith("keras-evopose train: interrupted;"), last
     assert f"keras-evopose train --resume {run}" in last
+    assert [line for line in lines if "--resume" in line] == [last]
+    kept = _state(run)
+    assert kept["epoch"] >= 1 and f"keeps epoch {kept['epoch']}." in last
+    # The resume command finishes the run; the epochs kept stay as they
+    # were (not trained again).
+    process = _start("--resume", str(run))
+    output, _ = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 0, output[-3000:]
+    state = _state(run)
+    assert state["epoch"] == EPOCHS
+    assert [row["epoch"] for row in state["history"]] == list(
+        range(1, EPOCHS + 1)
+    )
+    assert state["history"][: kept["epoch"]] == kept["history"]
+    assert state["iterations"] == EPOCHS * 4
