@@ -88,3 +88,35 @@ def test_one_line_and_exit_2(command, case, paths, capsys, tmp_path):
     assert EXPECTED[case] in err[0], err
     # Nothing half-written: no output file or folder appears.
     assert not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("flag", ["--annotations", "--val-annotations"])
+def test_train_refused_on_its_data_leaves_no_run_folder(
+    flag, paths, capsys, tmp_path
+):
+    # Found once the run folder is locked (the data is read then): the
+    # folder, its lock and train_config.json go again.
+    data = ["--annotations", paths["annotations"], "--images", paths["images"]]
+    if flag == "--annotations":
+        data[1] = paths["text_file"]
+    else:
+        data += [flag, paths["text_file"], "--val-images", paths["images"]]
+    run = tmp_path / "out" / "run"
+    status = main(["train", "--preset", "test", *data, "--output", str(run)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2, err
+    assert len(err) == 1 and "not_coco.json" in err[0], err
+    assert not list((tmp_path / "out").iterdir())
+    # What an earlier run left (it never finished an epoch) stays as it
+    # was: only what the refused command made goes.
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "train_config.json").write_text('{"epochs": 3}')
+    (run / "keras-evopose.lock").write_text("")
+    status = main(["train", "--preset", "test", *data, "--output", str(run)])
+    assert status == 2
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoint",
+        "keras-evopose.lock",
+        "train_config.json",
+    ]
+    assert (run / "train_config.json").read_text() == '{"epochs": 3}'

@@ -285,6 +285,13 @@ def run(args):
             raise
 
         run = pathlib.Path(config.output)
+        if not args.resume and not (run / CONFIG_FILE).exists():
+            print(
+                "keras-evopose train: interrupted before the first epoch; "
+                f"nothing was saved in {run}: run the same command again",
+                file=sys.stderr,
+            )
+            return 130
         try:
             epoch = json.loads((run / "checkpoint.json").read_text())["epoch"]
         except (OSError, ValueError, KeyError):

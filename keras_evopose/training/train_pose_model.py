@@ -395,6 +395,8 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
     from keras_evopose.data import load_coco_instances
     from keras_evopose.data import tfrecord_keypoints_dataset
     from keras_evopose.data import tfrecords_info
+    from keras_evopose.data.coco_instances import DataFileError
+    from keras_evopose.data.keypoint_layout import KeypointLayoutError
     from keras_evopose.distribute import average_replica_statistics
     from keras_evopose.distribute import distribution_scope
     from keras_evopose.inference.model_contract import layout_for_data
@@ -412,6 +414,15 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
         if path is not None and "://" not in str(path):
             if not os.path.exists(path):
                 raise RunFolderError(f"{name} {path}: no such file or folder")
+    # What this call creates: removed again if it refuses before training
+    # (bad data found once the folder is locked), so a refused command
+    # leaves no half-made run; what an earlier run wrote stays.
+    created = []
+    if not resume:
+        created = [
+            path for path in (folder / LOCK_FILE, folder) if not path.exists()
+        ]
+    training = False
     lock = FolderLock(folder, "training run").acquire()
     try:
         # Only the lock holder writes here: a killed write's leftovers go.
@@ -419,10 +430,6 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
         state, checkpoint = None, None
         if resume and (folder / STATE_FILE).exists():
             state, checkpoint = _load_state(folder)
-        if not resume:
-            write_json_atomically(
-                folder / CONFIG_FILE, config.to_dict(), indent=2
-            )
         start = state["epoch"] if state else 0
         if start >= config.epochs:
             return {
@@ -448,10 +455,15 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
             )
         if config.val_annotations:
             # COCO AP per epoch needs OKS sigmas: say so before training.
+            try:
+                val_layout = KeypointLayout.from_json(config.val_annotations)
+            except KeypointLayoutError:
+                raise
+            except ValueError as error:
+                # It names the file: one line, not a traceback.
+                raise DataFileError(str(error)) from None
             layout_for_data(
-                layout,
-                KeypointLayout.from_json(config.val_annotations),
-                config.val_annotations,
+                layout, val_layout, config.val_annotations
             ).check_oks_sigmas()
         steps = steps or math.ceil(num_examples / config.batch_size)
         previous_policy = keras.config.dtype_policy()
@@ -532,6 +544,13 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
                     folder, state, monitor, probe, config.epochs, verbose
                 )
                 callbacks.append(recorder)
+                if not resume:
+                    # Only now: a run refused on its data or network
+                    # leaves an earlier run's config as it was.
+                    write_json_atomically(
+                        folder / CONFIG_FILE, config.to_dict(), indent=2
+                    )
+                training = True
                 try:
                     model.fit(
                         dataset,
@@ -573,5 +592,22 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
             "learning_rate": state.get("learning_rate"),
             "history": state["history"],
         }
+    except Exception:
+        if not training:
+            _remove_created(created)
+        raise
     finally:
         lock.release()
+
+
+def _remove_created(paths):
+    # Files, then the folder if nothing else is in it. The lock file goes
+    # while still held: a process that opens it now is refused anyway.
+    for path in paths:
+        try:
+            if path.is_dir():
+                path.rmdir()
+            else:
+                path.unlink()
+        except OSError:
+            pass
