@@ -546,8 +546,9 @@ class EvolutionTuner(keras_tuner.Tuner):
             )
         try:
             return super().load_model(trial)
-        except (OSError, ValueError) as error:
-            # h5py's 30-line traceback says "truncated file" but not which.
+        except (OSError, ValueError, RuntimeError, KeyError) as error:
+            # h5py's 30-line traceback says "truncated file" (or, for a
+            # garbled one, "wrong B-tree signature") but not which.
             lines = str(error).strip().strip("'").splitlines()
             raise StateFileError(
                 f"{path} is damaged ({lines[0] if lines else error!r}); "

@@ -10,6 +10,7 @@ from keras_evopose.search import EvolutionTuner
 from keras_evopose.search import SearchSpace
 from keras_evopose.search import genotype_from_string
 from keras_evopose.search.trial_timing import PHASES
+from keras_evopose.utils.state_files import StateFileError
 
 
 def make_hypermodel(loss):
@@ -169,6 +170,17 @@ def test_checkpoint_holds_the_scored_epoch(tmp_path):
     assert any(
         not np.array_equal(saved[name], last[name]) for name in saved.files
     )
+    # A checkpoint damaged since: one line naming it and the way out.
+    path = tmp_path / "p" / "trial_0" / "checkpoint.weights.h5"
+    data = path.read_bytes()
+    for damaged in (data[:1000], data[:2048] + bytes(len(data) - 2048)):
+        path.write_bytes(damaged)
+        with pytest.raises(StateFileError) as raised:
+            tuner.load_model(trial)
+        assert str(raised.value).startswith(f"{path} is damaged (")
+        assert str(raised.value).endswith(
+            f"remove {path.parent} to re-run trial 0, then --resume"
+        )
 
 
 def test_max_model_size_counts_what_num_params_counts(tmp_path):
