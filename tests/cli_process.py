@@ -62,6 +62,12 @@ def run(subcommand, *flags, timeout=600):
     )
 
 
+def _default_sigint():
+    # A test runner started in the background (`cmd &` in a script)
+    # ignores SIGINT, and so would its children: Ctrl-C as in a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(subcommand, *flags, tuner_id=None, port=None, merge=True):
     """Starts `keras-evopose SUBCOMMAND FLAGS` in the background; its
     stderr goes into stdout when `merge`."""
@@ -72,6 +78,7 @@ def start(subcommand, *flags, tuner_id=None, port=None, merge=True):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT if merge else subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 
