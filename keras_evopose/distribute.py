@@ -1,6 +1,11 @@
 """Data-parallel training: `tf.distribute` strategies and JAX's
 `keras.distribution`, chosen from command-line flags.
 
+Several machines (`train --multi-worker`): every worker runs the same
+command; the cluster comes from the environment (`TF_CONFIG` under
+TensorFlow, `KERAS_DISTRIBUTION_*` under JAX, see `multi_worker_role`),
+and worker 0 is the chief, the only one that writes the run folder.
+
 Models train with plain `model.fit` under every strategy: build and
 compile them inside the scope, then fit. Under the TensorFlow backend that
 is a `tf.distribute` strategy (`MirroredStrategy` for the GPUs of one
@@ -11,6 +16,9 @@ TensorFlow and JAX are imported inside the functions.
 """
 
 import contextlib
+import dataclasses
+import json
+import os
 
 import keras
 
@@ -178,8 +186,204 @@ def data_parallel(devices=None):
     return keras.distribution.DataParallel(devices=devices)
 
 
+@keras_evopose_export("keras_evopose.distribute.WorkerRole")
+@dataclasses.dataclass(frozen=True)
+class WorkerRole:
+    """This process's place in a multi-worker cluster.
+
+    Attributes:
+        index: 0 for the chief, then 1, 2, ... for the other workers.
+        count: the number of workers (processes) in the cluster.
+    """
+
+    index: int
+    count: int
+
+    @property
+    def is_chief(self):
+        """Whether this worker writes the run folder."""
+        return self.index == 0
+
+
+_JAX_ENVIRONMENT = (
+    "KERAS_DISTRIBUTION_JOB_ADDRESSES",
+    "KERAS_DISTRIBUTION_NUM_PROCESSES",
+    "KERAS_DISTRIBUTION_PROCESS_ID",
+)
+_TF_CONFIG_EXAMPLE = (
+    'TF_CONFIG=\'{"cluster": {"worker": ["host0:12345", "host1:12345"]}, '
+    '"task": {"type": "worker", "index": 0}}\''
+)
+
+
+@keras_evopose_export("keras_evopose.distribute.multi_worker_role")
+def multi_worker_role():
+    """This process's `WorkerRole`, read from the environment only.
+
+    TensorFlow: `TF_CONFIG` (`cluster` with `worker` and optionally one
+    `chief`; `task` with `type` and `index`); the `chief`, or else worker
+    0, is index 0. JAX: `KERAS_DISTRIBUTION_JOB_ADDRESSES` (comma separated
+    `host:port`, the first one the coordinator),
+    `KERAS_DISTRIBUTION_NUM_PROCESSES` and `KERAS_DISTRIBUTION_PROCESS_ID`
+    (what `keras.distribution.initialize` reads).
+
+    Raises:
+        StrategyUnavailableError: the variables are missing or malformed
+            (the message names the variable and shows a valid value).
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        missing = [n for n in _JAX_ENVIRONMENT if not os.environ.get(n)]
+        if missing:
+            raise StrategyUnavailableError(
+                f"--multi-worker with KERAS_BACKEND=jax needs {missing} set "
+                "on every worker, e.g. KERAS_DISTRIBUTION_JOB_ADDRESSES="
+                "host0:12345,host1:12345 KERAS_DISTRIBUTION_NUM_PROCESSES=2 "
+                "KERAS_DISTRIBUTION_PROCESS_ID=0 (1 on the second worker)"
+            )
+        try:
+            count = int(os.environ["KERAS_DISTRIBUTION_NUM_PROCESSES"])
+            index = int(os.environ["KERAS_DISTRIBUTION_PROCESS_ID"])
+        except ValueError:
+            count = index = -1
+        if not 0 <= index < count:
+            raise StrategyUnavailableError(
+                "KERAS_DISTRIBUTION_PROCESS_ID must be an integer from 0 to "
+                "KERAS_DISTRIBUTION_NUM_PROCESSES - 1; received "
+                f"{os.environ['KERAS_DISTRIBUTION_PROCESS_ID']!r} and "
+                f"{os.environ['KERAS_DISTRIBUTION_NUM_PROCESSES']!r}"
+            )
+        return WorkerRole(index=index, count=count)
+    if backend != "tensorflow":
+        raise StrategyUnavailableError(
+            "--multi-worker needs KERAS_BACKEND=tensorflow or jax; received "
+            f"{backend}"
+        )
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise StrategyUnavailableError(
+            "--multi-worker reads the cluster from TF_CONFIG, which is not "
+            f"set; set it on every worker, e.g. {_TF_CONFIG_EXAMPLE} "
+            "(index 1 on the second)"
+        )
+    try:
+        config = json.loads(raw)
+        cluster, task = config["cluster"], config["task"]
+        chiefs = list(cluster.get("chief", []))
+        workers = list(cluster.get("worker", []))
+        kind, position = task["type"], int(task["index"])
+        index = position if kind == "chief" else len(chiefs) + position
+        if kind == "chief":
+            valid = position == 0 and len(chiefs) == 1
+        else:
+            valid = kind == "worker" and 0 <= position < len(workers)
+        valid = valid and len(chiefs) <= 1
+    except (ValueError, KeyError, TypeError, AttributeError):
+        valid = False
+    if not valid:
+        raise StrategyUnavailableError(
+            f"TF_CONFIG {raw!r} does not name this task in its cluster; "
+            f"expected e.g. {_TF_CONFIG_EXAMPLE}"
+        )
+    return WorkerRole(index=index, count=len(chiefs) + len(workers))
+
+
+def _join_cluster():
+    """Connects this process to the others; returns the scope to train in."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        # CPU processes exchange gradients through gloo (GPUs use NCCL);
+        # set before JAX's backend starts.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        keras.distribution.initialize()
+        # Keras cannot read the batch size of our pipeline (it batches
+        # twice); `shard_for_worker` splits each global batch instead.
+        return keras.distribution.DataParallel(
+            devices=keras.distribution.list_devices(),
+            auto_shard_dataset=False,
+        ).scope()
+    import tensorflow as tf
+
+    return tf.distribute.MultiWorkerMirroredStrategy().scope()
+
+
+def shard_for_worker(dataset, batch_size, role):
+    """This worker's part of every global batch of a `tf.data` dataset.
+
+    Under JAX each process feeds its own slice of the global batch (every
+    process builds the same stream, same seed); `tf.distribute` splits
+    batches itself, so under TensorFlow the dataset is returned as is.
+
+    Args:
+        dataset: batches of `batch_size` (the global batch).
+        batch_size: int, divisible by `role.count`.
+        role: a `WorkerRole`.
+    """
+    if keras.backend.backend() != "jax" or role.count == 1:
+        return dataset
+    if batch_size % role.count:
+        raise StrategyUnavailableError(
+            f"--batch-size {batch_size} must be divisible by the "
+            f"{role.count} workers (each trains on an equal slice)"
+        )
+    return dataset.rebatch(batch_size // role.count).shard(
+        role.count, role.index
+    )
+
+
+def prepare_multi_worker_model(model):
+    """Lets Keras 3.15's `fit` run under `MultiWorkerMirroredStrategy`.
+
+    Two places in Keras' TensorFlow trainer fail with several workers
+    (keras-team/keras#20585, tensorflow/tensorflow#72388): the first batch
+    is reduced across workers only to learn its shapes (a nested batch
+    cannot be reduced: "Attempt to convert a value (PerReplica ...)"),
+    and every step's scalar logs are reduced with `axis=0` ("Invalid
+    reduction dimension 0"). Per model (nothing global): the shapes come
+    from this worker's own part of the batch, and the logs get a leading
+    axis of 1, which the reduction then removes. A no-op outside a
+    multi-worker TensorFlow strategy; the saved model is unchanged.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return model
+    import tensorflow as tf
+
+    strategy = model.distribute_strategy
+    if not (
+        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        and strategy.extended._in_multi_worker_mode()
+    ):
+        return model
+    build = model._maybe_symbolic_build
+
+    def maybe_symbolic_build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = keras.tree.map_structure(
+                    lambda value: strategy.experimental_local_results(value)[0],
+                    next(batches),
+                )
+                break
+        return build(data_batch=data_batch)
+
+    def with_leading_axis(step):
+        def wrapped(data):
+            return {
+                name: keras.ops.expand_dims(value, 0)
+                for name, value in step(data).items()
+            }
+
+        return wrapped
+
+    model._maybe_symbolic_build = maybe_symbolic_build
+    model.train_step = with_leading_axis(model.train_step)
+    model.test_step = with_leading_axis(model.test_step)
+    return model
+
+
 @keras_evopose_export("keras_evopose.distribute.distribution_scope")
-def distribution_scope(tpu=None, mirrored=False):
+def distribution_scope(tpu=None, mirrored=False, multi_worker=False):
     """The scope a command line builds, compiles and fits its model in.
 
     TensorFlow backend: the scope of `strategy_from_flags(tpu, mirrored)`.
@@ -189,6 +393,13 @@ def distribution_scope(tpu=None, mirrored=False):
     Args:
         tpu: `None` or a TPU name / address / `"local"`.
         mirrored: bool, data parallel over this machine's devices.
+        multi_worker: bool, data parallel over the devices of several
+            processes (machines): TensorFlow's
+            `MultiWorkerMirroredStrategy` from `TF_CONFIG`, or under JAX
+            `keras.distribution.initialize()` and `DataParallel` over every
+            process's devices (see `multi_worker_role`). Call it before
+            any other TensorFlow or JAX work in the process, and pass the
+            compiled model through `prepare_multi_worker_model`.
 
     Returns:
         A context manager.
@@ -196,6 +407,14 @@ def distribution_scope(tpu=None, mirrored=False):
     Raises:
         ValueError: when a TPU is asked for and none is reachable.
     """
+    if multi_worker:
+        if tpu or mirrored:
+            raise ValueError(
+                "distribution_scope: `multi_worker` already spans every "
+                "device of every worker; leave out `tpu` and `mirrored`"
+            )
+        multi_worker_role()  # a missing cluster is one line, not a hang
+        return _join_cluster()
     if keras.backend.backend() == "jax":
         if tpu:
             import jax

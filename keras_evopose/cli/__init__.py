@@ -151,11 +151,19 @@ def preset_stride(preset):
     return Genotype.from_strings(genotype).output_stride
 
 
-def add_distribution_arguments(parser):
-    """Adds `--tpu` and `--mirrored` to an argparse parser (for the
-    `train` and `search` commands; pass them to
-    `keras_evopose.distribute.distribution_scope`)."""
+def add_distribution_arguments(parser, multi_worker=False):
+    """Adds `--tpu` and `--mirrored` (and with `multi_worker`,
+    `--multi-worker`) to an argparse parser (for the `train` and `search`
+    commands; pass them to `keras_evopose.distribute.distribution_scope`)."""
     group = parser.add_mutually_exclusive_group()
+    if multi_worker:
+        group.add_argument(
+            "--multi-worker",
+            action="store_true",
+            help="data parallel over several machines: run the same command "
+            "on each, with the cluster in TF_CONFIG (TensorFlow) or "
+            "KERAS_DISTRIBUTION_* (JAX); worker 0 writes --output",
+        )
     group.add_argument(
         "--tpu",
         default=None,

@@ -135,7 +135,7 @@ def add_parser(subparsers):
     add_keypoint_layout_argument(
         parser, "replaces the --annotations' (the model keeps it)"
     )
-    add_distribution_arguments(parser)
+    add_distribution_arguments(parser, multi_worker=True)
     parser.set_defaults(func=run)
 
 
@@ -233,6 +233,8 @@ def _config_from_flags(args):
 
 def run(args):
     from keras_evopose.cli import fit_verbosity
+    from keras_evopose.distribute import StrategyUnavailableError
+    from keras_evopose.distribute import multi_worker_role
     from keras_evopose.training import TrainConfig
     from keras_evopose.training import train_pose_model
     from keras_evopose.training.network import NetworkError
@@ -262,8 +264,10 @@ def run(args):
                 raise UsageError(str(error)) from None
         else:
             config = _config_from_flags(args)
-            # Before any work: a missing or read-only folder fails now.
-            check_run_folder(config.output)
+            # Before any work: a missing or read-only folder fails now
+            # (on the chief: the other workers do not write it).
+            if not (args.multi_worker and not multi_worker_role().is_chief):
+                check_run_folder(config.output)
         verbose = fit_verbosity() if args.verbose is None else args.verbose
         outcome = train_pose_model(
             config,
@@ -271,8 +275,14 @@ def run(args):
             verbose=verbose,
             tpu=args.tpu,
             mirrored=args.mirrored,
+            multi_worker=args.multi_worker,
         )
-    except (RunFolderError, NetworkError, FolderLockedError) as error:
+    except (
+        RunFolderError,
+        NetworkError,
+        FolderLockedError,
+        StrategyUnavailableError,
+    ) as error:
         raise UsageError(str(error)) from None
     except TrainingDiverged as error:
         print(f"keras-evopose train: error: {error}", file=sys.stderr)
@@ -308,6 +318,14 @@ def run(args):
         if best
         else "no epoch completed"
     )
+    if args.multi_worker and not multi_worker_role().is_chief:
+        role = multi_worker_role()
+        print(
+            f"worker {role.index} of {role.count}: {outcome['epochs']}/"
+            f"{config.epochs} epochs, {best_text}; worker 0 wrote "
+            f"{config.output}"
+        )
+        return 0
     print(
         f"{outcome['output']}: {outcome['epochs']}/{config.epochs} epochs, "
         f"{best_text}; best.keras, last.keras, history.csv, curves.png"

@@ -101,7 +101,7 @@ def check_layout(options, layout):
         raise KeypointLayoutError(
             "half-body augmentation needs the layout's upper-body joints and "
             f"the keypoints {', '.join(layout.names[:6])}, ... have none "
-            "known; add \"upper_body\" (names) to the category or "
+            'known; add "upper_body" (names) to the category or '
             "--keypoint-layout FILE.json, or set half_body_probability=0"
         )
     if options.flip_probability > 0:

@@ -52,9 +52,7 @@ def squeeze_and_excite_forward(sublayers, inputs, apply):
 
 
 @keras_evopose_export("keras_evopose.layers.SqueezeAndExcite2D")
-class SqueezeAndExcite2D(
-    sublayer_graph.SublayerGraph, keras.layers.Layer
-):
+class SqueezeAndExcite2D(sublayer_graph.SublayerGraph, keras.layers.Layer):
     """Squeeze-and-excite channel gate for 2D feature maps.
 
     Global average pooling squeezes each channel to one number; a 1x1 conv to

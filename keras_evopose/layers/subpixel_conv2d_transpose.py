@@ -122,9 +122,7 @@ class DepthToSpace(keras.layers.Layer):
 
 
 @keras_evopose_export("keras_evopose.layers.SubPixelConv2DTranspose")
-class SubPixelConv2DTranspose(
-    sublayer_graph.SublayerGraph, keras.layers.Layer
-):
+class SubPixelConv2DTranspose(sublayer_graph.SublayerGraph, keras.layers.Layer):
     """`Conv2DTranspose(strides=2, padding="same")` as four phase convs.
 
     Computes the same function as

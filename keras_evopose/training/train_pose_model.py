@@ -18,6 +18,7 @@ import math
 import os
 import pathlib
 import shutil
+import tempfile
 import time
 
 from keras_evopose.api_export import keras_evopose_export
@@ -170,6 +171,13 @@ def _link_or_copy(source, temporary):
         shutil.copyfile(source, temporary)
 
 
+def _optimizer_step(optimizer):
+    # Through numpy: under a multi-worker strategy it is a MirroredVariable.
+    import keras
+
+    return int(keras.ops.convert_to_numpy(optimizer.iterations))
+
+
 def _learning_rate(optimizer):
     import keras
 
@@ -269,7 +277,7 @@ def _recorder_class():
             self.state.update(
                 epoch=epoch + 1,
                 checkpoint=checkpoint,
-                iterations=int(optimizer.iterations),
+                iterations=_optimizer_step(optimizer),
                 learning_rate=row["learning_rate"],
                 best=best,
                 history=history,
@@ -317,10 +325,14 @@ class _DivergenceProbe:
 
     def __init__(self, dataset):
         import keras
+        import numpy
 
         from keras_evopose.losses import HeatmapMSE
 
-        self.images, self.heatmaps, self.weights = next(iter(dataset.take(1)))
+        # As numpy: the tf.data tensors are foreign to the JAX backend.
+        self.images, self.heatmaps, self.weights = (
+            numpy.asarray(part) for part in next(iter(dataset.take(1)))
+        )
         self.loss = HeatmapMSE()
         blank = self.loss(
             self.heatmaps,
@@ -360,7 +372,14 @@ def _load_state(folder):
 
 
 @keras_evopose_export("keras_evopose.training.train_pose_model")
-def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
+def train_pose_model(
+    config,
+    resume=False,
+    verbose=2,
+    tpu=None,
+    mirrored=False,
+    multi_worker=False,
+):
     """Trains the network of a `TrainConfig` into its run folder.
 
     The paper's recipe (Adam, learning rate scaled with the batch, linear
@@ -375,7 +394,12 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
             over.
         verbose: 0 silent, 1 Keras' progress bar and one line per epoch,
             2 one line per epoch.
-        tpu, mirrored: the distribution (`keras_evopose.distribute`).
+        tpu, mirrored, multi_worker: the distribution
+            (`keras_evopose.distribute.distribution_scope`). With
+            `multi_worker`, every worker calls this with the same config;
+            the chief writes the run folder, the others train beside it
+            and write nothing there (on `resume` they read its checkpoint,
+            so the folder must be on a file system every worker reads).
 
     Returns:
         A dict: `output`, `epochs` (completed), `best` (epoch, metric,
@@ -399,12 +423,34 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
     from keras_evopose.data.keypoint_layout import KeypointLayoutError
     from keras_evopose.distribute import average_replica_statistics
     from keras_evopose.distribute import distribution_scope
+    from keras_evopose.distribute import multi_worker_role
+    from keras_evopose.distribute import prepare_multi_worker_model
+    from keras_evopose.distribute import shard_for_worker
     from keras_evopose.inference.model_contract import layout_for_data
     from keras_evopose.losses import HeatmapMSE
     from keras_evopose.training.network import build_network
     from keras_evopose.training.recipe import evopose2d_optimizer
 
-    folder = check_run_folder(config.output, resume=resume)
+    role = multi_worker_role() if multi_worker else None
+    if role and config.val_annotations:
+        raise RunFolderError(
+            "validation data is not scored under --multi-worker yet (best "
+            "is chosen by loss); drop --val-annotations/--val-images and "
+            "score RUN/last.keras with `keras-evopose evaluate`"
+        )
+    if role and not role.is_chief:
+        # The chief owns the run folder; this worker's files are scratch.
+        shared = pathlib.Path(config.output)
+        if resume:
+            check_run_folder(shared, resume=True)
+        folder = pathlib.Path(tempfile.mkdtemp(prefix="keras-evopose-worker-"))
+    else:
+        shared = folder = check_run_folder(config.output, resume=resume)
+    # Before any other TensorFlow work: a multi-worker strategy must be
+    # the first thing the process creates.
+    scope = distribution_scope(
+        tpu=tpu, mirrored=mirrored, multi_worker=multi_worker
+    )
     for path, name in (
         (config.annotations, "annotations"),
         (config.images, "images"),
@@ -428,8 +474,8 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
         # Only the lock holder writes here: a killed write's leftovers go.
         remove_partial_files(folder)
         state, checkpoint = None, None
-        if resume and (folder / STATE_FILE).exists():
-            state, checkpoint = _load_state(folder)
+        if resume and (shared / STATE_FILE).exists():
+            state, checkpoint = _load_state(shared)
         start = state["epoch"] if state else 0
         if start >= config.epochs:
             return {
@@ -470,14 +516,14 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
         keras.config.set_dtype_policy(config.precision)
         try:
             keras.utils.set_random_seed(config.seed + start)
-            with distribution_scope(tpu=tpu, mirrored=mirrored):
+            with scope:
                 if checkpoint is not None:
                     model = keras.saving.load_model(str(checkpoint))
-                    if int(model.optimizer.iterations) != state["iterations"]:
+                    step = _optimizer_step(model.optimizer)
+                    if step != state["iterations"]:
                         raise StateFileError(
                             f"{checkpoint} is at optimizer step "
-                            f"{int(model.optimizer.iterations)}, but "
-                            f"{folder / STATE_FILE} says "
+                            f"{step}, but {shared / STATE_FILE} says "
                             f"{state['iterations']}; restore the pair or "
                             "remove both to restart"
                         )
@@ -495,6 +541,7 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
                         ),
                         loss=HeatmapMSE(),
                     )
+                prepare_multi_worker_model(model)
                 # Each session draws a new order: a resumed run does not
                 # replay the data of its first epochs.
                 data_seed = config.seed + start
@@ -523,6 +570,8 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
                         keypoint_layout=model.keypoint_layout or layout,
                         **common,
                     )
+                if role:
+                    dataset = shard_for_worker(dataset, config.batch_size, role)
                 state = state or {
                     "epoch": 0,
                     "checkpoint": None,
@@ -598,6 +647,8 @@ def train_pose_model(config, resume=False, verbose=2, tpu=None, mirrored=False):
         raise
     finally:
         lock.release()
+        if folder != shared:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _remove_created(paths):
