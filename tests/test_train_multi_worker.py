@@ -113,7 +113,21 @@ def _state(run):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["tensorflow"])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "tensorflow",
+        # Compiling for XLA on 2 shared cores takes minutes: outside the
+        # suite's budget, run with KERAS_EVOPOSE_TEST_JAX_WORKERS=1.
+        pytest.param(
+            "jax",
+            marks=pytest.mark.skipif(
+                not os.environ.get("KERAS_EVOPOSE_TEST_JAX_WORKERS"),
+                reason="set KERAS_EVOPOSE_TEST_JAX_WORKERS=1 (minutes)",
+            ),
+        ),
+    ],
+)
 def test_two_workers_train_resume_and_save_one_run(
     backend, coco_mini, tmp_path
 ):
@@ -165,3 +179,47 @@ def test_two_workers_train_resume_and_save_one_run(
         assert (run / name).is_file(), name
     # The other worker's scratch folder went with its run.
     assert not list((tmp_path / "resume-tmp").iterdir())
+
+
+@pytest.mark.parametrize(
+    "tf_config, extra, expected",
+    [
+        (None, [], "TF_CONFIG, which is not set"),
+        ('{"cluster": {"worker": ["a:1"]}}', [], "does not name this task"),
+        (
+            '{"cluster": {"worker": ["a:1", "b:2"]}, '
+            '"task": {"type": "worker", "index": 0}}',
+            ["--val-annotations", "VAL", "--val-images", "VALIMAGES"],
+            "drop --val-annotations",
+        ),
+    ],
+)
+def test_refusals_are_one_line_and_write_nothing(
+    tf_config, extra, expected, coco_mini, tmp_path, monkeypatch, capsys
+):
+    from keras_evopose.cli import main
+
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    extra = [
+        {
+            "VAL": str(coco_mini["annotations"]),
+            "VALIMAGES": str(coco_mini["images"]),
+        }.get(value, value)
+        for value in extra
+    ]
+    status = main(
+        [
+            "train", "--multi-worker", "--preset", "test",
+            "--annotations", str(coco_mini["annotations"]),
+            "--images", str(coco_mini["images"]),
+            "--output", str(tmp_path / "run"), *extra,
+        ]
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert len(err) == 1 and err[0].startswith("keras-evopose train: error: ")
+    assert expected in err[0], err
+    assert not (tmp_path / "run").exists()
