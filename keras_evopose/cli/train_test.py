@@ -215,3 +215,27 @@ def test_a_full_disk_is_one_line_and_the_run_resumes(
         assert [row["epoch"] for row in state["history"]] == [1, 2, 3, 4]
     finally:
         subprocess.run(["umount", "-l", str(disk)])
+
+
+def test_ctrl_c_before_the_first_epoch_leaves_nothing(
+    coco_mini, tmp_path, capsys, monkeypatch
+):
+    from keras_evopose.training import network
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    # Ctrl-C while the network is built: the folder is locked, nothing
+    # trained, so nothing is kept and the same command starts again.
+    monkeypatch.setattr(network, "build_network", interrupted)
+    run = tmp_path / "run"
+    error = _one_line(
+        capsys,
+        ["train", "--preset", "test", *_paths(coco_mini), *TINY,
+         "--output", str(run)],
+        "interrupted before the first epoch; nothing was saved in "
+        f"{run}: run the same command again",
+        status=130,
+    )  # fmt: skip
+    assert error.startswith("keras-evopose train: ")
+    assert not run.exists()

@@ -641,7 +641,8 @@ def train_pose_model(
             "learning_rate": state.get("learning_rate"),
             "history": state["history"],
         }
-    except Exception:
+    except BaseException:
+        # Ctrl-C included: before training nothing is saved.
         if not training:
             _remove_created(created)
         raise
