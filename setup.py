@@ -41,6 +41,9 @@ setup(
             "tensorflow-model-optimization==0.8.1",
         ],
         "jax": ["jax==0.10.2", "jaxlib==0.10.2"],
+        # `keras-evopose export --format onnx`: Keras' ONNX export runs
+        # tf2onnx; ONNXModel runs ONNX Runtime.
+        "onnx": ["onnx==1.23.*", "onnxruntime==1.32.*", "tf2onnx==1.17.*"],
         # benchmarks/search_quality.py's NSGA-II baseline; the library
         # never imports it.
         "bench": ["optuna==5.*"],

@@ -56,7 +56,7 @@ SUBCOMMANDS = {
     ),
     "export": (
         "keras_evopose.cli.export",
-        "write a LiteRT .tflite file (full-integer int8 by --int8)",
+        "write a LiteRT .tflite (int8 by --int8) or an ONNX file",
     ),
 }
 

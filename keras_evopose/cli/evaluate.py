@@ -14,11 +14,12 @@ from keras_evopose.cli import read_keypoint_layout
 
 
 def add_model_arguments(parser):
-    """`--model PATH` (.keras or .tflite) or `--preset NAME [--weights]`."""
+    """`--model PATH` (.keras, .tflite or .onnx) or `--preset NAME
+    [--weights]`."""
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument(
         "--model",
-        help="a saved .keras model, or a .tflite file written by "
+        help="a saved .keras model, or a .tflite or .onnx file written by "
         "`keras-evopose export`",
     )
     group.add_argument(
@@ -39,21 +40,36 @@ def check_model_arguments(args):
                 "--weights goes with --preset; a --model file holds its "
                 "own weights"
             )
-        if not path.endswith((".keras", ".tflite")):
+        if not path.endswith((".keras", ".tflite", ".onnx")):
             raise UsageError(
                 f"--model {path}: expected a .keras file (model.save) or a "
-                ".tflite file (keras-evopose export)"
+                ".tflite or .onnx file (keras-evopose export)"
             )
+        if path.endswith(".onnx"):
+            check_onnx_packages(f"--model {path}")
         return
     check_preset(args.preset)
     if args.weights:
         check_file(args.weights, "--weights")
 
 
+def check_onnx_packages(what):
+    """UsageError naming `what` and the `onnx` extra unless onnx,
+    onnxruntime and tf2onnx import."""
+    from keras_evopose.export.onnx import ONNX_INSTALL_HINT
+    from keras_evopose.export.onnx import missing_onnx_packages
+
+    missing = missing_onnx_packages()
+    if missing:
+        raise UsageError(
+            f"{what} needs {', '.join(missing)}: {ONNX_INSTALL_HINT}"
+        )
+
+
 def load_model(args):
-    """The model named by `add_model_arguments`' flags: a Keras model, or
-    a `LiteRTModel` for a `.tflite` file (same `predict_on_batch`,
-    `input_shape` and `output_shape`)."""
+    """The model named by `add_model_arguments`' flags: a Keras model, a
+    `LiteRTModel` for a `.tflite` file or an `ONNXModel` for an `.onnx`
+    file (same `predict_on_batch`, `input_shape` and `output_shape`)."""
     import keras
 
     check_model_arguments(args)
@@ -64,6 +80,18 @@ def load_model(args):
 
             with native_log_filter(keep=keep_native_logs(args)):
                 return LiteRTModel(path)
+        if path.endswith(".onnx"):
+            from keras_evopose.export import ONNXModel
+
+            try:
+                return ONNXModel(path)
+            except Exception as error:  # onnxruntime's protobuf/graph errors
+                cause = str(error).splitlines()[0][:200] if str(error) else ""
+                raise UsageError(
+                    f"--model {path} cannot be loaded by ONNX Runtime "
+                    f"({type(error).__name__}: {cause}); pass a file "
+                    "written by keras-evopose export --format onnx"
+                ) from None
         try:
             return keras.saving.load_model(path, compile=False)
         except Exception as error:  # zipfile, JSON and Keras errors
@@ -102,7 +130,8 @@ def add_parser(subparsers):
             "Crops every person box (ground truth, or --detections), "
             "predicts heatmaps (with the flip test unless --no-flip), "
             "decodes them and prints pycocotools' keypoint AP/AR table. "
-            "The model is a .keras file, a .tflite file from `export` "
+            "The model is a .keras file, a .tflite or .onnx file from "
+            "`export` "
             "(scored through the LiteRT interpreter) or a preset."
         ),
     )

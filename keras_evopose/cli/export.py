@@ -1,5 +1,6 @@
 """`keras-evopose export`: write a LiteRT `.tflite` file (int8, float16
-or float32) and compare its heatmaps with the Keras model's."""
+or float32) or an ONNX file and compare its heatmaps with the Keras
+model's."""
 
 import json
 import os
@@ -21,6 +22,8 @@ BUNDLED_ANNOTATIONS = (
     BUNDLED_DATA / "annotations" / "person_keypoints_val2017_mini.json"
 )
 BUNDLED_IMAGES = BUNDLED_DATA / "val2017"
+FORMATS = ("litert", "onnx")
+SUFFIXES = {"litert": ".tflite", "onnx": ".onnx"}
 
 
 def add_parser(subparsers):
@@ -29,7 +32,8 @@ def add_parser(subparsers):
     parser = subparsers.add_parser(
         "export",
         description=(
-            "Exports a model to LiteRT with a fixed batch-1 input. --int8 "
+            "Exports a model to LiteRT with a fixed batch-1 input (or, with "
+            "--format onnx, to float32 ONNX with a dynamic batch). --int8 "
             "writes a full-integer file (int8 weights, activations, input "
             "and output; int32 biases) calibrated on person crops of a COCO "
             "keypoints JSON + images (the bundled COCO subset by default). "
@@ -38,6 +42,13 @@ def add_parser(subparsers):
         ),
     )
     add_model_arguments(parser)
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="litert",
+        help="litert (.tflite, default) or onnx (float32, needs the onnx "
+        "extra)",
+    )
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument(
         "--int8", action="store_true", help="full-integer quantization"
@@ -46,7 +57,9 @@ def add_parser(subparsers):
         "--float16", action="store_true", help="float16 weights"
     )
     parser.add_argument(
-        "--output", default=None, help="default: <name>_<precision>.tflite"
+        "--output",
+        default=None,
+        help="default: <name>_<precision>.tflite (.onnx with --format onnx)",
     )
     parser.add_argument(
         "--annotations",
@@ -90,12 +103,12 @@ def crop_images(model, annotations, images, limit=None):
     return np.concatenate(batches)[:limit]
 
 
-def heatmap_difference(model, litert_model, images):
+def heatmap_difference(model, exported_model, images):
     """Max and mean absolute heatmap difference, and the heatmap range."""
     import numpy as np
 
     expected = model.predict(images, verbose=0)
-    actual = litert_model.predict(images)
+    actual = exported_model.predict(images)
     error = np.abs(actual - expected)
     return {
         "max_error": float(error.max()),
@@ -107,13 +120,18 @@ def heatmap_difference(model, litert_model, images):
 
 def run(args):
     from keras_evopose.cli.evaluate import check_model_arguments
+    from keras_evopose.cli.evaluate import check_onnx_packages
     from keras_evopose.cli.evaluate import load_model
     from keras_evopose.data.coco_instances import read_json
-    from keras_evopose.export import LiteRTModel
-    from keras_evopose.export import export_litert
-    from keras_evopose.export import tensor_dtypes
     from keras_evopose.export.litert import CONTRACT_SUFFIX
 
+    onnx = args.format == "onnx"
+    if onnx and (args.int8 or args.float16):
+        raise UsageError(
+            f"--{'int8' if args.int8 else 'float16'} is a LiteRT "
+            "quantization; --format onnx writes float32 (drop the flag or "
+            "use --format litert)"
+        )
     if args.num_calibration_samples < 1:
         raise UsageError(
             "--num-calibration-samples must be >= 1; got "
@@ -121,14 +139,22 @@ def run(args):
         )
     if (args.annotations is None) != (args.images is None):
         raise UsageError("give both --annotations and --images, or neither")
-    if args.model and args.model.endswith(".tflite"):
+    if args.model and args.model.endswith((".tflite", ".onnx")):
         raise UsageError(
-            f"--model {args.model} is already a .tflite file; export takes "
-            "a .keras model or a --preset"
+            f"--model {args.model} is already an exported file; export "
+            "takes a .keras model or a --preset"
         )
     check_model_arguments(args)
+    suffix = SUFFIXES[args.format]
     if args.output:
         check_output(args.output, "--output")
+        if not args.output.endswith(suffix):
+            raise UsageError(
+                f"--output {args.output}: --format {args.format} writes a "
+                f"{suffix} file; end the name with {suffix}"
+            )
+    if onnx:
+        check_onnx_packages("--format onnx")
     annotations, images = args.annotations, args.images
     if annotations is not None:
         check_file(annotations, "--annotations")
@@ -144,7 +170,7 @@ def run(args):
         annotations, images = BUNDLED_ANNOTATIONS, BUNDLED_IMAGES
     quantization = "int8" if args.int8 else "float16" if args.float16 else None
     name = args.preset or pathlib.Path(args.model).stem
-    output = args.output or f"{name}_{quantization or 'float32'}.tflite"
+    output = args.output or f"{name}_{quantization or 'float32'}{suffix}"
     # One line as each stage starts (the int8 conversion alone takes
     # tens of seconds); on stderr with --json, whose stdout is one object.
     start = time.monotonic()
@@ -158,36 +184,33 @@ def run(args):
     model = load_model(args)
     stage(f"cropping the people of {annotations}")
     crops = crop_images(model, annotations, images)
-    stage(
-        f"converting to {quantization or 'float32'} LiteRT"
-        + (
-            f" (calibrating on {min(len(crops), args.num_calibration_samples)}"
-            " crops)"
-            if quantization == "int8"
-            else ""
+    if onnx:
+        stage("converting to float32 ONNX")
+        exported_model, dtypes = export_onnx_file(model, output, args)
+    else:
+        stage(
+            f"converting to {quantization or 'float32'} LiteRT"
+            + (
+                " (calibrating on "
+                f"{min(len(crops), args.num_calibration_samples)} crops)"
+                if quantization == "int8"
+                else ""
+            )
         )
-    )
-    # The converter and the interpreter log MLIR passes, calibration and
-    # delegate lines natively: kept only with --log-level info or debug.
-    with native_log_filter(keep=keep_native_logs(args)):
-        export_litert(
-            model,
-            output,
-            quantization=quantization,
-            representative_data=crops,
-            num_calibration_samples=args.num_calibration_samples,
+        exported_model, dtypes = export_litert_file(
+            model, output, quantization, crops, args
         )
-        litert_model = LiteRTModel(output)
     stage(f"comparing heatmaps with Keras on {len(crops)} crops")
     report = {
         "output": str(output),
+        "format": args.format,
         "bytes": os.path.getsize(output),
         "quantization": quantization or "float32",
-        "tensor_dtypes": tensor_dtypes(output),
+        "tensor_dtypes": dtypes,
         "num_compared_crops": len(crops),
-        **heatmap_difference(model, litert_model, crops),
+        **heatmap_difference(model, exported_model, crops),
     }
-    contract = output[: -len(".tflite")] + CONTRACT_SUFFIX
+    contract = output[: -len(suffix)] + CONTRACT_SUFFIX
     if os.path.exists(contract):
         report["contract"] = contract
     if args.json:
@@ -209,3 +232,43 @@ def run(args):
         f"{report['heatmap_max']:.4g}])"
     )
     return 0
+
+
+def export_litert_file(model, output, quantization, crops, args):
+    """`(LiteRTModel, tensor dtype counts)` of the `.tflite` written."""
+    from keras_evopose.export import LiteRTModel
+    from keras_evopose.export import export_litert
+    from keras_evopose.export import tensor_dtypes
+
+    # The converter and the interpreter log MLIR passes, calibration and
+    # delegate lines natively: kept only with --log-level info or debug.
+    with native_log_filter(keep=keep_native_logs(args)):
+        export_litert(
+            model,
+            output,
+            quantization=quantization,
+            representative_data=crops,
+            num_calibration_samples=args.num_calibration_samples,
+        )
+        return LiteRTModel(output), tensor_dtypes(output)
+
+
+def export_onnx_file(model, output, args):
+    """`(ONNXModel, initializer dtype counts)` of the `.onnx` written."""
+    import collections
+
+    import onnx
+
+    from keras_evopose.export import ONNXModel
+    from keras_evopose.export import export_onnx
+
+    # tf2onnx logs its passes through Python logging and TensorFlow's
+    # graph freezing natively: kept only with --log-level info or debug.
+    with native_log_filter(keep=keep_native_logs(args)):
+        export_onnx(model, output)
+        graph = onnx.load(output).graph
+    counts = collections.Counter(
+        onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).name
+        for tensor in graph.initializer
+    )
+    return ONNXModel(output), dict(sorted(counts.items()))

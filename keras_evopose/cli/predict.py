@@ -184,7 +184,8 @@ def add_parser(subparsers):
             "the keypoints scoring above --min-score and the limbs between "
             "them drawn (at most "
             f"{MAX_DRAWING_SIDE} pixels on its longest side). The model is "
-            "a .keras file, a .tflite file from `export` or a preset."
+            "a .keras file, a .tflite or .onnx file from `export` or a "
+            "preset."
         ),
     )
     parser.add_argument("image", help="JPEG or PNG image")

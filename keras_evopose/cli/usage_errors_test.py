@@ -75,7 +75,7 @@ def test_evaluate_and_predict_model_and_path_errors(paths, capsys):
     one_line_error(
         capsys,
         ["export", "--model", "small_int8.tflite"],
-        "already a .tflite file",
+        "already an exported file",
     )
 
 

@@ -7,7 +7,7 @@ from keras_evopose.api_export import keras_evopose_export
 
 def read_contract(path):
     """`(SampleOptions or None, KeypointLayout or None)` from the contract
-    written beside the `.tflite` file at `path`, if any."""
+    written beside the `.tflite` or `.onnx` file at `path`, if any."""
     import json
     import os
 
@@ -15,8 +15,11 @@ def read_contract(path):
     from keras_evopose.data.sample_options import SampleOptions
     from keras_evopose.export.litert import CONTRACT_SUFFIX
 
-    contract_path = str(path)[: -len(".tflite")] + CONTRACT_SUFFIX
-    if not str(path).endswith(".tflite") or not os.path.exists(contract_path):
+    stem, extension = os.path.splitext(str(path))
+    contract_path = stem + CONTRACT_SUFFIX
+    if extension not in (".tflite", ".onnx") or not os.path.exists(
+        contract_path
+    ):
         return None, None
     try:
         with open(contract_path) as handle:
@@ -30,7 +33,7 @@ def read_contract(path):
     except (ValueError, TypeError, AttributeError) as error:
         raise ValueError(
             f"{contract_path} is not a data contract written by "
-            f"export_litert ({error}); delete it or export again"
+            f"keras-evopose export ({error}); delete it or export again"
         ) from None
 
 
