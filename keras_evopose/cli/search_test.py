@@ -249,7 +249,7 @@ def test_a_worker_adopts_its_chiefs_settings_or_names_each_difference(
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1
     assert "differ from its chief's" in error
-    assert "child_epochs 3 (chief: 1); max_trials 9 (chief: 6)" in error
+    assert "child_epochs 3 (chief: 1); max_trials 9 (chief: 5)" in error
 
 
 def _saved_search(folder, trials=3, **settings):
@@ -275,7 +275,7 @@ def test_damaged_or_lost_settings_and_too_few_trials_are_one_line(
     assert "give --max-trials 3 or more" in error
     assert config.read_text() == before  # refused before any write
     # A type error in the saved settings names the file.
-    config.write_text(before.replace('"max_trials": 6', '"max_trials": "6"'))
+    config.write_text(before.replace('"max_trials": 5', '"max_trials": "5"'))
     assert main(["search", "--resume", str(tmp_path)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0
