@@ -197,11 +197,11 @@ def run(args):
     strategy = None
     if args.tpu or args.mirrored:
         strategy = strategy_from_flags(tpu=args.tpu, mirrored=args.mirrored)
-    from keras_tuner.src import config as keras_tuner_config
+    from keras_evopose.search.resumable_oracle import show_trial_tracebacks
 
     # A failed trial is one line (its traceback stays in its trial.json),
     # not keras-tuner's printed stack trace.
-    keras_tuner_config.DEBUG = False
+    show_trial_tracebacks(False)
     try:
         outcome = run_coco_search(
             config,

@@ -8,8 +8,6 @@ import time
 import keras
 import keras_tuner
 import numpy as np
-from keras_tuner.src.distribute import utils as distribute_utils
-from keras_tuner.src.engine import tuner_utils
 
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.callbacks.weight_transfer_callback import (
@@ -21,6 +19,12 @@ from keras_evopose.search.evolution_oracle import EvolutionOracle
 from keras_evopose.search.evopose2d_hypermodel import EvoPose2DHyperModel
 from keras_evopose.search.resumable_oracle import ENDED
 from keras_evopose.search.resumable_oracle import ENVIRONMENT_FAILURE
+from keras_evopose.search.resumable_oracle import TunerCallback
+from keras_evopose.search.resumable_oracle import add_oracle_service
+from keras_evopose.search.resumable_oracle import convert_to_metrics_dict
+from keras_evopose.search.resumable_oracle import get_best_step
+from keras_evopose.search.resumable_oracle import is_chief_oracle
+from keras_evopose.search.resumable_oracle import validate_trial_results
 from keras_evopose.search.trial_timing import TrialTiming
 from keras_evopose.utils.state_files import DiskFullError
 from keras_evopose.utils.state_files import StateFileError
@@ -104,13 +108,9 @@ def _serve_oracle(oracle):
     from concurrent import futures
 
     import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute.oracle_chief import OracleServicer
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    protos.get_service_grpc().add_OracleServicer_to_server(
-        OracleServicer(oracle), server
-    )
+    add_oracle_service(server, oracle)
     address = (
         f"{os.environ['KERASTUNER_ORACLE_IP']}:"
         f"{os.environ['KERASTUNER_ORACLE_PORT']}"
@@ -324,7 +324,7 @@ class EvolutionTuner(keras_tuner.Tuner):
     # The search loop.
 
     def search(self, *fit_args, **fit_kwargs):
-        if distribute_utils.is_chief_oracle():
+        if is_chief_oracle():
             if "verbose" in fit_kwargs:
                 self.oracle.verbose = fit_kwargs["verbose"]
             self.save()
@@ -400,7 +400,7 @@ class EvolutionTuner(keras_tuner.Tuner):
                 self._get_build_config_fname(trial.trial_id),
                 model.get_build_config(),
             )
-        tuner_utils.validate_trial_results(
+        validate_trial_results(
             results, self.oracle.objective, "HyperModel.fit()"
         )
         return results
@@ -482,7 +482,7 @@ class EvolutionTuner(keras_tuner.Tuner):
             fit_kwargs["callbacks"] = (
                 own_callbacks
                 + callbacks
-                + [tuner_utils.TunerCallback(self, trial), best, timing]
+                + [TunerCallback(self, trial), best, timing]
             )
             histories.append(
                 self._build_and_fit_model(trial, *args, **fit_kwargs)
@@ -504,12 +504,10 @@ class EvolutionTuner(keras_tuner.Tuner):
         # metrics (trial.json, the results): seconds per phase up to here,
         # the end-of-trial writes follow.
         results = self.run_trial(trial, *fit_args, **fit_kwargs)
-        tuner_utils.validate_trial_results(
+        validate_trial_results(
             results, self.oracle.objective, "Tuner.run_trial()"
         )
-        metrics = tuner_utils.convert_to_metrics_dict(
-            results, self.oracle.objective
-        )
+        metrics = convert_to_metrics_dict(results, self.oracle.objective)
         metrics.update(
             {
                 f"time_{name}": value
@@ -519,7 +517,7 @@ class EvolutionTuner(keras_tuner.Tuner):
         self.oracle.update_trial(
             trial.trial_id,
             metrics,
-            step=tuner_utils.get_best_step(results, self.oracle.objective),
+            step=get_best_step(results, self.oracle.objective),
         )
 
     def _write_checkpoint(self, trial, best):

@@ -29,7 +29,9 @@ import random
 import time
 
 import keras_tuner
+from keras_tuner.src import config as keras_tuner_config
 from keras_tuner.src.distribute import utils as distribute_utils
+from keras_tuner.src.engine import tuner_utils
 
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.utils.state_files import StateFileError
@@ -47,6 +49,29 @@ ENDED = (COMPLETED, FAILED)
 # Marks a trial that failed because of its environment (a bad or missing
 # file, an I/O error), not its network: resuming runs it again.
 ENVIRONMENT_FAILURE = "environment error:"
+
+# keras-tuner internals the tuner needs, named here (see the docstring).
+is_chief_oracle = distribute_utils.is_chief_oracle
+TunerCallback = tuner_utils.TunerCallback
+validate_trial_results = tuner_utils.validate_trial_results
+convert_to_metrics_dict = tuner_utils.convert_to_metrics_dict
+get_best_step = tuner_utils.get_best_step
+
+
+def show_trial_tracebacks(show):
+    """Whether keras-tuner prints a failed trial's stack trace (its
+    `trial.json` keeps it either way)."""
+    keras_tuner_config.DEBUG = bool(show)
+
+
+def add_oracle_service(server, oracle):
+    """Serves `oracle` to the workers on the gRPC `server` (the chief)."""
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+    protos.get_service_grpc().add_OracleServicer_to_server(
+        OracleServicer(oracle), server
+    )
 
 
 def environment_failure(message):
