@@ -20,6 +20,7 @@ command (same id: it takes its interrupted trial back at once).
 
 import dataclasses
 import json
+import logging
 import pathlib
 import sys
 
@@ -32,6 +33,14 @@ from keras_evopose.cli import parse_size
 
 # Deprecated spellings still accepted: flag -> setting.
 ALIASES = {"--image-size": "input_size"}
+
+
+class PrintedLines(logging.Handler):
+    """Prints each message as a line of the command's output (stdout),
+    beside its progress lines."""
+
+    def emit(self, record):
+        print(self.format(record), flush=True)
 
 
 def _fields():
@@ -197,11 +206,18 @@ def run(args):
     strategy = None
     if args.tpu or args.mirrored:
         strategy = strategy_from_flags(tpu=args.tpu, mirrored=args.mirrored)
-    from keras_evopose.search.resumable_oracle import show_trial_tracebacks
+    from keras_evopose.search import resumable_oracle
 
     # A failed trial is one line (its traceback stays in its trial.json),
     # not keras-tuner's printed stack trace.
-    show_trial_tracebacks(False)
+    resumable_oracle.show_trial_tracebacks(False)
+    # The Oracle's messages (a silent worker's trial handed on) are lines
+    # of the search's output, not log records on stderr.
+    oracle_lines = PrintedLines()
+    oracle_log = resumable_oracle.logger
+    propagate = oracle_log.propagate
+    oracle_log.addHandler(oracle_lines)
+    oracle_log.propagate = False
     try:
         outcome = run_coco_search(
             config,
@@ -228,6 +244,9 @@ def run(args):
             file=sys.stderr,
         )
         return 130
+    finally:
+        oracle_log.removeHandler(oracle_lines)
+        oracle_log.propagate = propagate
     if outcome.role == "worker":
         if args.verbose:
             print("search over: the chief writes the results")

@@ -301,3 +301,30 @@ def test_a_misspelled_preset_names_the_flag_and_the_closest_preset(
     assert len(error.splitlines()) == 1, error
     assert "--preset 'smal'" in error and "did you mean 'small'" in error
     assert not output.exists()
+
+
+def test_the_oracles_messages_are_lines_of_the_output(
+    tmp_path, capsys, monkeypatch
+):
+    import types
+
+    import keras_evopose.search
+    from keras_evopose.search import resumable_oracle
+
+    line = (
+        "EvolutionOracle: worker tuner0 has been silent for 190 s; trial 07 "
+        "goes to another worker."
+    )
+
+    def search_where_a_worker_dies(config, **kwargs):
+        resumable_oracle.logger.warning("%s", line)
+        return types.SimpleNamespace(role="worker")
+
+    monkeypatch.setattr(
+        keras_evopose.search, "run_coco_search", search_where_a_worker_dies
+    )
+    assert main(["search", "--output", str(tmp_path / "run")]) == 0
+    assert line in capsys.readouterr().out.splitlines()
+    # Only for the search: the logger is as it was afterwards.
+    assert resumable_oracle.logger.handlers == []
+    assert resumable_oracle.logger.propagate

@@ -378,10 +378,13 @@ class ResumableOracle(keras_tuner.Oracle):
             if now - last > self.heartbeat_timeout:
                 self.ongoing_trials.pop(tuner_id)
                 self.tuner_ids.discard(tuner_id)
-                print(
-                    f"EvolutionOracle: worker {tuner_id} has been silent for "
-                    f"{now - last:.0f} s; trial {trial.trial_id} goes to "
-                    "another worker."
+                logger.warning(
+                    "%s: worker %s has been silent for %.0f s; trial %s "
+                    "goes to another worker.",
+                    type(self).__name__,
+                    tuner_id,
+                    now - last,
+                    trial.trial_id,
                 )
                 self._requeue(
                     trial.trial_id, f"worker {tuner_id} stopped reporting"
