@@ -10,6 +10,7 @@ import keras_tuner
 import numpy as np
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.callbacks.interrupt_check import InterruptCheck
 from keras_evopose.callbacks.weight_transfer_callback import (
     WeightTransferCallback,
 )
@@ -448,6 +449,7 @@ class EvolutionTuner(keras_tuner.Tuner):
             self._timing = TrialTiming()
         timing = self._timing
         own_callbacks = [
+            InterruptCheck(),
             timing.mark("setup"),
             ModelSizeLogger(),
             timing.mark("model_size"),

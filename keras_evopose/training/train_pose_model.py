@@ -414,6 +414,7 @@ def train_pose_model(
     import keras
 
     from keras_evopose.callbacks import COCOEvaluation
+    from keras_evopose.callbacks.interrupt_check import InterruptCheck
     from keras_evopose.data import KeypointLayout
     from keras_evopose.data import coco_keypoints_dataset
     from keras_evopose.data import load_coco_instances
@@ -580,7 +581,10 @@ def train_pose_model(
                 }
                 state.update(steps_per_epoch=steps, data_seed=data_seed)
                 probe = _DivergenceProbe(dataset)
-                callbacks = [keras.callbacks.TerminateOnNaN()]
+                callbacks = [
+                    InterruptCheck(),
+                    keras.callbacks.TerminateOnNaN(),
+                ]
                 monitor = "loss"
                 if config.val_annotations:
                     callbacks.append(
