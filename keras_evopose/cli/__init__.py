@@ -445,8 +445,9 @@ def main(argv=None):
             FolderLockedError,
             KeypointLayoutError,
         )
-    with recorded_interrupts():
-        return _run_command(args, user_errors)
+        with recorded_interrupts():
+            return _run_command(args, user_errors)
+    return _run_command(args, user_errors)
 
 
 @contextlib.contextmanager
