@@ -9,6 +9,9 @@ import pytest
 from keras_evopose.cli import main
 from keras_evopose.data.keypoint_layout import COCO_OKS_SIGMAS
 
+# Module-scoped fixtures: the whole file on one xdist worker.
+pytestmark = pytest.mark.xdist_group("test_custom_skeletons")
+
 FACE = ("left_eye", "right_eye", "left_ear", "right_ear")
 # Synthetic joints: the midpoint of two COCO joints each.
 MIDPOINTS = {

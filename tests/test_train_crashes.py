@@ -1,8 +1,9 @@
 """`keras-evopose train` as users run it, killed at the worst moments.
 
-Each process is the `keras-evopose` command. One run is `kill -9`ed mid
-epoch, while its checkpoint is being written and while `best.keras` is
-being written, resumed after each; it must end with the epochs, optimizer
+Each process is the `keras-evopose` command. One run is interrupted with
+Ctrl-C after its first epoch, then `kill -9`ed mid epoch, while its
+checkpoint is being written and while `best.keras` is being written,
+resumed after each; it must end with the epochs, optimizer
 step and learning rate of an uninterrupted run, having lost at most the
 epoch in progress at each kill.
 """
@@ -17,7 +18,7 @@ import pytest
 from cli_process import kill
 from cli_process import start
 
-EPOCHS = 6
+EPOCHS = 7
 TIMEOUT = 300
 
 
@@ -85,7 +86,9 @@ def _kill_when(process, run, moment):
 
 
 @pytest.mark.slow
-def test_kill_9_at_the_worst_moments_then_resume(coco_mini, tmp_path):
+def test_ctrl_c_and_kill_9_at_the_worst_moments_then_resume(
+    coco_mini, tmp_path
+):
     from keras_evopose.training import TrainConfig
     from keras_evopose.training import train_pose_model
 
@@ -107,6 +110,24 @@ def test_kill_9_at_the_worst_moments_then_resume(coco_mini, tmp_path):
     run = tmp_path / "run"
     kills = []
     process = _start(*_flags(coco_mini), "--output", str(run))
+    # First Ctrl-C after epoch 1: one last line naming the resume
+    # command, exit 130, the completed epochs kept.
+    deadline = time.monotonic() + TIMEOUT
+    while _state(run)["epoch"] < 1 and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 130, output[-2000:]
+    assert "Traceback" not in output
+    lines = output.strip().splitlines()
+    last = lines[-1]
+    assert last.startswith("keras-evopose train: interrupted;"), last
+    assert f"keras-evopose train --resume {run}" in last
+    assert [line for line in lines if "--resume" in line] == [last]
+    kept = _state(run)
+    assert kept["epoch"] >= 1 and f"keeps epoch {kept['epoch']}." in last
+    process = _start("--resume", str(run))
     for moment in ("mid_epoch", "checkpoint_write", "best_write"):
         in_progress = _kill_when(process, run, moment)
         if in_progress is None:
@@ -125,6 +146,8 @@ def test_kill_9_at_the_worst_moments_then_resume(coco_mini, tmp_path):
         range(1, EPOCHS + 1)
     )
     assert state["iterations"] == EPOCHS * 4
+    # The epochs kept at Ctrl-C were not trained again.
+    assert state["history"][: kept["epoch"]] == kept["history"]
     assert math.isclose(
         state["learning_rate"],
         reference["learning_rate"],
@@ -142,36 +165,3 @@ def test_kill_9_at_the_worst_moments_then_resume(coco_mini, tmp_path):
     assert len(lines) == EPOCHS + 1
     # (moment, epoch in progress, epochs committed after the kill)
     print(f"kill matrix: {kills}")
-
-
-@pytest.mark.slow
-def test_ctrl_c_is_one_line_with_the_resume_command(coco_mini, tmp_path):
-    run = tmp_path / "run"
-    process = _start(*_flags(coco_mini), "--output", str(run))
-    deadline = time.monotonic() + TIMEOUT
-    while _state(run)["epoch"] < 1 and process.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=TIMEOUT)
-    assert process.returncode == 130, output[-2000:]
-    assert "Traceback" not in output
-    lines = output.strip().splitlines()
-    last = lines[-1]
-    assert last.startswith("keras-evopose train: interrupted;"), last
-    assert f"keras-evopose train --resume {run}" in last
-    assert [line for line in lines if "--resume" in line] == [last]
-    kept = _state(run)
-    assert kept["epoch"] >= 1 and f"keeps epoch {kept['epoch']}." in last
-    # The resume command finishes the run; the epochs kept stay as they
-    # were (not trained again).
-    process = _start("--resume", str(run))
-    output, _ = process.communicate(timeout=TIMEOUT)
-    assert process.returncode == 0, output[-3000:]
-    state = _state(run)
-    assert state["epoch"] == EPOCHS
-    assert [row["epoch"] for row in state["history"]] == list(
-        range(1, EPOCHS + 1)
-    )
-    assert state["history"][: kept["epoch"]] == kept["history"]
-    assert state["iterations"] == EPOCHS * 4

@@ -12,6 +12,9 @@ from keras_evopose.callbacks import WeightTransferCallback
 from keras_evopose.models import EvoPose2D
 from keras_evopose.models.presets import preset_arguments
 
+# Module-scoped fixtures: the whole file on one xdist worker.
+pytestmark = pytest.mark.xdist_group("weight_transfer_callback_test")
+
 GENOTYPE = list(preset_arguments("test", "backbone")["genotype"])
 # The child grows stage 4's kernel 3 -> 5: an adapted depthwise kernel.
 CHILD_GENOTYPE = GENOTYPE[:3] + [GENOTYPE[3].replace("_k3_", "_k5_")]

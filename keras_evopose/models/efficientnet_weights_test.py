@@ -9,6 +9,9 @@ from keras_evopose.models.efficientnet_weights import efficientnet_path
 from keras_evopose.models.efficientnet_weights import load_efficientnet_weights
 from keras_evopose.models.evopose2d_presets import ANCESTOR_GENOTYPE
 
+# Module-scoped fixtures: the whole file on one xdist worker.
+pytestmark = pytest.mark.xdist_group("efficientnet_weights_test")
+
 # What EfficientNet-B0 (include_top=False) has that no backbone has.
 EFFICIENTNET_ONLY = [
     "normalization/mean",

@@ -9,6 +9,9 @@ from keras_evopose.models import EvoPose2DBackbone
 from keras_evopose.models import build_flat_model
 from keras_evopose.tests import test_case
 
+# Module-scoped fixtures: the whole file on one xdist worker.
+pytestmark = pytest.mark.xdist_group("evopose2d_test")
+
 
 @pytest.fixture(scope="module")
 def test_model():

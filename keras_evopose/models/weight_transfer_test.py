@@ -13,6 +13,9 @@ from keras_evopose.models.weight_transfer import _last_block_sources
 from keras_evopose.models.weight_transfer import adapt_array
 from keras_evopose.models.weight_transfer import transfer_weights
 
+# Module-scoped fixtures: the whole file on one xdist worker.
+pytestmark = pytest.mark.xdist_group("weight_transfer_test")
+
 # The `test` preset: stage 3 is k5, 2 repeats, 16 channels; stage 4 is k3,
 # 1 repeat, 24 channels, stride 2.
 GENOTYPE = list(preset_arguments("test", "backbone")["genotype"])
