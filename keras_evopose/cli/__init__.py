@@ -21,10 +21,8 @@ import logging
 import math
 import os
 import re
-import signal
 import sys
 import tempfile
-import threading
 
 # name: (module, one-line help for `keras-evopose --help`).
 SUBCOMMANDS = {
@@ -445,29 +443,11 @@ def main(argv=None):
             FolderLockedError,
             KeypointLayoutError,
         )
+        from keras_evopose.utils.interrupts import recorded_interrupts
+
         with recorded_interrupts():
             return _run_command(args, user_errors)
     return _run_command(args, user_errors)
-
-
-@contextlib.contextmanager
-def recorded_interrupts():
-    """Ctrl-C recorded while a command runs (`keras_evopose.utils.
-    interrupts`); the caller's SIGINT handler is put back after it."""
-    from keras_evopose.utils.interrupts import install_interrupt_handler
-
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.getsignal(signal.SIGINT)
-    # Not in a thread, and not where Ctrl-C is ignored (`nohup`, `cmd &`).
-    if previous is None or previous == signal.SIG_IGN:
-        yield
-        return
-    install_interrupt_handler()
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _run_command(args, user_errors):

@@ -2,14 +2,17 @@
 
 Python runs a SIGINT handler between bytecodes, wherever they are; when
 that is inside a garbage-collection callback (JAX registers one), the
-`KeyboardInterrupt` it raises is printed as "Exception ignored" and
-dropped, and a search went on to its end. `install_interrupt_handler`
-(the command line calls it) also records the interrupt, and
+`KeyboardInterrupt` it raises is printed as "Exception ignored ...
+Traceback" and dropped, and a search went on to its end. Inside
+`recorded_interrupts()` (the command line runs every command in it) the
+interrupt is also recorded, such a dropped one is not printed, and
 `keras_evopose.callbacks.interrupt_check.InterruptCheck` raises it again
 at the next batch of any `fit`.
 """
 
+import contextlib
 import signal
+import sys
 import threading
 
 # Process-wide by nature: a signal reaches the process, not an object.
@@ -21,15 +24,39 @@ def _on_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def install_interrupt_handler():
-    """SIGINT raises `KeyboardInterrupt`, as by default, and is recorded.
+def interrupt_requested():
+    """Whether a Ctrl-C reached this process inside `recorded_interrupts`."""
+    return _REQUESTED.is_set()
 
-    Call from the main thread (signal handlers can only be set there).
+
+@contextlib.contextmanager
+def recorded_interrupts():
+    """Ctrl-C raises `KeyboardInterrupt`, as by default, and is recorded.
+
+    The caller's SIGINT handler and `sys.unraisablehook` are put back on
+    exit. A no-op outside the main thread (only it can set handlers) and
+    where Ctrl-C is ignored (`nohup`, `cmd &`).
     """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous == signal.SIG_IGN:
+        yield
+        return
+    previous_hook = sys.unraisablehook
+
+    def hook(unraisable):
+        # Dropped where it was raised; `InterruptCheck` raises it again.
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous_hook(unraisable)
+
     _REQUESTED.clear()
     signal.signal(signal.SIGINT, _on_interrupt)
-
-
-def interrupt_requested():
-    """Whether a Ctrl-C reached this process since the handler was set."""
-    return _REQUESTED.is_set()
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook
+        _REQUESTED.clear()
