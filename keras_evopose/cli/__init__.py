@@ -427,7 +427,16 @@ def main(argv=None):
     user_errors = (UsageError, FileNotFoundError)
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
     if getattr(module, "IMPORTS_FRAMEWORKS", True):
-        _import_frameworks(level)
+        try:
+            _import_frameworks(level)
+        except KeyboardInterrupt:
+            # Ctrl-C while TensorFlow loads: nothing has started yet.
+            print(
+                f"keras-evopose {args.command}: interrupted while starting; "
+                "nothing was written",
+                file=sys.stderr,
+            )
+            return 130
         from keras_evopose.data.coco_instances import DataFileError
         from keras_evopose.data.keypoint_layout import KeypointLayoutError
         from keras_evopose.distribute import StrategyUnavailableError
