@@ -44,6 +44,10 @@ setup(
         # `keras-evopose export --format onnx`: Keras' ONNX export runs
         # tf2onnx; ONNXModel runs ONNX Runtime.
         "onnx": ["onnx==1.23.*", "onnxruntime==1.32.*", "tf2onnx==1.17.*"],
+        # keras_evopose.hub: keras-hub presets and the pose Task. 0.32 is
+        # the first keras-hub for Keras 3.15; it pulls tensorflow-text,
+        # whose 2.21 wheels pin the TensorFlow we pin.
+        "hub": ["keras-hub==0.32.*"],
         # benchmarks/search_quality.py's NSGA-II baseline; the library
         # never imports it.
         "bench": ["optuna==5.*"],

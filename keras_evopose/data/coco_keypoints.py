@@ -274,6 +274,29 @@ def image_coverage(crop_to_image, image_size, input_size):
     return (cover_x * cover_y)[..., None]
 
 
+def normalize_crops(crops, crop_to_image, image_size, options):
+    """Warped crops (`warp_crop`: uint8, black outside the image) -> the
+    model's input: `normalize_image` with the options' mean and std, and
+    `options.fill` outside the image. The pipeline's last step, also run
+    by `keras_evopose.hub.EvoPose2DImageConverter`.
+
+    Args:
+        crops: `(batch, H, W, 3)` uint8 crops.
+        crop_to_image: `(batch, 2, 3)` crop -> image matrices.
+        image_size: `(batch, 2)` images' `(height, width)`.
+        options: the `SampleOptions` the crops were made with.
+    """
+    image = normalize_image(crops, options.image_mean, options.image_std)
+    if options.fill == "mean":
+        # Bilinear warping is linear: warping the mean-subtracted image
+        # with fill 0 (the reference) = this image + mean x (1 - cover).
+        coverage = image_coverage(crop_to_image, image_size, options.input_size)
+        mean = np.asarray(options.image_mean, "float32")
+        std = np.asarray(options.image_std, "float32")
+        image = image + (1.0 - coverage) * (mean / std)
+    return image
+
+
 # Deferred-warp batches pad pixels to a multiple of this (per side), so
 # a compiled train step sees a few shapes, not one per batch.
 PIXELS_PAD_MULTIPLE = 128
@@ -446,18 +469,9 @@ def build_samples(
                 "crop_to_pixels": batch.pop("crop_to_pixels"),
             }
         else:
-            image = normalize_image(
-                batch["image"], options.image_mean, options.image_std
+            batch["image"] = normalize_crops(
+                batch["image"], crop_to_image, image_size, options
             )
-            if options.fill == "mean":
-                # Bilinear warping is linear: warping the mean-subtracted
-                # image with fill 0 (the reference) = this image + mean x
-                # (1 - cover).
-                coverage = image_coverage(crop_to_image, image_size, input_size)
-                mean = np.asarray(options.image_mean, "float32")
-                std = np.asarray(options.image_std, "float32")
-                image = image + (1.0 - coverage) * (mean / std)
-            batch["image"] = image
         heatmaps, weights = heatmaps_lib.encode_heatmaps(
             batch.pop("heatmap_x"),
             batch.pop("heatmap_y"),

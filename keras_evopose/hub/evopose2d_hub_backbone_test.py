@@ -1,0 +1,84 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+keras_hub = pytest.importorskip("keras_hub")
+
+from keras_evopose.hub import EvoPose2DHubBackbone  # noqa: E402
+from keras_evopose.hub import preset_folder  # noqa: E402
+from keras_evopose.models import EvoPose2DBackbone  # noqa: E402
+from keras_evopose.models import count_flops  # noqa: E402
+from keras_evopose.models.presets import preset_arguments  # noqa: E402
+
+
+def _perturb(backbone, seed):
+    """Moves every weight away from its initial value (BN variances
+    stay > 0)."""
+    rng = np.random.default_rng(seed)
+    backbone.set_weights(
+        [
+            w * rng.uniform(0.5, 1.5, w.shape).astype(w.dtype)
+            for w in backbone.get_weights()
+        ]
+    )
+    return backbone
+
+
+def _backbone():
+    return _perturb(
+        EvoPose2DHubBackbone(**preset_arguments("test", "backbone")), 0
+    )
+
+
+def test_keras_hub_from_preset_builds_the_saved_backbone(tmp_path):
+    backbone = _backbone()
+    backbone.save_to_preset(tmp_path / "preset")
+    loaded = keras_hub.models.Backbone.from_preset(str(tmp_path / "preset"))
+    assert type(loaded) is EvoPose2DHubBackbone
+    assert isinstance(loaded, EvoPose2DBackbone)
+    images = np.random.default_rng(1).normal(size=(2, 64, 48, 3))
+    images = images.astype("float32")
+    np.testing.assert_array_equal(loaded(images), backbone(images))
+    assert loaded.get_config() == backbone.get_config()
+    with open(tmp_path / "preset" / "metadata.json") as handle:
+        metadata = json.load(handle)
+    assert metadata["parameter_count"] == backbone.count_params()
+    assert metadata["keras_evopose"] == {
+        "version": metadata["keras_evopose"]["version"],
+        "backbone_genotype": list(backbone.genotype),
+        "input_size": [64, 48],
+        "backbone_parameter_count": backbone.count_params(),
+        "backbone_flops": count_flops(backbone, (64, 48, 3)),
+    }
+
+
+def test_save_to_preset_replaces_whole_presets_only(tmp_path, monkeypatch):
+    backbone = _backbone()
+    target = tmp_path / "preset"
+    backbone.save_to_preset(target)
+    weights = (target / "model.weights.h5").read_bytes()
+
+    # A save that fails half-way leaves the earlier preset as it was.
+    def fail(folder, fields):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(preset_folder, "update_metadata", fail)
+    _perturb(backbone, seed=1)
+    with pytest.raises(OSError, match="disk full"):
+        backbone.save_to_preset(target)
+    assert (target / "model.weights.h5").read_bytes() == weights
+    assert sorted(os.listdir(tmp_path)) == ["preset"]
+    monkeypatch.undo()
+
+    backbone.save_to_preset(target)
+    assert (target / "model.weights.h5").read_bytes() != weights
+    assert sorted(os.listdir(tmp_path)) == ["preset"]
+
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="notes holds files but no preset"):
+        backbone.save_to_preset(other)
+    assert os.listdir(other) == ["todo.txt"]

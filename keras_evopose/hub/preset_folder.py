@@ -1,0 +1,82 @@
+"""Preset folders written beside and renamed into place."""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+
+from keras_evopose.utils.state_files import write_json_atomically
+
+METADATA_FILE = "metadata.json"
+CONFIG_FILE = "config.json"
+# The key of this library's fields in keras-hub's `metadata.json`.
+METADATA_KEY = "keras_evopose"
+
+# Temporary folders a `save_to_preset` of this process is filling: a task's
+# save writes its backbone into its own folder, which must not be swapped
+# a second time.
+_FILLING = set()
+
+
+@contextlib.contextmanager
+def preset_folder(preset_dir):
+    """Yields the folder to write `preset_dir`'s files into.
+
+    A new folder beside `preset_dir`, renamed to `preset_dir` when the
+    block ends without error (the previous preset, if any, is removed
+    only then), so an interrupted save leaves the old preset or none,
+    never a mix. Inside a save already under way, `preset_dir` itself.
+
+    Raises:
+        ValueError: if `preset_dir` is a file, or a non-empty folder that
+            holds no preset (it would be replaced whole).
+    """
+    target = os.path.abspath(str(preset_dir))
+    if target in _FILLING:
+        yield target
+        return
+    if os.path.exists(target):
+        if not os.path.isdir(target):
+            raise ValueError(
+                f"save_to_preset: {preset_dir} is a file; pass a folder path."
+            )
+        if os.listdir(target) and not os.path.exists(
+            os.path.join(target, CONFIG_FILE)
+        ):
+            raise ValueError(
+                f"save_to_preset: {preset_dir} holds files but no preset "
+                f"({CONFIG_FILE}); the preset replaces the whole folder, so "
+                "pass a new or empty folder."
+            )
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    name = os.path.basename(target)
+    temporary = tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent)
+    _FILLING.add(temporary)
+    try:
+        yield temporary
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    finally:
+        _FILLING.discard(temporary)
+    if os.path.exists(target):
+        previous = tempfile.mkdtemp(
+            prefix=f".{name}.", suffix=".old", dir=parent
+        )
+        os.replace(target, previous)
+        os.replace(temporary, target)
+        shutil.rmtree(previous, ignore_errors=True)
+    else:
+        os.replace(temporary, target)
+
+
+def update_metadata(preset_dir, fields):
+    """Adds `fields` under `METADATA_KEY` to keras-hub's `metadata.json`."""
+    path = os.path.join(preset_dir, METADATA_FILE)
+    with open(path) as handle:
+        metadata = json.load(handle)
+    metadata.setdefault(METADATA_KEY, {}).update(fields)
+    write_json_atomically(path, metadata, indent=4)
+
