@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import importlib
 import logging
-import math
 import os
 import re
 import sys
@@ -116,26 +115,12 @@ def check_input_size(size, stride, name="--input-size"):
     Raises:
         UsageError: naming `name`, the stride and the nearest valid sizes.
     """
-    height, width = (int(side) for side in size)
-    if height % stride == 0 and width % stride == 0 and min(size) > 0:
-        return height, width
+    from keras_evopose.utils.validation import check_multiple_of
 
-    def nearest(side):
-        # The multiples of `stride` just below and above `side`, >= stride.
-        below = max(stride, side // stride * stride)
-        above = max(stride, math.ceil(side / stride) * stride)
-        return sorted({below, above}, key=lambda value: abs(value - side))
-
-    candidates = sorted(
-        {(h, w) for h in nearest(height) for w in nearest(width)},
-        key=lambda hw: (abs(hw[0] - height) + abs(hw[1] - width), hw),
-    )
-    suggestions = ", ".join(f"{h}x{w}" for h, w in candidates[:3])
-    raise UsageError(
-        f"{name} {height}x{width}: height and width must be multiples of "
-        f"{stride} (the network's stride); nearest valid sizes: "
-        f"{suggestions}"
-    )
+    try:
+        return check_multiple_of(size, stride, name)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def preset_stride(preset):

@@ -27,9 +27,7 @@ import sys
 from keras_evopose.cli import UsageError
 from keras_evopose.cli import add_distribution_arguments
 from keras_evopose.cli import check_file
-from keras_evopose.cli import check_input_size
 from keras_evopose.cli import check_preset
-from keras_evopose.cli import parse_size
 
 # Deprecated spellings still accepted: flag -> setting.
 ALIASES = {"--image-size": "input_size"}
@@ -44,9 +42,13 @@ class PrintedLines(logging.Handler):
 
 
 def _fields():
-    from keras_evopose.search.coco_search import COCOSearchConfig
+    from keras_evopose.search.coco_search_config import COCOSearchConfig
 
     return dataclasses.fields(COCOSearchConfig)
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
 
 
 def add_parser(subparsers):
@@ -92,15 +94,13 @@ def add_parser(subparsers):
         "--verbose", type=int, default=1, help="0: quiet, 1: progress"
     )
     for field in _fields():
-        kind = type(field.default) if field.default is not None else str
-        if field.name == "max_model_size":
-            kind = int
-        flags = ["--" + field.name.replace("_", "-")]
+        flags = [_flag(field.name)]
         flags += [a for a, name in ALIASES.items() if name == field.name]
+        # Kept as text: resolve_config reads it by the setting's type
+        # (COCOSearchConfig.parse), so a bad value is one line.
         parser.add_argument(
             *flags,
             dest=field.name,
-            type=kind,
             default=None,
             help=f"{field.metadata['help']} (default: {field.default})",
         )
@@ -132,10 +132,10 @@ def resolve_config(args):
     """Defaults < saved settings (--resume) < config file < flags."""
     from keras_evopose.search import ResumeError
     from keras_evopose.search.coco_search import CONFIG_FILE
-    from keras_evopose.search.coco_search import COCOSearchConfig
     from keras_evopose.search.coco_search import load_saved_config
     from keras_evopose.search.coco_search import search_role
     from keras_evopose.search.coco_search import wait_for_saved_config
+    from keras_evopose.search.coco_search_config import COCOSearchConfig
 
     values = {}
     try:
@@ -160,29 +160,31 @@ def resolve_config(args):
             COCOSearchConfig.from_dict({**values, **config_values}, args.config)
             values.update(config_values)
         for field in _fields():
-            value = getattr(args, field.name)
-            if value is not None:
-                values[field.name] = value
+            text = getattr(args, field.name)
+            if text is not None:
+                try:
+                    values[field.name] = COCOSearchConfig.parse(
+                        field.name, text
+                    )
+                except ValueError as error:
+                    raise UsageError(f"{_flag(field.name)}: {error}") from None
         if args.preset is not None:
             # Named by its flag, with the closest spelling, as elsewhere.
             check_preset(args.preset)
         if args.resume:
             values["output"] = str(args.resume)
         config = COCOSearchConfig.from_dict(values)
+        # The ancestor, its stride and the input size (a multiple of it).
+        config.resolve()
     except (ValueError, ResumeError) as error:
         raise UsageError(str(error)) from None
-    if config.input_size is not None:
-        from keras_evopose.search.coco_search import ancestor_stride
-
-        size = parse_size(config.input_size, "--input-size")
-        check_input_size(size, ancestor_stride(config))
     from keras_evopose.data.coco_split import read_coco_json
 
     for name in ("annotations", "images", "val_annotations", "val_images"):
         path = getattr(config, name)
         if path is None:
             continue
-        flag = "--" + name.replace("_", "-")
+        flag = _flag(name)
         if name.endswith("images"):
             check_file(path, flag, kind="folder")
             continue

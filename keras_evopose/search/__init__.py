@@ -11,9 +11,9 @@ from keras_evopose.models.genotype import genotype_to_string
 from keras_evopose.models.weight_transfer import TransferEntry
 from keras_evopose.models.weight_transfer import TransferReport
 from keras_evopose.models.weight_transfer import transfer_weights
-from keras_evopose.search.coco_search import COCOSearchConfig
 from keras_evopose.search.coco_search import SearchOutcome
 from keras_evopose.search.coco_search import run_coco_search
+from keras_evopose.search.coco_search_config import COCOSearchConfig
 from keras_evopose.search.evolution_oracle import EvolutionOracle
 from keras_evopose.search.evolution_tuner import EvolutionTuner
 from keras_evopose.search.evopose2d_hypermodel import EvoPose2DHyperModel

@@ -17,6 +17,9 @@ import shutil
 import warnings
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.search.coco_search_config import BUNDLED_TRAIN
+from keras_evopose.search.coco_search_config import BUNDLED_VAL
+from keras_evopose.search.coco_search_config import COCOSearchConfig
 from keras_evopose.search.evolution_oracle import ResumeError
 from keras_evopose.utils.folder_lock import FolderLock
 from keras_evopose.utils.state_files import read_json_state
@@ -28,286 +31,6 @@ CONFIG_FILE = "search_config.json"
 PROJECT = "tuner"
 BEST_MODEL = "best_model.keras"
 UNTRAINED_FILE = "untrained.json"
-
-
-def _bundled_data():
-    # The bundled images sit in the repository, next to the package
-    # (editable install); from a regular install, `./data`.
-    repository = pathlib.Path(__file__).resolve().parents[2]
-    bundled = repository / "data"
-    if not (bundled / "coco_kpt_mini").exists():
-        bundled = pathlib.Path("data")
-    return bundled
-
-
-BUNDLED_DATA = _bundled_data()
-BUNDLED_COCO = BUNDLED_DATA / "coco_kpt_mini"
-# The main job trains on one set of genuine COCO images and validates on
-# people it never sees (another set).
-BUNDLED_TRAIN = (
-    BUNDLED_DATA
-    / "coco_kpt_extra"
-    / "annotations"
-    / "person_keypoints_extra.json",
-    BUNDLED_DATA / "coco_kpt_extra" / "images",
-)
-BUNDLED_VAL = (
-    BUNDLED_COCO / "annotations" / "person_keypoints_val2017_mini.json",
-    BUNDLED_COCO / "val2017",
-)
-
-
-def _setting(default, help_text):
-    return dataclasses.field(default=default, metadata={"help": help_text})
-
-
-@keras_evopose_export("keras_evopose.search.COCOSearchConfig")
-@dataclasses.dataclass(frozen=True)
-class COCOSearchConfig:
-    """Every setting of a COCO keypoints search (`keras-evopose search`).
-
-    The defaults are the README's main job: a small search over the
-    `test` preset's genotype on the bundled COCO images, trained with the
-    paper's per-trial recipe (cosine to 0 over each trial, L2 1e-5, the
-    reference search's augmentation) at a demo's scale. A config file
-    (YAML or JSON) of the command line holds the same keys; the saved
-    `search_config.json` of a search is one too, and
-    `configs/evopose2d_paper_search.yaml` is the paper's search.
-    """
-
-    annotations: str = _setting(
-        str(BUNDLED_TRAIN[0]),
-        "COCO keypoints JSON the children train on",
-    )
-    images: str = _setting(str(BUNDLED_TRAIN[1]), "its image folder")
-    val_annotations: str = _setting(
-        None,
-        "COCO keypoints JSON the children are scored on; default: the "
-        "bundled val2017 images with the bundled training set, else "
-        "--annotations split by image id (--val-fraction)",
-    )
-    val_images: str = _setting(None, "its image folder (default: --images)")
-    val_fraction: float = _setting(
-        0.25,
-        "without --val-annotations: fraction of the images (every 1/f-th "
-        "by id) held out for validation",
-    )
-    preset: str = _setting(
-        "test", "preset whose stem, head and input size all share"
-    )
-    ancestor: str = _setting(
-        "preset",
-        "generation-0 genotype: 'preset' (the preset's), 'efficientnet-b0' "
-        "or comma-joined block strings",
-    )
-    input_size: str = _setting(
-        None, "input HEIGHTxWIDTH, default: the preset's"
-    )
-    max_trials: int = _setting(5, "trials in total, the ancestor included")
-    ancestor_epochs: int = _setting(6, "epochs of generation 0 (paper: 30)")
-    child_epochs: int = _setting(6, "epochs of each child (the paper: 5)")
-    batch_size: int = _setting(16, "batch size")
-    passes_per_epoch: int = _setting(8, "passes over search-train per epoch")
-    learning_rate: float = _setting(
-        1e-2,
-        "each trial's first Adam learning rate (paper: 2.5e-4 x batch / 32, "
-        "4e-3 at batch 512)",
-    )
-    learning_rate_schedule: str = _setting(
-        "cosine",
-        "'cosine': to 0 over each trial's own steps, no warm-up (the "
-        "paper's); 'constant'",
-    )
-    weight_decay: float = _setting(
-        1e-5, "L2 on the conv kernels as the paper (0: none)"
-    )
-    batch_norm_momentum: float = _setting(
-        0.99, "BN moving-statistics momentum (Keras' and the paper's 0.99)"
-    )
-    ancestor_weights: str = _setting(
-        None,
-        "'imagenet': the ancestor starts from ImageNet EfficientNet weights "
-        "(downloaded; the paper's); default random",
-    )
-    num_parents: int = _setting(4, "parent pool size (the paper's mu)")
-    selection: str = _setting("fitness", "parent pool: 'fitness' or 'pareto'")
-    population: str = _setting(
-        "steady_state",
-        "'steady_state' (never waits) or 'generational' (the paper's)",
-    )
-    children_per_generation: int = _setting(
-        64, "generational: children per generation (the paper's lambda)"
-    )
-    gene_weighting: str = _setting(
-        "uniform",
-        "mutation's gene draw: 'uniform' or 'reference' (by chance to change)",
-    )
-    head_filter_choices: str = _setting(
-        None,
-        "head genes (beyond the paper): comma-joined widths an upsampling "
-        "step of the head may take, e.g. '8,16,32'; default: the head is "
-        "not searched",
-    )
-    head_steps: str = _setting(
-        None,
-        "head genes: MIN-MAX upsampling steps of the head, e.g. '1-3' "
-        "(each doubles the heatmap side); default: the head is not searched",
-    )
-    # The reference's search (all of COCO) neither rotates nor scales;
-    # on the main job's 191 people, 576 steps per child overfit without
-    # them (measured: every child's training loss fell, its validation
-    # loss ended above its ancestor's).
-    rotation_probability: float = _setting(
-        0.6,
-        "chance of a rotated training crop (the reference search's: 0)",
-    )
-    scale_factor: float = _setting(
-        0.3, "scale augmentation 1 +- f (the reference search's: 0)"
-    )
-    half_body_probability: float = _setting(
-        0.5,
-        "chance of a half-body crop, people with > 8 visible joints (the "
-        "reference applies it to about half)",
-    )
-    target_params: float = _setting(
-        5e6, "T of the fitness loss * (T / params) ** w"
-    )
-    size_weight: float = _setting(-0.07, "w of the fitness")
-    max_model_size: int = _setting(
-        None, "fail trials with more parameters (count_params)"
-    )
-    heartbeat_timeout: float = _setting(
-        180.0,
-        "distributed: seconds of silence after which a worker's trial goes "
-        "to another worker",
-    )
-    seed: int = _setting(0, "seed of the oracle and the data")
-    output: str = _setting("evopose_search", "output directory")
-
-    def __post_init__(self):
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value is None:
-                if field.default is not None:
-                    raise ValueError(f"{field.name} must be given")
-                continue
-            kind = type(field.default) if field.default is not None else None
-            if field.name == "max_model_size":
-                kind = int
-            elif field.name in (
-                "val_annotations",
-                "val_images",
-                "input_size",
-                "ancestor_weights",
-                "head_filter_choices",
-                "head_steps",
-            ):
-                kind = str
-            if kind is float and isinstance(value, int):
-                object.__setattr__(self, field.name, float(value))
-            elif isinstance(value, bool) or not isinstance(value, kind):
-                raise ValueError(
-                    f"{field.name} must be a {kind.__name__}; received "
-                    f"{value!r}"
-                )
-        for name in (
-            "max_trials",
-            "ancestor_epochs",
-            "child_epochs",
-            "batch_size",
-            "passes_per_epoch",
-            "children_per_generation",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"{name} must be a positive int; received "
-                    f"{getattr(self, name)!r}"
-                )
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(
-                "val_fraction must be between 0 and 1; received "
-                f"{self.val_fraction!r}"
-            )
-        self._check_choices()
-        from keras_evopose.models import presets
-
-        if self.preset not in presets.list_presets():
-            raise ValueError(
-                f"preset must be one of "
-                f"{', '.join(repr(p) for p in presets.list_presets())}; "
-                f"received {self.preset!r}"
-            )
-        head_genes = head_genes_of(self)
-        if any(value is not None for value in head_genes.values()):
-            from keras_evopose.search.search_space import SearchSpace
-
-            # Bad bounds fail here, before anything is written.
-            SearchSpace(ancestor=ancestor_genotype(self), **head_genes)
-        if not self.heartbeat_timeout > 0:
-            raise ValueError(
-                "heartbeat_timeout must be positive seconds; received "
-                f"{self.heartbeat_timeout!r}"
-            )
-
-    def _check_choices(self):
-        from keras_evopose.search.evolution_oracle import POPULATIONS
-        from keras_evopose.search.mutation import GENE_WEIGHTINGS
-        from keras_evopose.search.trial_optimizer import SCHEDULES
-
-        for name, choices in (
-            ("learning_rate_schedule", SCHEDULES),
-            ("population", POPULATIONS),
-            ("gene_weighting", GENE_WEIGHTINGS),
-            ("ancestor_weights", (None, "imagenet")),
-        ):
-            if getattr(self, name) not in choices:
-                raise ValueError(
-                    f"{name} must be one of "
-                    f"{', '.join(repr(c) for c in choices)}; received "
-                    f"{getattr(self, name)!r}"
-                )
-        ranges = {
-            "learning_rate": (self.learning_rate > 0, "positive"),
-            "weight_decay": (self.weight_decay >= 0, ">= 0"),
-            "scale_factor": (0 <= self.scale_factor < 1, "in [0, 1)"),
-            "batch_norm_momentum": (
-                0 <= self.batch_norm_momentum < 1,
-                "in [0, 1)",
-            ),
-            "rotation_probability": (
-                0 <= self.rotation_probability <= 1,
-                "in [0, 1]",
-            ),
-            "half_body_probability": (
-                0 <= self.half_body_probability <= 1,
-                "in [0, 1]",
-            ),
-        }
-        for name, (valid, expected) in ranges.items():
-            if not valid:
-                raise ValueError(
-                    f"{name} must be {expected}; received "
-                    f"{getattr(self, name)!r}"
-                )
-
-    @classmethod
-    def from_dict(cls, values, source="settings"):
-        """A config from a mapping; unknown keys raise naming `source`.
-        Dashes in keys are read as underscores."""
-        if not isinstance(values, dict):
-            raise ValueError(f"{source} must hold a mapping of settings")
-        values = {key.replace("-", "_"): v for key, v in values.items()}
-        known = [field.name for field in dataclasses.fields(cls)]
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ValueError(
-                f"unknown setting(s) in {source}: {', '.join(unknown)}; "
-                f"known: {', '.join(known)}"
-            )
-        return cls(**values)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
 
 def validation_source(config):
@@ -324,77 +47,31 @@ def validation_source(config):
     return None
 
 
+# Views of `config.resolve()`, in the forms callers used before it.
+
+
 def input_size_of(config):
     """`(height, width)` of the search's input."""
-    if config.input_size is None:
-        from keras_evopose.models import presets
-
-        shape = presets.preset_arguments(config.preset, "backbone")[
-            "image_shape"
-        ]
-        return tuple(shape[:2])
-    try:
-        height, width = (
-            int(side) for side in config.input_size.lower().split("x")
-        )
-    except ValueError:
-        raise ValueError(
-            "input_size must be HEIGHTxWIDTH, e.g. 256x192; received "
-            f"{config.input_size!r}"
-        ) from None
-    return height, width
+    return config.derive().input_size
 
 
 def head_genes_of(config):
-    """`SearchSpace`'s `head_filter_choices` and `head_steps` from the
-    config's strings (`"8,16,32"`, `"1-3"`); `None` where not given."""
-    genes = {"head_filter_choices": None, "head_steps": None}
-    for name, separator, example in (
-        ("head_filter_choices", ",", "8,16,32"),
-        ("head_steps", "-", "1-3"),
-    ):
-        text = getattr(config, name)
-        if text is None:
-            continue
-        try:
-            values = [int(part) for part in text.split(separator)]
-        except ValueError:
-            values = []
-        if not values or (name == "head_steps" and len(values) != 2):
-            raise ValueError(
-                f"{name} must be like {example!r}; received {text!r}"
-            )
-        genes[name] = values
-    return genes
+    """`SearchSpace`'s `head_filter_choices` and `head_steps` as lists;
+    `None` where not given."""
+    return {
+        name: None if value is None else list(value)
+        for name, value in config.derive().head_genes().items()
+    }
 
 
 def ancestor_genotype(config):
-    """The generation-0 genotype the config names; with head genes, it
-    ends with the preset's head steps (unless the ancestor names its own)."""
-    from keras_evopose.models import presets
-    from keras_evopose.models.evopose2d_presets import ANCESTOR_GENOTYPE
-    from keras_evopose.models.genotype import Genotype
-
-    if config.ancestor == "preset":
-        genotype = Genotype.from_strings(
-            presets.preset_arguments(config.preset, "backbone")["genotype"]
-        )
-    elif config.ancestor == "efficientnet-b0":
-        genotype = Genotype.from_strings(ANCESTOR_GENOTYPE)
-    else:
-        genotype = Genotype.from_string(config.ancestor)
-    searches_head = any(v is not None for v in head_genes_of(config).values())
-    if searches_head and genotype.head_filters is None:
-        head = presets.preset_arguments(config.preset, "head")
-        genotype = genotype.replace(head_filters=head["head_filters"])
-    return genotype.to_strings()
+    """The generation-0 genotype the config names, as block strings."""
+    return config.derive().ancestor.to_strings()
 
 
 def ancestor_stride(config):
     """The output stride of the config's ancestor genotype."""
-    from keras_evopose.models.genotype import Genotype
-
-    return Genotype.from_strings(ancestor_genotype(config)).output_stride
+    return config.derive().stride
 
 
 class _DatasetFactory:
@@ -657,7 +334,7 @@ def _run_coco_search(
     from keras_evopose.search.evopose2d_hypermodel import EvoPose2DHyperModel
     from keras_evopose.search.results import describe
     from keras_evopose.search.results import write_search_results
-    from keras_evopose.search.search_space import SearchSpace
+    from keras_evopose.search.search_progress import SearchProgress
     from keras_evopose.search.trial_optimizer import TrialOptimizer
     from keras_evopose.training import evopose2d_regularizer
 
@@ -693,16 +370,9 @@ def _run_coco_search(
         # hold for the next resume too.
         write_json_atomically(output / CONFIG_FILE, config.to_dict(), indent=2)
     keras.utils.set_random_seed(config.seed)
-    space = SearchSpace(
-        ancestor=ancestor_genotype(config), **head_genes_of(config)
-    )
-    input_size = input_size_of(config)
-    stride = ancestor_stride(config)
-    if input_size[0] % stride or input_size[1] % stride:
-        raise ValueError(
-            f"input_size {input_size[0]}x{input_size[1]} must have sides "
-            f"divisible by {stride}, the ancestor's output stride"
-        )
+    resolved = config.resolve()
+    space = resolved.search_space()
+    input_size = resolved.input_size
     model_kwargs = {
         "kernel_regularizer": evopose2d_regularizer(config.weight_decay),
         "batch_norm_momentum": config.batch_norm_momentum,
@@ -761,8 +431,21 @@ def _run_coco_search(
         ),
         ancestor_weights=config.ancestor_weights,
     )
-    tuner = _progress_tuner_class(EvolutionTuner)(
+    done = (
+        0
+        if role == "worker"
+        else sum(
+            1
+            for trial in oracle.trials.values()
+            if trial.status in ("COMPLETED", "FAILED")
+        )
+    )
+    progress = SearchProgress(
+        config.max_trials, done, verbose=verbose, bars=role == "single"
+    )
+    tuner = EvolutionTuner(
         oracle,
+        trial_callbacks=[progress],
         hypermodel=hypermodel,
         ancestor_epochs=config.ancestor_epochs,
         child_epochs=config.child_epochs,
@@ -781,16 +464,17 @@ def _run_coco_search(
         train_json, config.images, input_size, True, config
     )
     val_data = _DatasetFactory(val_json, val_images, input_size, False, config)
-    tuner.run_search_with_progress(
-        train_data,
-        val_data,
-        train_data.steps(),
-        val_data.steps(),
-        config.max_trials,
-        verbose=verbose,
-        bars=role == "single",
-        callbacks=list(callbacks or []),
-    )
+    with progress:
+        tuner.search(
+            train_data,
+            validation_data=val_data,
+            steps_per_epoch=train_data.steps(),
+            validation_steps=val_data.steps(),
+            callbacks=[progress.epoch_callback(), *(callbacks or [])],
+            # The training data is shuffled by the pipeline.
+            shuffle=False,
+            verbose=0,
+        )
     outcome = SearchOutcome(role=role, output=output)
     if role == "worker":
         return outcome
@@ -837,7 +521,6 @@ def _held_out_report(config, output, hypermodel, val_data, validation, model):
 
     from keras_evopose.data.coco_instances import load_coco_instances
     from keras_evopose.metrics import evaluate_coco
-    from keras_evopose.models.genotype import Genotype
     from keras_evopose.search.evopose2d_hypermodel import FITNESS_METRIC
     from keras_evopose.search.evopose2d_hypermodel import heatmap_size_of
 
@@ -858,10 +541,7 @@ def _held_out_report(config, output, hypermodel, val_data, validation, model):
         report["untrained"] = saved["untrained"]
     else:
         hp = keras_tuner.HyperParameters()
-        hp.Fixed(
-            "genotype",
-            Genotype.from_strings(ancestor_genotype(config)).to_string(),
-        )
+        hp.Fixed("genotype", config.derive().ancestor.to_string())
         keras.utils.set_random_seed(config.seed)
         untrained = hypermodel.build(hp)
         logs = untrained.evaluate(
@@ -890,129 +570,3 @@ def save_model(model, path):
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     model.save(path)
-
-
-def _progress_tuner_class(base):
-    """`base` with progress bars over the trials and each trial's epochs."""
-    import keras
-
-    class EpochProgress(keras.callbacks.Callback):
-        """One progress bar per trial, over its epochs."""
-
-        def __init__(self, enabled):
-            super().__init__()
-            self.enabled = enabled
-
-        def on_train_begin(self, logs=None):
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(
-                total=self.params.get("epochs"),
-                desc="  trial",
-                unit="epoch",
-                leave=False,
-                disable=not self.enabled,
-            )
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            self.bar.set_postfix(
-                {
-                    key: f"{logs[key]:.4g}"
-                    for key in ("loss", "val_loss")
-                    if key in logs
-                }
-            )
-            self.bar.update(1)
-
-        def on_train_end(self, logs=None):
-            self.bar.close()
-
-    class ProgressTuner(base):
-        progress = None
-        verbose = 0
-        bars = False
-
-        def on_trial_end(self, trial):
-            super().on_trial_end(trial)
-            ended = self.oracle.get_trial(trial.trial_id)
-            if ended.status == "FAILED" and self.verbose:
-                lines = (ended.message or trial.message or "").strip()
-                reason = lines.splitlines()[-1] if lines else "no message"
-                # "keras_tuner.src.errors.FailedTrialError: why" -> "why".
-                reason = reason.split("FailedTrialError: ", 1)[-1]
-                print(
-                    f"trial {trial.trial_id} failed: {reason} (traceback "
-                    f"in {self.get_trial_dir(trial.trial_id)}/trial.json)",
-                    flush=True,
-                )
-            elif ended.status == "COMPLETED" and (
-                self.verbose >= 2 or (self.verbose and not self.bars)
-            ):
-                from keras_evopose.search.results import describe_trial
-
-                # One line per trial where no bar is drawn (a log file).
-                line = describe_trial(self.oracle, ended, self.last_timing)
-                if self.progress is not None and self.bars:
-                    self.progress.write(line)
-                else:
-                    print(line, flush=True)
-            if self.progress is not None:
-                status = ended.status
-                self.progress.set_postfix_str(
-                    f"trial {trial.trial_id} {status.lower()}"
-                )
-                self.progress.update(1)
-
-        def run_search_with_progress(
-            self,
-            train_data,
-            val_data,
-            train_steps,
-            val_steps,
-            max_trials,
-            verbose,
-            bars,
-            callbacks,
-        ):
-            from tqdm.auto import tqdm
-
-            # Bars only on a terminal: redrawn into a file they leave debris.
-            enabled = bool(verbose) and bars and _stderr_is_terminal()
-            done = (
-                sum(
-                    1
-                    for t in self.oracle.trials.values()
-                    if t.status in ("COMPLETED", "FAILED")
-                )
-                if not self._is_worker()
-                else 0
-            )
-            self.verbose = verbose
-            self.bars = enabled
-            with tqdm(
-                total=max_trials,
-                initial=done,
-                desc="search",
-                unit="trial",
-                disable=not enabled,
-            ) as progress:
-                self.progress = progress
-                self.search(
-                    train_data,
-                    validation_data=val_data,
-                    steps_per_epoch=train_steps,
-                    validation_steps=val_steps,
-                    callbacks=[EpochProgress(enabled)] + callbacks,
-                    # The training data is shuffled by the pipeline.
-                    shuffle=False,
-                    verbose=0,
-                )
-
-    return ProgressTuner
-
-
-def _stderr_is_terminal():
-    import sys
-
-    return sys.stderr.isatty()

@@ -217,6 +217,9 @@ class EvolutionTuner(keras_tuner.Tuner):
         child_epochs: int, epochs of every child (the paper's 5).
         transfer_weights: bool, inherit the parent's weights. Defaults to
             `True`.
+        trial_callbacks: objects whose `on_trial_end(tuner, trial)` is
+            called after each trial's state is written (e.g. a
+            `keras_evopose.search.search_progress.SearchProgress`).
         **kwargs: `keras_tuner.Tuner` arguments (`directory`,
             `project_name`, `overwrite`, `max_model_size`,
             `distribution_strategy`, ...).
@@ -243,6 +246,7 @@ class EvolutionTuner(keras_tuner.Tuner):
         ancestor_epochs=30,
         child_epochs=5,
         transfer_weights=True,
+        trial_callbacks=None,
         **kwargs,
     ):
         if not isinstance(oracle, EvolutionOracle):
@@ -269,6 +273,7 @@ class EvolutionTuner(keras_tuner.Tuner):
         self.ancestor_epochs = ancestor_epochs
         self.child_epochs = child_epochs
         self.transfer_weights = transfer_weights
+        self.trial_callbacks = list(trial_callbacks or [])
         self._heartbeat_interval = min(30.0, oracle.heartbeat_timeout / 4)
         self._heartbeat = None
         self._timing = None
@@ -361,6 +366,8 @@ class EvolutionTuner(keras_tuner.Tuner):
         # With the end-of-trial writes, which trial.json cannot hold.
         self.last_timing = timing.summary()
         self._timing = None
+        for callback in self.trial_callbacks:
+            callback.on_trial_end(self, trial)
 
     # ----------------------------------------------------------------
     # One trial.

@@ -46,3 +46,30 @@ def check_size(name, size, owner=None):
             f"Received: {name}={size!r}"
         )
     return (int(size[0]), int(size[1]))
+
+
+def check_multiple_of(size, stride, name="input_size"):
+    """`(height, width)` as ints if both sides are positive multiples of
+    `stride` (a network's output stride: else the heatmaps would not line
+    up with the targets), else a `ValueError` naming `name`, the stride
+    and the nearest valid sizes."""
+    height, width = (int(side) for side in size)
+    if height % stride == 0 and width % stride == 0 and min(size) > 0:
+        return height, width
+
+    def nearest(side):
+        # The multiples of `stride` just below and above `side`, >= stride.
+        below = max(stride, side // stride * stride)
+        above = max(stride, -(-side // stride) * stride)
+        return sorted({below, above}, key=lambda value: abs(value - side))
+
+    candidates = sorted(
+        {(h, w) for h in nearest(height) for w in nearest(width)},
+        key=lambda hw: (abs(hw[0] - height) + abs(hw[1] - width), hw),
+    )
+    suggestions = ", ".join(f"{h}x{w}" for h, w in candidates[:3])
+    raise ValueError(
+        f"{name} {height}x{width}: height and width must be multiples of "
+        f"{stride} (the network's stride); nearest valid sizes: "
+        f"{suggestions}"
+    )

@@ -1,0 +1,81 @@
+import json
+
+import pytest
+
+from keras_evopose.cli import main
+from keras_evopose.search.coco_search import load_saved_config
+from keras_evopose.search.coco_search_config import COCOSearchConfig
+
+
+def test_settings_are_typed_and_read_from_text_by_type():
+    config = COCOSearchConfig(head_filter_choices=[8, 16, 32], head_steps="1-3")
+    assert config.head_filter_choices == (8, 16, 32)
+    assert config.head_steps == (1, 3)
+    assert config == COCOSearchConfig(
+        head_filter_choices="8,16,32", head_steps=(1, 3)
+    )
+    assert COCOSearchConfig.parse("max_model_size", "10") == 10
+    assert COCOSearchConfig.parse("learning_rate", "1e-3") == 1e-3
+    assert COCOSearchConfig.parse("head_steps", "2-4") == (2, 4)
+    assert COCOSearchConfig.parse("head_filter_choices", "8") == (8,)
+    with pytest.raises(ValueError, match="batch_size must be a int"):
+        COCOSearchConfig.parse("batch_size", "x")
+    with pytest.raises(ValueError, match="head_steps must be like '1-3'"):
+        COCOSearchConfig(head_steps=[1, 2, 3])
+    # Saved as JSON lists; read back equal.
+    saved = json.loads(json.dumps(config.to_dict()))
+    assert saved["head_steps"] == [1, 3]
+    assert COCOSearchConfig.from_dict(saved) == config
+
+
+def test_resolve_derives_the_ancestor_once_and_checks_the_input_size():
+    config = COCOSearchConfig(head_steps="1-3", input_size="128x96")
+    resolved = config.resolve()
+    assert (
+        resolved
+        is COCOSearchConfig(head_steps=(1, 3), input_size="128x96").resolve()
+    )
+    assert resolved.input_size == (128, 96)
+    assert resolved.stride == 16
+    assert list(resolved.ancestor.head_filters) == [16, 16, 16]
+    assert resolved.search_space().head_steps == (1, 3)
+    bad = COCOSearchConfig(ancestor="efficientnet-b0")  # stride 32, 64x48
+    assert bad.derive().stride == 32
+    with pytest.raises(ValueError, match="nearest valid sizes: 64x32, 64x64"):
+        bad.resolve()
+
+
+def test_a_bad_flag_value_is_one_line_naming_the_flag(tmp_path, capsys):
+    argv = ["search", "--output", str(tmp_path / "o"), "--batch-size", "x"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "--batch-size: batch_size must be a int; received 'x'" in error
+
+
+def test_a_search_saved_before_typed_settings_resumes(tmp_path, capsys):
+    output = tmp_path / "run"
+    # One trial that fails at once (no training needed).
+    flags = ["--max-model-size", "10", "--max-trials", "1", "--verbose", "0"]
+    flags += ["--head-filter-choices", "8,16,32", "--head-steps", "1-3"]
+    assert main(["search", "--output", str(output), *flags]) == 1
+    # search_config.json as the code before typed settings wrote it: every
+    # setting, the head genes as text.
+    path = output / "search_config.json"
+    old = json.loads(path.read_text())
+    assert (old["head_filter_choices"], old["head_steps"]) == (
+        [8, 16, 32],
+        [1, 3],
+    )
+    old.update(head_filter_choices="8,16,32", head_steps="1-3")
+    path.write_text(json.dumps(old, indent=2))
+    assert load_saved_config(output).head_steps == (1, 3)
+    capsys.readouterr()
+    code = main(["search", "--resume", str(output), "--max-trials", "2"])
+    printed = capsys.readouterr()
+    # Resumed (the Oracle's saved head genes equal the text's): it stops
+    # as before, for want of a completed parent.
+    assert code == 1, printed.err
+    assert "cannot resume" not in printed.err
+    assert "no completed trial to mutate" in printed.out
+    assert json.loads(path.read_text())["head_steps"] == [1, 3]
