@@ -32,17 +32,20 @@ def _backbone():
     )
 
 
-def test_keras_hub_from_preset_builds_the_saved_backbone(tmp_path):
+def test_save_to_preset_round_trips_and_replaces_whole_presets_only(
+    tmp_path, monkeypatch
+):
     backbone = _backbone()
-    backbone.save_to_preset(tmp_path / "preset")
-    loaded = keras_hub.models.Backbone.from_preset(str(tmp_path / "preset"))
+    target = tmp_path / "preset"
+    backbone.save_to_preset(target)
+    loaded = keras_hub.models.Backbone.from_preset(str(target))
     assert type(loaded) is EvoPose2DHubBackbone
     assert isinstance(loaded, EvoPose2DBackbone)
     images = np.random.default_rng(1).normal(size=(2, 64, 48, 3))
     images = images.astype("float32")
     np.testing.assert_array_equal(loaded(images), backbone(images))
     assert loaded.get_config() == backbone.get_config()
-    with open(tmp_path / "preset" / "metadata.json") as handle:
+    with open(target / "metadata.json") as handle:
         metadata = json.load(handle)
     assert metadata["parameter_count"] == backbone.count_params()
     assert metadata["keras_evopose"] == {
@@ -52,12 +55,6 @@ def test_keras_hub_from_preset_builds_the_saved_backbone(tmp_path):
         "backbone_parameter_count": backbone.count_params(),
         "backbone_flops": count_flops(backbone, (64, 48, 3)),
     }
-
-
-def test_save_to_preset_replaces_whole_presets_only(tmp_path, monkeypatch):
-    backbone = _backbone()
-    target = tmp_path / "preset"
-    backbone.save_to_preset(target)
     weights = (target / "model.weights.h5").read_bytes()
 
     # A save that fails half-way leaves the earlier preset as it was.

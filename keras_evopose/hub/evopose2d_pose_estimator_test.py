@@ -122,6 +122,9 @@ def test_config_and_bad_arguments(trained):
         EvoPose2DPoseEstimator(model.backbone)
     with pytest.raises(ValueError, match="needs an EvoPose2D"):
         EvoPose2DPoseEstimator.from_model(model.backbone)
-    bare = EvoPose2DPoseEstimator.from_config({**config, "preprocessor": None})
-    with pytest.raises(ValueError, match="has none"):
-        bare.predict({"images": np.zeros((64, 48, 3)), "boxes": [[0, 0, 9, 9]]})
+    preprocessor, task.preprocessor = task.preprocessor, None
+    try:
+        with pytest.raises(ValueError, match="has none"):
+            task.predict({"images": np.zeros((64, 48, 3)), "boxes": [[0] * 4]})
+    finally:
+        task.preprocessor = preprocessor
