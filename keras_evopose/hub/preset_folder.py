@@ -79,4 +79,3 @@ def update_metadata(preset_dir, fields):
         metadata = json.load(handle)
     metadata.setdefault(METADATA_KEY, {}).update(fields)
     write_json_atomically(path, metadata, indent=4)
-
