@@ -6,7 +6,8 @@ pastes it gets), in a temporary directory where `data/` is the
 repository's bundled COCO subset, so blocks use
 `data/coco_kpt_mini/...` paths and write their files next to them. A
 block whose first line is `# KERAS_BACKEND=jax` runs on that backend
-(skipped when JAX is not installed).
+(skipped when JAX is not installed); one that imports keras_hub is
+skipped without the `hub` extra.
 """
 
 import importlib.util
@@ -61,6 +62,11 @@ def test_python_block_runs(code, tmp_path):
     env.setdefault("KERAS_HOME", str(ROOT / ".keras_home"))
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     env["MPLBACKEND"] = "Agg"
+    if (
+        "import keras_hub" in code
+        and importlib.util.find_spec("keras_hub") is None
+    ):
+        pytest.skip('the block needs keras-hub: pip install -e ".[hub]"')
     backend = BACKEND.match(code)
     if backend:
         if importlib.util.find_spec(backend.group(1)) is None:
