@@ -1,6 +1,7 @@
 import keras
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.utils.validation import check_positive_int
 
 
 @keras_evopose_export("keras_evopose.callbacks.COCOEvaluation")
@@ -58,11 +59,7 @@ class COCOEvaluation(keras.callbacks.Callback):
         keypoint_layout=None,
     ):
         super().__init__()
-        if int(frequency) != frequency or frequency < 1:
-            raise ValueError(
-                "`frequency` must be a positive int. "
-                f"Received: frequency={frequency}"
-            )
+        check_positive_int("frequency", frequency, integral_floats=True)
         self.annotations = str(annotations)
         self.images = str(images)
         self.detections = None if detections is None else str(detections)

@@ -11,6 +11,7 @@ from keras_evopose.data.coco_instances import load_coco_instances
 from keras_evopose.data.image_files import decode_window
 from keras_evopose.data.keypoint_layout import KeypointLayoutError
 from keras_evopose.data.sample_options import SampleOptions
+from keras_evopose.utils.validation import check_positive_int
 
 # The crop is warped from the raw image and then normalized;
 # `normalize_image` is the only place this happens in the data pipeline.
@@ -58,10 +59,7 @@ def resolve_options(options, sample_options):
 def check_batch_size(batch_size):
     """Raises unless `batch_size` is a positive int (the sizes and sigma
     are checked by `SampleOptions` itself)."""
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be a positive int. Received: {batch_size}"
-        )
+    check_positive_int("batch_size", batch_size, integral_floats=True)
 
 
 def crop_windows(crop_to_image, input_size):

@@ -176,15 +176,7 @@ class DeconvHead(sublayer_graph.SublayerGraph, keras.layers.Layer):
             check_positive_int(arg, value, owner="DeconvHead")
         filters = list(filters)
         for width in filters:
-            if (
-                isinstance(width, bool)
-                or not isinstance(width, int)
-                or (width <= 0)
-            ):
-                raise ValueError(
-                    "DeconvHead: every entry of `filters` must be a positive "
-                    f"int. Received: filters={filters!r}"
-                )
+            check_positive_int("filters", width, owner="DeconvHead")
         self.num_keypoints = num_keypoints
         self.filters = filters
         self.kernel_size = kernel_size

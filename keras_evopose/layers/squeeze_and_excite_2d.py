@@ -2,6 +2,7 @@ import keras
 
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.layers import sublayer_graph
+from keras_evopose.utils.validation import check_positive_int
 
 
 def squeeze_and_excite_sublayers(
@@ -100,11 +101,7 @@ class SqueezeAndExcite2D(sublayer_graph.SublayerGraph, keras.layers.Layer):
             ("filters", filters),
             ("bottleneck_filters", bottleneck_filters),
         ):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(
-                    f"SqueezeAndExcite2D: `{arg}` must be a positive int. "
-                    f"Received: {arg}={value!r}"
-                )
+            check_positive_int(arg, value, "SqueezeAndExcite2D")
         self.filters = filters
         self.bottleneck_filters = bottleneck_filters
         self.activation = activation

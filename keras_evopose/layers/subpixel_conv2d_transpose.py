@@ -16,6 +16,7 @@ import keras
 
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.layers import sublayer_graph
+from keras_evopose.utils.validation import check_positive_int
 
 # (row phase, column phase) of each phase conv, in depth-to-space order.
 PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
@@ -172,22 +173,16 @@ class SubPixelConv2DTranspose(sublayer_graph.SublayerGraph, keras.layers.Layer):
         if isinstance(kernel_size, int):
             kernel_size = (kernel_size, kernel_size)
         kernel_size = tuple(kernel_size)
-        if (
-            isinstance(filters, bool)
-            or not isinstance(filters, int)
-            or filters <= 0
-            or len(kernel_size) != 2
-            or any(
-                isinstance(size, bool) or not isinstance(size, int) or size < 2
-                for size in kernel_size
-            )
+        check_positive_int("filters", filters, "SubPixelConv2DTranspose")
+        if len(kernel_size) != 2 or any(
+            isinstance(size, bool) or not isinstance(size, int) or size < 2
+            for size in kernel_size
         ):
             raise ValueError(
-                "SubPixelConv2DTranspose: `filters` must be a positive int "
-                "and `kernel_size` an int >= 2 or a pair of them (with a "
-                "kernel of 1 a stride-2 transposed conv leaves every other "
-                "pixel empty). "
-                f"Received: filters={filters!r}, kernel_size={kernel_size!r}"
+                "SubPixelConv2DTranspose: `kernel_size` must be an int >= 2 "
+                "or a pair of them (with a kernel of 1 a stride-2 transposed "
+                "conv leaves every other pixel empty). "
+                f"Received: kernel_size={kernel_size!r}"
             )
         self.filters = filters
         self.kernel_size = kernel_size

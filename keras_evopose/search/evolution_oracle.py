@@ -38,6 +38,7 @@ from keras_evopose.search.resumable_oracle import ResumeError  # noqa: F401
 from keras_evopose.search.resumable_oracle import TrialStatus
 from keras_evopose.search.resumable_oracle import write_json_atomically  # noqa: F401
 from keras_evopose.search.search_space import SearchSpace
+from keras_evopose.utils.validation import check_positive_int
 
 SELECTIONS = ("fitness", "pareto")
 POPULATIONS = ("steady_state", "generational")
@@ -60,16 +61,14 @@ def _check_objective(objective):
     return objective
 
 
-def _check_positive(name, value, hint, integer=False):
-    kinds = (int,) if integer else (int, float)
+def _check_positive(name, value, hint):
     if (
         isinstance(value, bool)
-        or not isinstance(value, kinds)
+        or not isinstance(value, (int, float))
         or not math.isfinite(value)
         or value <= 0
     ):
-        kind = "int" if integer else "number"
-        raise ValueError(f"{name}={value!r} must be a positive {kind}{hint}.")
+        raise ValueError(f"{name}={value!r} must be a positive number{hint}.")
 
 
 @keras_evopose_export("keras_evopose.search.EvolutionOracle")
@@ -201,7 +200,8 @@ class EvolutionOracle(ResumableOracle):
                 "search_space must be a keras_evopose.search.SearchSpace. "
                 f"Received: {search_space!r}"
             )
-        _check_positive("num_parents", num_parents, " (the paper uses 4)", 1)
+        # (The paper: 4 parents, 64 children per generation.)
+        check_positive_int("num_parents", num_parents, "EvolutionOracle")
         if selection not in SELECTIONS:
             raise ValueError(
                 f"selection={selection!r} is not allowed; use one of "
@@ -212,11 +212,10 @@ class EvolutionOracle(ResumableOracle):
                 f"population={population!r} is not allowed; use one of "
                 f"{', '.join(repr(p) for p in POPULATIONS)}."
             )
-        _check_positive(
+        check_positive_int(
             "children_per_generation",
             children_per_generation,
-            " (the paper uses 64)",
-            1,
+            "EvolutionOracle",
         )
         if population == "generational" and children_per_generation < (
             num_parents
@@ -241,7 +240,9 @@ class EvolutionOracle(ResumableOracle):
                 f"size_weight={size_weight!r} must be a finite number (the "
                 "paper uses -0.07; 0 ignores the model size)."
             )
-        _check_positive("max_mutation_attempts", max_mutation_attempts, "", 1)
+        check_positive_int(
+            "max_mutation_attempts", max_mutation_attempts, "EvolutionOracle"
+        )
         _check_positive(
             "heartbeat_timeout", heartbeat_timeout, " (seconds, e.g. 180)"
         )

@@ -31,6 +31,7 @@ from keras_evopose.utils.state_files import DiskFullError
 from keras_evopose.utils.state_files import StateFileError
 from keras_evopose.utils.state_files import write_json_atomically
 from keras_evopose.utils.state_files import write_weights_atomically
+from keras_evopose.utils.validation import check_positive_int
 
 # Seconds an idle worker waits before asking the Oracle again.
 IDLE_POLL_SECONDS = 0.5
@@ -253,19 +254,12 @@ class EvolutionTuner(keras_tuner.Tuner):
             raise ValueError(
                 f"EvolutionTuner needs an EvolutionOracle. Received: {oracle!r}"
             )
+        # (The paper trains the ancestor 30 epochs and each child 5.)
         for name, value in (
             ("ancestor_epochs", ancestor_epochs),
             ("child_epochs", child_epochs),
         ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or (value < 1)
-            ):
-                raise ValueError(
-                    f"{name}={value!r} must be a positive int (the paper "
-                    "trains the ancestor 30 epochs and each child 5)."
-                )
+            check_positive_int(name, value, "EvolutionTuner")
         if hypermodel is None:
             hypermodel = EvoPose2DHyperModel(
                 preset, model_kwargs, compile_kwargs

@@ -4,6 +4,7 @@ import dataclasses
 import math
 
 from keras_evopose.api_export import keras_evopose_export
+from keras_evopose.utils.validation import check_positive_int
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 NETWORK_SOURCES = ("preset", "genotype", "from_search", "model")
@@ -155,10 +156,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value is None and name == "steps_per_epoch":
                 continue
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(
-                    f"`{name}` must be an int >= 1. Received: {name}={value!r}"
-                )
+            check_positive_int(name, value, integral_floats=True)
         for name, low in (
             ("base_learning_rate", None),
             ("weight_decay", 0.0),
