@@ -75,6 +75,17 @@ class EvoPose2DImageConverter(keras_hub.layers.ImageConverter):
             images = tf.cast(images, "uint8")
         if images.shape.rank == 3:
             images = tf.repeat(images[None], tf.shape(boxes)[0], axis=0)
+        elif images.shape.rank != 4 or images.shape[-1] != 3:
+            raise ValueError(
+                "EvoPose2DImageConverter: `images` must be RGB, (H, W, 3) "
+                f"or (batch, H, W, 3). Received shape: {images.shape}"
+            )
+        elif images.shape[0] != boxes.shape[0]:
+            raise ValueError(
+                f"EvoPose2DImageConverter: {images.shape[0]} images for "
+                f"{boxes.shape[0]} boxes; pass one image per box, or one "
+                "(H, W, 3) image for all of them."
+            )
         center, scale = geometry.box_to_center_scale(
             boxes, options.input_size, options.padding, xp=tf
         )

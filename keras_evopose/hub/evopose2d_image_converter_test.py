@@ -61,3 +61,7 @@ def test_bad_inputs_name_the_fix():
     converter = EvoPose2DImageConverter(OPTIONS)
     with pytest.raises(ValueError, match="dict of `images` and `boxes`"):
         converter(np.zeros((1, 64, 48, 3), "uint8"))
+    with pytest.raises(ValueError, match="2 images for 1 boxes"):
+        converter({"images": np.zeros((2, 9, 9, 3)), "boxes": [[0, 0, 5, 5]]})
+    with pytest.raises(ValueError, match="must be RGB"):
+        converter({"images": np.zeros((9, 9)), "boxes": [[0, 0, 5, 5]]})

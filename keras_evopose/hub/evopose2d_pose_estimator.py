@@ -191,6 +191,10 @@ class EvoPose2DPoseEstimator(EvoPose2D, keras_hub.models.Task):
             self.keypoint_layout.check_flip("the flip test")
             flip_permutation = self.keypoint_layout.flip_permutation
         boxes = np.asarray(x["boxes"], "float32").reshape(-1, 4)
+        if len(boxes) == 0:
+            raise ValueError(
+                "EvoPose2DPoseEstimator.predict: `boxes` is empty."
+            )
         images = x["images"]
         single_image = np.ndim(images) == 3
 
