@@ -131,6 +131,67 @@ class _DatasetFactory:
         return self.passes * math.ceil(people / self.batch_size)
 
 
+def trial_hypermodel(config):
+    """The `EvoPose2DHyperModel` that builds, compiles and trains every
+    trial of `config`'s search (the ancestor's and each child's recipe)."""
+    from keras_evopose.data import KeypointLayout
+    from keras_evopose.search.evopose2d_hypermodel import EvoPose2DHyperModel
+    from keras_evopose.search.trial_optimizer import TrialOptimizer
+    from keras_evopose.training import evopose2d_regularizer
+
+    model_kwargs = {
+        "kernel_regularizer": evopose2d_regularizer(config.weight_decay),
+        "batch_norm_momentum": config.batch_norm_momentum,
+    }
+    if config.input_size is not None:
+        model_kwargs["image_shape"] = [*config.resolve().input_size, 3]
+    # Every child carries its data contract: the data's keypoint layout
+    # (any skeleton) and the search's augmentation.
+    layout = KeypointLayout.from_json(config.annotations)
+    model_kwargs["keypoint_layout"] = layout.get_config()
+    model_kwargs["sample_options"] = {
+        "rotation_probability": config.rotation_probability,
+        "scale_factor": config.scale_factor,
+        "half_body_probability": config.half_body_probability,
+    }
+    return EvoPose2DHyperModel(
+        config.preset,
+        model_kwargs,
+        trial_optimizer=TrialOptimizer(
+            config.learning_rate, config.learning_rate_schedule
+        ),
+        ancestor_weights=config.ancestor_weights,
+    )
+
+
+def trial_data(config, output):
+    """`(train_data, val_data, (val_annotations, val_images))` of
+    `config`'s search: the data as functions of a child's heatmap size
+    (with `.steps()` batches per epoch). Without a validation set, the
+    annotations are split by image id into `output/split`."""
+    from keras_evopose.data.coco_split import split_coco_by_image
+
+    input_size = config.resolve().input_size
+    validation = validation_source(config)
+    if validation is None:
+        # Every process writes the same split (atomically): workers may
+        # start before the chief.
+        train_json, val_json = split_coco_by_image(
+            config.annotations,
+            pathlib.Path(output) / "split",
+            config.val_fraction,
+        )
+        val_images = config.images
+    else:
+        train_json = config.annotations
+        val_json, val_images = validation
+    train_data = _DatasetFactory(
+        train_json, config.images, input_size, True, config
+    )
+    val_data = _DatasetFactory(val_json, val_images, input_size, False, config)
+    return train_data, val_data, (val_json, val_images)
+
+
 def search_role():
     """`"single"`, `"chief"` or `"worker"` (keras-tuner's environment)."""
     if not os.environ.get("KERASTUNER_ORACLE_IP"):
@@ -327,16 +388,12 @@ def _run_coco_search(
     import keras
     import keras_tuner
 
-    from keras_evopose.data.coco_split import split_coco_by_image
     from keras_evopose.search.evolution_oracle import EvolutionOracle
     from keras_evopose.search.evolution_tuner import EvolutionTuner
     from keras_evopose.search.evopose2d_hypermodel import FITNESS_METRIC
-    from keras_evopose.search.evopose2d_hypermodel import EvoPose2DHyperModel
     from keras_evopose.search.results import describe
     from keras_evopose.search.results import write_search_results
     from keras_evopose.search.search_progress import SearchProgress
-    from keras_evopose.search.trial_optimizer import TrialOptimizer
-    from keras_evopose.training import evopose2d_regularizer
 
     output = pathlib.Path(config.output)
     project = output / PROJECT
@@ -372,35 +429,8 @@ def _run_coco_search(
     keras.utils.set_random_seed(config.seed)
     resolved = config.resolve()
     space = resolved.search_space()
-    input_size = resolved.input_size
-    model_kwargs = {
-        "kernel_regularizer": evopose2d_regularizer(config.weight_decay),
-        "batch_norm_momentum": config.batch_norm_momentum,
-    }
-    if config.input_size is not None:
-        model_kwargs["image_shape"] = [*input_size, 3]
-    # Every child carries its data contract: the data's keypoint layout
-    # (any skeleton) and the search's augmentation.
-    from keras_evopose.data import KeypointLayout
-
-    layout = KeypointLayout.from_json(config.annotations)
-    model_kwargs["keypoint_layout"] = layout.get_config()
-    model_kwargs["sample_options"] = {
-        "rotation_probability": config.rotation_probability,
-        "scale_factor": config.scale_factor,
-        "half_body_probability": config.half_body_probability,
-    }
-    validation = validation_source(config)
-    if validation is None:
-        # Every process writes the same split (atomically): workers may
-        # start before the chief.
-        train_json, val_json = split_coco_by_image(
-            config.annotations, output / "split", config.val_fraction
-        )
-        val_images = config.images
-    else:
-        train_json = config.annotations
-        val_json, val_images = validation
+    hypermodel = trial_hypermodel(config)
+    train_data, val_data, (val_json, val_images) = trial_data(config, output)
     oracle = EvolutionOracle(
         # The paper's fitness reads the validation heatmap error without
         # the L2 terms that Keras' val_loss includes.
@@ -423,14 +453,6 @@ def _run_coco_search(
     oracle.verbose = 0
     # Read when the tuner below reloads the project.
     oracle.retry_failed = retry_failed
-    hypermodel = EvoPose2DHyperModel(
-        config.preset,
-        model_kwargs,
-        trial_optimizer=TrialOptimizer(
-            config.learning_rate, config.learning_rate_schedule
-        ),
-        ancestor_weights=config.ancestor_weights,
-    )
     done = (
         0
         if role == "worker"
@@ -460,10 +482,6 @@ def _run_coco_search(
     if verbose:
         for trial_id, cause in oracle.retried:
             print(f"re-running trial {trial_id}, which failed: {cause}")
-    train_data = _DatasetFactory(
-        train_json, config.images, input_size, True, config
-    )
-    val_data = _DatasetFactory(val_json, val_images, input_size, False, config)
     with progress:
         tuner.search(
             train_data,
