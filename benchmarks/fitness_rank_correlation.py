@@ -38,6 +38,7 @@ loss) to `--output`, both through a temporary file.
 
 import argparse
 import importlib.util
+import json
 import os
 import pathlib
 import random
@@ -265,7 +266,7 @@ def coco_ap(model, setup):
     return float(evaluate_coco(model, annotations, images)["ap"])
 
 
-def run_seed(seed, args, setup, log):
+def run_seed(seed, args, setup, log, checkpoint):
     import keras
 
     from keras_evopose.models import count_flops
@@ -315,6 +316,7 @@ def run_seed(seed, args, setup, log):
             "runs": runs,
         }
         children.append(child)
+        checkpoint(children)
         log(
             f"seed {seed} child {index + 1}/{len(drawn)} {mutation:28s} "
             f"params {child['params']:.0f} short "
@@ -462,6 +464,43 @@ def report(result):
                 )
 
 
+def merge(folders, output):
+    """One result (JSON, plot, table) from the runs in `folders`."""
+    name = "fitness_rank_correlation.json"
+    results = []
+    for folder in folders:
+        path = pathlib.Path(folder) / name
+        if not path.exists():
+            raise SystemExit(f"--merge: {path} is missing (run it first)")
+        results.append(json.loads(path.read_text()))
+    merged = results[0]
+    ignored = ("seeds", "merge", "output")
+    for folder, other in zip(folders[1:], results[1:]):
+        mine = {k: v for k, v in merged["settings"].items() if k not in ignored}
+        theirs = {
+            k: v for k, v in other["settings"].items() if k not in ignored
+        }
+        if mine != theirs:
+            raise SystemExit(
+                f"--merge: {folder} was run with other settings: {theirs} "
+                f"(first: {mine})"
+            )
+        merged["seeds"].update(other["seeds"])
+    merged["merged_from"] = [
+        {
+            "folder": str(folder),
+            "machine_before": result["machine_before"],
+            "machine_after": result.get("machine_after"),
+        }
+        for folder, result in zip(folders, results)
+    ]
+    output.mkdir(parents=True, exist_ok=True)
+    write_json(merged, output / name)
+    plot(merged, output / "fitness_rank_correlation.png")
+    report(merged)
+    return merged
+
+
 # --------------------------------------------------------------------
 
 
@@ -471,7 +510,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--children", type=int, default=12)
     parser.add_argument("--ancestor-epochs", type=int, default=8)
-    parser.add_argument("--child-epochs", type=int, default=3)
+    parser.add_argument("--child-epochs", type=int, default=2)
     parser.add_argument(
         "--passes-per-epoch",
         type=int,
@@ -496,12 +535,12 @@ def main(argv=None):
     overrides = {}
     if args.quick:
         # Smallest that still exercises every path: 3 children, one
-        # 2-step epoch each, long runs 2x, 32x32 inputs (the smallest whose
-        # sides the ancestor's stride 16 divides).
+        # 1-step epoch each (batch 4), long runs 2x, 32x32 inputs (the
+        # smallest whose sides the ancestor's stride 16 divides).
         args.seeds = args.seeds[:1]
         args.children, args.ancestor_epochs, args.child_epochs = 3, 1, 1
         args.long_factor, args.bootstrap, args.ap = 2, 50, False
-        overrides = {"input_size": "32x32", "batch_size": 8}
+        overrides = {"input_size": "32x32", "batch_size": 4}
     if min(args.children, args.child_epochs, args.ancestor_epochs) < 1:
         parser.error("--children and the epochs must be positive")
     if args.long_factor < 2:
@@ -521,6 +560,16 @@ def main(argv=None):
     def log(line):
         print(line, flush=True)
 
+    def checkpoint(seed):
+        def write(children):
+            # An interrupted run keeps the children done (no statistics
+            # yet: `partial`).
+            result["seeds"][str(seed)] = {"partial": True, "children": children}
+            write_json(result, output / "fitness_rank_correlation.json")
+            del result["seeds"][str(seed)]
+
+        return write
+
     for seed in args.seeds:
         # The main job's settings: its data, recipe and augmentation.
         config = COCOSearchConfig(
@@ -536,7 +585,7 @@ def main(argv=None):
             "hypermodel": trial_hypermodel(config),
             "train_data": train_data,
             "val_data": val_data,
-            "train_steps": 2 if args.quick else train_data.steps(),
+            "train_steps": 1 if args.quick else train_data.steps(),
             "val_steps": 1 if args.quick else val_data.steps(),
             "validation": validation,
             "space": space,
@@ -560,7 +609,7 @@ def main(argv=None):
         )
         started = time.perf_counter()
         untrained = untrained_loss(setup, seed)
-        outcome = run_seed(seed, args, setup, log)
+        outcome = run_seed(seed, args, setup, log, checkpoint(seed))
         outcome["untrained_val_heatmap_mse"] = untrained
         outcome["wall_s"] = round(time.perf_counter() - started, 1)
         result["seeds"][str(seed)] = outcome
