@@ -61,6 +61,7 @@ def test_bootstrap_interval_brackets_a_perfect_ranking():
     assert -1 <= low < benchmark.kendall_tau_b(x, y) < high <= 1
 
 
+@pytest.mark.slow
 def test_quick_mode(tmp_path, capsys):
     benchmark = load_benchmark()
     benchmark.main(["--quick", "--output", str(tmp_path)])
