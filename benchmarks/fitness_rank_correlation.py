@@ -287,7 +287,10 @@ def run_seed(seed, args, setup, log, checkpoint):
         space.ancestor, space, rng, args.children, setup["gene_weighting"]
     )
     children = []
+    part, parts = args.part
     for index, (genotype, mutation) in enumerate(drawn):
+        if index % parts != part:
+            continue  # another process's child (--part)
         init_seed = seed * 1000 + index
         runs = {}
         plan = {
@@ -309,6 +312,7 @@ def run_seed(seed, args, setup, log, checkpoint):
             if name.startswith("long") and args.ap:
                 runs[name]["coco_ap"] = coco_ap(model, setup)
         child = {
+            "index": index,
             "genotype": genotype,
             "mutation": mutation,
             "params": float(model.count_params()),
@@ -448,17 +452,19 @@ def plot(result, path):
 
 def report(result):
     print(
-        "target         score            seed  kendall tau [95% CI]       "
-        "spearman [95% CI]"
+        "target         score            seed  children  kendall tau [95% CI]"
+        "       spearman [95% CI]"
     )
     for seed, outcome in result["seeds"].items():
+        count = len(outcome["children"])
         for target, scores in outcome["correlations"].items():
             for score, row in scores.items():
                 tau, rho = row["kendall_tau"], row["spearman"]
                 low, high = row["kendall_tau_interval"]
                 rlow, rhigh = row["spearman_interval"]
                 print(
-                    f"{target:14s} {score:16s} {seed:>4s}  {tau:+.2f} "
+                    f"{target:14s} {score:16s} {seed:>4s}  {count:8d}  "
+                    f"{tau:+.2f} "
                     f"[{low:+.2f}, {high:+.2f}]       {rho:+.2f} "
                     f"[{rlow:+.2f}, {rhigh:+.2f}]"
                 )
@@ -474,7 +480,7 @@ def merge(folders, output):
             raise SystemExit(f"--merge: {path} is missing (run it first)")
         results.append(json.loads(path.read_text()))
     merged = results[0]
-    ignored = ("seeds", "merge", "output")
+    ignored = ("seeds", "merge", "output", "part")
     for folder, other in zip(folders[1:], results[1:]):
         mine = {k: v for k, v in merged["settings"].items() if k not in ignored}
         theirs = {
@@ -485,7 +491,25 @@ def merge(folders, output):
                 f"--merge: {folder} was run with other settings: {theirs} "
                 f"(first: {mine})"
             )
-        merged["seeds"].update(other["seeds"])
+        for seed, outcome in other["seeds"].items():
+            if seed not in merged["seeds"]:
+                merged["seeds"][seed] = outcome
+                continue
+            # Another part of the same seed: its children join, its
+            # ancestor (trained alike in each part) is kept beside.
+            mine = merged["seeds"][seed]
+            mine["children"] += outcome["children"]
+            mine.setdefault("other_parts", []).append(
+                {"ancestor": outcome.get("ancestor"), "folder": str(folder)}
+            )
+            mine["partial"] = mine.get("partial") or outcome.get("partial")
+    for seed, outcome in merged["seeds"].items():
+        outcome["children"].sort(key=lambda child: child["index"])
+        # Recomputed over every child the parts did (a run stopped early
+        # is `partial`; the table says how many children).
+        outcome["correlations"] = correlations(
+            outcome["children"], merged["settings"]["bootstrap"], int(seed)
+        )
     merged["merged_from"] = [
         {
             "folder": str(folder),
@@ -522,6 +546,15 @@ def main(argv=None):
         type=int,
         default=10,
         help="long runs train this many times a child's steps",
+    )
+    parser.add_argument(
+        "--part",
+        type=int,
+        nargs=2,
+        default=[0, 1],
+        metavar=("K", "N"),
+        help="train only the children whose index is K modulo N (N "
+        "processes share a seed; --merge joins them)",
     )
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument(
