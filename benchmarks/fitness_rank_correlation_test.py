@@ -92,3 +92,54 @@ def test_quick_mode(tmp_path, capsys):
             assert -1 <= row["kendall_tau"] <= 1 or math.isnan(
                 row["kendall_tau"]
             )
+
+
+def _part(tmp_path, name, indices, settings):
+    # A run's JSON as `main` writes it (`partial`: stopped after these
+    # children), with losses that rank the children by index.
+    children = [
+        {
+            "index": index,
+            "genotype": [f"g{index}"],
+            "mutation": f"stage 1 kernel_size {index}",
+            "params": 1000.0 + index,
+            "flops": 5000.0 - index,
+            "runs": {
+                name: {"val_heatmap_mse": 150.0 + index + bump, "steps": 10}
+                for name, bump in (
+                    ("short_transfer", 0.5),
+                    ("short_scratch", 0.0),
+                    ("long_transfer", 0.25),
+                    ("long_scratch", 0.0),
+                )
+            },
+        }
+        for index in indices
+    ]
+    folder = tmp_path / name
+    folder.mkdir()
+    result = {
+        "settings": settings,
+        "machine_before": {},
+        "seeds": {"0": {"partial": True, "children": children}},
+    }
+    (folder / "fitness_rank_correlation.json").write_text(json.dumps(result))
+    return str(folder)
+
+
+def test_merge_joins_the_parts_of_a_seed(tmp_path):
+    benchmark = load_benchmark()
+    settings = {"bootstrap": 20, "part": [0, 2], "seeds": [0]}
+    first = _part(tmp_path, "a", [0, 2, 4], settings)
+    second = _part(tmp_path, "b", [1, 3], {**settings, "part": [1, 2]})
+    out = tmp_path / "merged"
+    merged = benchmark.merge([first, second], out)
+    children = merged["seeds"]["0"]["children"]
+    assert [child["index"] for child in children] == [0, 1, 2, 3, 4]
+    table = merged["seeds"]["0"]["correlations"]["long_scratch"]
+    assert table["short_transfer"]["kendall_tau"] == pytest.approx(1.0)
+    assert table["flops"]["spearman"] == pytest.approx(-1.0)
+    assert (out / "fitness_rank_correlation.png").stat().st_size > 0
+    other = _part(tmp_path, "c", [5], {**settings, "bootstrap": 30})
+    with pytest.raises(SystemExit, match="other settings"):
+        benchmark.merge([first, other], tmp_path / "bad")
