@@ -41,6 +41,7 @@ class EvoPose2DHubBackbone(EvoPose2DBackbone, keras_hub.models.Backbone):
     def from_preset(cls, preset, load_weights=True, **kwargs):
         """keras-hub's `Backbone.from_preset`: a preset folder or handle
         (`EvoPose2DBackbone.from_preset` builds the named presets)."""
+        preset_folder_lib.check_not_architecture(preset, cls.__name__)
         return keras_hub.models.Backbone.from_preset.__func__(
             cls, preset, load_weights=load_weights, **kwargs
         )

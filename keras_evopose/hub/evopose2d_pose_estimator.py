@@ -110,6 +110,7 @@ class EvoPose2DPoseEstimator(EvoPose2D, keras_hub.models.Task):
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
         """keras-hub's `Task.from_preset`: a preset folder or handle."""
+        preset_folder_lib.check_not_architecture(preset, cls.__name__)
         return keras_hub.models.Task.from_preset.__func__(
             cls, preset, load_weights=load_weights, **kwargs
         )

@@ -122,6 +122,8 @@ def test_config_and_bad_arguments(trained):
         EvoPose2DPoseEstimator(model.backbone)
     with pytest.raises(ValueError, match="needs an EvoPose2D"):
         EvoPose2DPoseEstimator.from_model(model.backbone)
+    with pytest.raises(ValueError, match="'small' is an EvoPose2D arch"):
+        EvoPose2DPoseEstimator.from_preset("small")
     with pytest.raises(ValueError, match="`boxes` is empty"):
         task.predict({"images": np.zeros((64, 48, 3)), "boxes": []})
     preprocessor, task.preprocessor = task.preprocessor, None

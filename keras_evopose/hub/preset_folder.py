@@ -72,6 +72,21 @@ def preset_folder(preset_dir):
         os.replace(temporary, target)
 
 
+def check_not_architecture(preset, owner):
+    """Raises if `preset` names one of this library's architectures
+    (`EvoPose2D.presets`) rather than a preset folder or handle."""
+    from keras_evopose.models import presets as preset_lib
+
+    if preset in preset_lib.list_presets() and not os.path.exists(preset):
+        raise ValueError(
+            f"{owner}.from_preset({preset!r}): {preset!r} is an EvoPose2D "
+            "architecture, not a keras-hub preset. Build it with "
+            f"keras_evopose.models.EvoPose2D.from_preset({preset!r}), train "
+            "it, then EvoPose2DPoseEstimator.from_model(model); from_preset "
+            "here loads a preset folder or an hf:// / kaggle:// handle."
+        )
+
+
 def update_metadata(preset_dir, fields):
     """Adds `fields` under `METADATA_KEY` to keras-hub's `metadata.json`."""
     path = os.path.join(preset_dir, METADATA_FILE)
