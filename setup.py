@@ -22,22 +22,25 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(exclude=("tests", "tests.*")),
     include_package_data=True,
+    # Ranges: lower bound = the oldest that passed the core tests
+    # (constraints-lower.txt, tests/test_lower_bounds.py), upper bound =
+    # the next minor not tried (README, Install).
     install_requires=[
-        "keras==3.15.*",
-        "keras-tuner==1.4.8",
+        "keras>=3.13,<3.16",
+        "keras-tuner>=1.4.6,<1.5",
         # keras-tuner imports six without declaring it.
         "six>=1.16",
         "numpy",
-        "pycocotools==2.0.11",
-        "tensorflow==2.21.*",
-        "ai-edge-litert==2.3.*",
+        "pycocotools>=2.0.8,<2.1",
+        "tensorflow>=2.19,<2.22",
+        "ai-edge-litert>=2.1,<2.4",
         "pyyaml",
         "matplotlib",
         "tqdm",
     ],
     extras_require={
         "qat": [
-            "tf-keras==2.21.*",
+            "tf-keras>=2.19,<2.22",
             "tensorflow-model-optimization==0.8.1",
         ],
         "jax": ["jax==0.10.2", "jaxlib==0.10.2"],
