@@ -4,6 +4,7 @@ from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.hub import preset_folder as preset_folder_lib
 from keras_evopose.models.evopose2d_backbone import EvoPose2DBackbone
 from keras_evopose.models.model_size import count_flops
+from keras_evopose.utils.state_files import write_weights_atomically
 from keras_evopose.version import __version__
 
 
@@ -65,6 +66,16 @@ class EvoPose2DHubBackbone(EvoPose2DBackbone, keras_hub.models.Backbone):
                 self, folder, max_shard_size=max_shard_size
             )
             preset_folder_lib.update_metadata(folder, self.preset_metadata())
+
+    def save_weights(self, filepath, overwrite=True, max_shard_size=None):
+        # keras-hub's preset saver writes the weights through this: made
+        # in memory and written with plain writes, so a full disk is a
+        # DiskFullError, not HDF5 failing inside h5py.
+        if max_shard_size is not None or not overwrite:
+            return super().save_weights(
+                filepath, overwrite=overwrite, max_shard_size=max_shard_size
+            )
+        write_weights_atomically(filepath, self)
 
     def preset_metadata(self):
         """The fields `save_to_preset` adds to `metadata.json`."""

@@ -79,3 +79,34 @@ def test_save_to_preset_round_trips_and_replaces_whole_presets_only(
     with pytest.raises(ValueError, match="notes holds files but no preset"):
         backbone.save_to_preset(other)
     assert os.listdir(other) == ["todo.txt"]
+
+
+def test_a_full_disk_keeps_the_earlier_preset(tmp_path):
+    import subprocess
+
+    from keras_evopose.utils.state_files import DiskFullError
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    # Room for one test-backbone preset (~220 kB), not for a second one
+    # beside it.
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=320k", "tmpfs", str(disk)],
+        capture_output=True,
+    )
+    if mounted.returncode:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        backbone = _backbone()
+        target = disk / "preset"
+        backbone.save_to_preset(target)
+        weights = (target / "model.weights.h5").read_bytes()
+        _perturb(backbone, seed=1)
+        with pytest.raises(DiskFullError, match=r"to write .*disk/preset \("):
+            backbone.save_to_preset(target)
+        assert sorted(os.listdir(disk)) == ["preset"]
+        assert (target / "model.weights.h5").read_bytes() == weights
+        loaded = keras_hub.models.Backbone.from_preset(str(target))
+        assert len(loaded.weights) == len(backbone.weights)
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

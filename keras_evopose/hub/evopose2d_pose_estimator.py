@@ -12,6 +12,7 @@ from keras_evopose.hub.evopose2d_pose_estimator_preprocessor import (
 from keras_evopose.models.evopose2d import EvoPose2D
 from keras_evopose.models.genotype import Genotype
 from keras_evopose.models.model_size import count_flops
+from keras_evopose.utils.state_files import write_weights_atomically
 
 
 @keras_evopose_export("keras_evopose.hub.EvoPose2DPoseEstimator")
@@ -128,6 +129,15 @@ class EvoPose2DPoseEstimator(EvoPose2D, keras_hub.models.Task):
                 self, folder, max_shard_size=max_shard_size
             )
             preset_folder_lib.update_metadata(folder, self.preset_metadata())
+
+    def save_task_weights(self, filepath):
+        """keras-hub's `save_task_weights` (the head's weights), written
+        as `EvoPose2DHubBackbone.save_weights` writes (disk-full-safe)."""
+        write_weights_atomically(
+            filepath,
+            self,
+            objects_to_skip=list(self.backbone._flatten_layers()),
+        )
 
     def preset_metadata(self):
         """The fields `save_to_preset` adds to `metadata.json`."""

@@ -1,11 +1,13 @@
 """Preset folders written beside and renamed into place."""
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import tempfile
 
+from keras_evopose.utils.state_files import DiskFullError
 from keras_evopose.utils.state_files import write_json_atomically
 
 METADATA_FILE = "metadata.json"
@@ -31,6 +33,7 @@ def preset_folder(preset_dir):
     Raises:
         ValueError: if `preset_dir` is a file, or a non-empty folder that
             holds no preset (it would be replaced whole).
+        DiskFullError: if the disk fills up (naming `preset_dir`).
     """
     target = os.path.abspath(str(preset_dir))
     if target in _FILLING:
@@ -56,8 +59,13 @@ def preset_folder(preset_dir):
     _FILLING.add(temporary)
     try:
         yield temporary
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(temporary, ignore_errors=True)
+        if isinstance(error, OSError) and error.errno in (
+            errno.ENOSPC,
+            errno.EDQUOT,
+        ):
+            raise DiskFullError(target) from None
         raise
     finally:
         _FILLING.discard(temporary)

@@ -108,9 +108,10 @@ def write_atomically(path, write):
     return path
 
 
-def _weights_h5_bytes(model):
-    """The bytes `model.save_weights` would write, made in memory; `None`
-    where this Keras has moved the internals it needs."""
+def _weights_h5_bytes(model, objects_to_skip=()):
+    """The bytes `model.save_weights` would write (without the weights of
+    `objects_to_skip`, as `keras.saving.save_weights`), made in memory;
+    `None` where this Keras has moved the internals it needs."""
     try:
         from keras.src.saving import saving_lib
 
@@ -121,7 +122,7 @@ def _weights_h5_bytes(model):
             weights_store=store,
             assets_store=None,
             inner_path="",
-            visited_saveables=set(),
+            visited_saveables=set(id(o) for o in objects_to_skip),
         )
         store.close()
     except (ImportError, AttributeError, TypeError):
@@ -130,9 +131,10 @@ def _weights_h5_bytes(model):
 
 
 @keras_evopose_export("keras_evopose.utils.write_weights_atomically")
-def write_weights_atomically(path, model):
+def write_weights_atomically(path, model, objects_to_skip=()):
     """`model.save_weights(path)` (a `.weights.h5` file), crash- and
-    disk-full-safe.
+    disk-full-safe; with `objects_to_skip` (layers), the weights of the
+    others only, as `keras.saving.save_weights(..., objects_to_skip)`.
 
     HDF5 written straight to a full disk floods stderr and can crash the
     process inside h5py's `File.close` (SIGSEGV). So the file is made in
@@ -148,9 +150,17 @@ def write_weights_atomically(path, model):
         raise ValueError(
             f"cannot save the weights of an unbuilt model to {path}"
         )
-    data = _weights_h5_bytes(model)
+    data = _weights_h5_bytes(model, objects_to_skip)
     if data is None:
-        return write_atomically(path, model.save_weights)
+
+        def write_with_keras(temporary):
+            import keras
+
+            keras.saving.save_weights(
+                model, temporary, objects_to_skip=objects_to_skip or None
+            )
+
+        return write_atomically(path, write_with_keras)
 
     def write(temporary):
         with open(temporary, "wb") as file:
