@@ -288,7 +288,8 @@ def run_seed(seed, args, setup, log, checkpoint):
     )
     children = []
     part, parts = args.part
-    for index, (genotype, mutation) in enumerate(drawn):
+    order = list(enumerate(drawn))
+    for index, (genotype, mutation) in order[:: -1 if args.reverse else 1]:
         if index % parts != part:
             continue  # another process's child (--part)
         init_seed = seed * 1000 + index
@@ -480,7 +481,7 @@ def merge(folders, output):
             raise SystemExit(f"--merge: {path} is missing (run it first)")
         results.append(json.loads(path.read_text()))
     merged = results[0]
-    ignored = ("seeds", "merge", "output", "part")
+    ignored = ("seeds", "merge", "output", "part", "reverse")
     for folder, other in zip(folders[1:], results[1:]):
         mine = {k: v for k, v in merged["settings"].items() if k not in ignored}
         theirs = {
@@ -498,7 +499,12 @@ def merge(folders, output):
             # Another part of the same seed: its children join, its
             # ancestor (trained alike in each part) is kept beside.
             mine = merged["seeds"][seed]
-            mine["children"] += outcome["children"]
+            done = {child["index"] for child in mine["children"]}
+            mine["children"] += [
+                child
+                for child in outcome["children"]
+                if child["index"] not in done
+            ]
             mine.setdefault("other_parts", []).append(
                 {"ancestor": outcome.get("ancestor"), "folder": str(folder)}
             )
@@ -555,6 +561,12 @@ def main(argv=None):
         metavar=("K", "N"),
         help="train only the children whose index is K modulo N (N "
         "processes share a seed; --merge joins them)",
+    )
+    parser.add_argument(
+        "--reverse",
+        action="store_true",
+        help="train the children last to first (a second process on the "
+        "same --part meets the first half way; --merge keeps one of each)",
     )
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument(
