@@ -131,7 +131,8 @@ def test_merge_joins_the_parts_of_a_seed(tmp_path):
     benchmark = load_benchmark()
     settings = {"bootstrap": 20, "part": [0, 2], "seeds": [0]}
     first = _part(tmp_path, "a", [0, 2, 4], settings)
-    second = _part(tmp_path, "b", [1, 3], {**settings, "part": [1, 2]})
+    # Child 2 twice: a --reverse process met the forward one there.
+    second = _part(tmp_path, "b", [3, 2, 1], {**settings, "part": [1, 2]})
     out = tmp_path / "merged"
     merged = benchmark.merge([first, second], out)
     children = merged["seeds"]["0"]["children"]
