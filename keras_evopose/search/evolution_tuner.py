@@ -26,6 +26,7 @@ from keras_evopose.search.resumable_oracle import convert_to_metrics_dict
 from keras_evopose.search.resumable_oracle import get_best_step
 from keras_evopose.search.resumable_oracle import is_chief_oracle
 from keras_evopose.search.resumable_oracle import validate_trial_results
+from keras_evopose.search.resumable_tuner import ResumableTuner
 from keras_evopose.search.trial_timing import TrialTiming
 from keras_evopose.utils.state_files import DiskFullError
 from keras_evopose.utils.state_files import StateFileError
@@ -168,7 +169,7 @@ class _ParentCheckpointTransfer(WeightTransferCallback):
 
 
 @keras_evopose_export("keras_evopose.search.EvolutionTuner")
-class EvolutionTuner(keras_tuner.Tuner):
+class EvolutionTuner(ResumableTuner):
     """Trains the children an `EvolutionOracle` proposes.
 
     Each trial builds the child from its genotype, transfers its parent's
@@ -284,7 +285,7 @@ class EvolutionTuner(keras_tuner.Tuner):
         project = pathlib.Path(self.project_dir)
         if (
             not self._reloaded
-            and not self._is_worker()
+            and not self.is_worker()
             and (
                 (project / "oracle.json").exists()
                 or any(project.glob("trial_*/trial.json"))
@@ -296,29 +297,22 @@ class EvolutionTuner(keras_tuner.Tuner):
     # State files.
 
     def save(self):
-        if not self._is_worker():
+        if not self.is_worker():
             self.oracle.save()
-        write_json_atomically(self._get_tuner_fname(), self.get_state())
+        write_json_atomically(self.tuner_state_path(), self.get_state())
 
     def reload(self):
         self._reloaded = True
-        if not self._is_worker():
+        if not self.is_worker():
             self.oracle.reload()
         # The tuner's own state is empty: a damaged tuner file loses
         # nothing, so it is not read.
 
-    def _populate_initial_space(self):
+    def populate_initial_space(self):
         # keras-tuner builds the hypermodel once with empty values to find
         # its hyperparameters; here the space is the Oracle's SearchSpace
         # and a model cannot be built without a genotype.
         return
-
-    def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
-        # keras-tuner imports tensorboard on the TensorFlow backend even
-        # without a TensorBoard callback, and TensorFlow 2.21 no longer
-        # installs it: only a TensorBoard callback needs it.
-        if any(c.__class__.__name__ == "TensorBoard" for c in callbacks):
-            super()._configure_tensorboard_dir(callbacks, trial, execution)
 
     # ----------------------------------------------------------------
     # The search loop.
@@ -344,7 +338,7 @@ class EvolutionTuner(keras_tuner.Tuner):
 
     def on_trial_begin(self, trial):
         self._trial_began = True
-        if self._is_worker():
+        if self.is_worker():
             self._heartbeat = _Heartbeat(
                 self.oracle, trial.trial_id, self._heartbeat_interval
             )
@@ -366,10 +360,10 @@ class EvolutionTuner(keras_tuner.Tuner):
     # ----------------------------------------------------------------
     # One trial.
 
-    def _try_build(self, hp):
+    def try_build(self, hp):
         # (It collects garbage too: a second gc.collect costs ~1 s.)
         keras.backend.clear_session()
-        model = self._build_hypermodel(hp)
+        model = self.build_hypermodel(hp)
         if not isinstance(model, keras.Model):
             raise keras_tuner.errors.FatalTypeError(
                 "The hypermodel must return a Keras Model; received "
@@ -385,21 +379,19 @@ class EvolutionTuner(keras_tuner.Tuner):
                 )
         return model
 
-    def _build_and_fit_model(self, trial, *args, **kwargs):
+    def build_and_fit_model(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
         timing = self._timing
         with timing.phase("build"):
-            model = self._try_build(hp)
+            model = self.try_build(hp)
         # In the strategy's scope: the hypermodel may compile the trial's
         # own optimizer (its variables belong to the strategy).
-        with keras_tuner.engine.tuner.maybe_distribute(
-            self.distribution_strategy
-        ):
+        with self.distribution_scope():
             timing.fit_began()
             results = self.hypermodel.fit(hp, model, *args, **kwargs)
         with timing.phase("state_writes"):
             write_json_atomically(
-                self._get_build_config_fname(trial.trial_id),
+                self.build_config_path(trial.trial_id),
                 model.get_build_config(),
             )
         validate_trial_results(
@@ -407,7 +399,7 @@ class EvolutionTuner(keras_tuner.Tuner):
         )
         return results
 
-    def _run_and_update_trial(self, trial, *args, **kwargs):
+    def run_and_update_trial(self, trial, *args, **kwargs):
         # What keras-tuner calls for a trial (it marks the trial failed on
         # any error): a full disk stops the search instead, and a bad file
         # fails the trial naming it, marked to re-run on resume.
@@ -467,7 +459,7 @@ class EvolutionTuner(keras_tuner.Tuner):
                 WeightTransferCallback(last[1], genotype=genotype, verbose=0)
                 if last is not None and last[0] == parent_trial_id
                 else _ParentCheckpointTransfer(
-                    self._get_checkpoint_fname(parent_trial_id),
+                    self.checkpoint_path(parent_trial_id),
                     genotype,
                     parent_trial_id,
                     trial.trial_id,
@@ -479,8 +471,8 @@ class EvolutionTuner(keras_tuner.Tuner):
         best = _BestEpochWeights(self.oracle.objective)
         histories = []
         for execution in range(self.executions_per_trial):
-            callbacks = self._deepcopy_callbacks(user_callbacks)
-            self._configure_tensorboard_dir(callbacks, trial, execution)
+            callbacks = self.copy_callbacks(user_callbacks)
+            self.configure_tensorboard(callbacks, trial, execution)
             fit_kwargs = dict(kwargs)
             fit_kwargs["callbacks"] = (
                 own_callbacks
@@ -488,7 +480,7 @@ class EvolutionTuner(keras_tuner.Tuner):
                 + [TunerCallback(self, trial), best, timing]
             )
             histories.append(
-                self._build_and_fit_model(trial, *args, **fit_kwargs)
+                self.build_and_fit_model(trial, *args, **fit_kwargs)
             )
         for history in histories:
             losses = getattr(history, "history", {}).get("loss", [])
@@ -532,14 +524,12 @@ class EvolutionTuner(keras_tuner.Tuner):
             return
         model = best.model
         model.set_weights(best.weights)
-        write_weights_atomically(
-            self._get_checkpoint_fname(trial.trial_id), model
-        )
+        write_weights_atomically(self.checkpoint_path(trial.trial_id), model)
         self._last_trained = (trial.trial_id, model)
 
     def load_model(self, trial):
         """The trial's model with the weights of its scored epoch."""
-        path = self._get_checkpoint_fname(trial.trial_id)
+        path = self.checkpoint_path(trial.trial_id)
         if not os.path.exists(path):
             raise StateFileError(
                 f"trial {trial.trial_id} has no checkpoint ({path} is "

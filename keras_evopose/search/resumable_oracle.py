@@ -16,8 +16,10 @@ chief waits that long for the workers that were running trials before it
 gives their trials to anyone else.
 
 This is the only module that imports `keras_tuner.src` or touches the base
-Oracle's private members; the others use the names defined here, so a
-keras-tuner release that moves them changes this file alone.
+Oracle's private members (`resumable_tuner.py` is the one for the base
+Tuner's; `resumable_tuner_test.py` checks both); the others use the names
+defined here, so a keras-tuner release that moves them changes this file
+alone.
 """
 
 import inspect
