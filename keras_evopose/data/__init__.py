@@ -4,7 +4,7 @@ TensorFlow is imported inside the functions that need it.
 """
 
 from keras_evopose.api_export import deprecated_aliases
-from keras_evopose.data.coco_instances import CocoInstances
+from keras_evopose.data.coco_instances import COCOInstances
 from keras_evopose.data.coco_instances import load_coco_instances
 from keras_evopose.data.coco_keypoints import coco_keypoints_dataset
 from keras_evopose.data.coco_keypoints import normalize_image
@@ -23,7 +23,7 @@ from keras_evopose.data.tfrecords import write_tfrecords
 __all__ = [
     "IMAGE_MEAN",
     "IMAGE_STD",
-    "CocoInstances",
+    "COCOInstances",
     "KeypointLayout",
     "SampleOptions",
     "coco_keypoints_dataset",
@@ -40,5 +40,9 @@ __all__ = [
 
 # Its one home is keras_evopose.metrics (one release of warnings).
 __getattr__ = deprecated_aliases(
-    __name__, {"decode_heatmaps": "keras_evopose.metrics.decode_heatmaps"}
+    __name__,
+    {
+        "decode_heatmaps": "keras_evopose.metrics.decode_heatmaps",
+        "CocoInstances": "keras_evopose.data.COCOInstances",
+    },
 )

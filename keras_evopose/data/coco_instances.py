@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from keras_evopose.api_export import deprecated_aliases
 from keras_evopose.api_export import keras_evopose_export
 from keras_evopose.data.keypoint_layout import KeypointLayout
 
@@ -66,8 +67,9 @@ def _list_images(images):
     return set(os.listdir(images))
 
 
+@keras_evopose_export("keras_evopose.data.COCOInstances")
 @dataclasses.dataclass
-class CocoInstances:
+class COCOInstances:
     """Person instances ready for the pipeline, and what was skipped.
 
     Attributes:
@@ -246,7 +248,7 @@ def load_coco_instances(
             used to measure the ceiling AP with detector boxes.
 
     Returns:
-        A `CocoInstances`.
+        A `COCOInstances`.
 
     Example:
 
@@ -467,7 +469,7 @@ def load_coco_instances(
             f"{dict(skipped) or 'nothing'}). Check the image folder "
             f"{images} and the annotations."
         )
-    return CocoInstances(
+    return COCOInstances(
         layout=layout,
         category_id=int(category["id"]),
         image_paths=[
@@ -502,3 +504,10 @@ def _preview(value, limit=60):
     """A short repr of a JSON value for an error message."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Named as COCOEvaluation and COCOSearchConfig are (one release of
+# warnings).
+__getattr__ = deprecated_aliases(
+    __name__, {"CocoInstances": "keras_evopose.data.COCOInstances"}
+)

@@ -679,7 +679,7 @@ def out_of_crop_joints(instances, options):
     (box widened to the aspect ratio and padded by `options.padding`).
 
     Args:
-        instances: a `CocoInstances`.
+        instances: a `COCOInstances`.
         options: a `SampleOptions`.
 
     Returns:
