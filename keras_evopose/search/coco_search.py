@@ -74,6 +74,21 @@ def ancestor_stride(config):
     return config.derive().stride
 
 
+def _trial_data_options():
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    # A trial deletes its iterators (each validation pass, the end of
+    # `fit`), and deleting one waits for tf.data's autotuning thread to
+    # wake up, which it does late, at the end of its optimization period
+    # (doubling up to a minute): measured 10 to 30 s at the end of most
+    # trials, ~1 s per validation pass. Without autotuning, AUTOTUNE
+    # parallelism is every core and prefetching keeps its own tuning;
+    # batches came as fast (30-45 ms per batch either way, 2 cores).
+    options.autotune.enabled = False
+    return options
+
+
 class _DatasetFactory:
     """`heatmap_size -> tf.data.Dataset`, cached per size (picklable for
     keras-tuner's deep copies: it holds paths and numbers)."""
@@ -118,9 +133,10 @@ class _DatasetFactory:
             # for ever, with `steps()` per epoch: Keras then keeps one
             # iterator through a trial's epochs instead of making one per
             # epoch.
-            self._cache[key] = (
+            dataset = (
                 dataset.repeat() if self.training else dataset.cache().repeat()
             )
+            self._cache[key] = dataset.with_options(_trial_data_options())
         return self._cache[key]
 
     def steps(self):
