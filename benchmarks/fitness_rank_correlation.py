@@ -392,7 +392,7 @@ def plot(result, path):
         "short_scratch": "short training from scratch\n(no transfer), "
         "val heatmap MSE",
         "params": "parameters (count_params)",
-        "flops": "multiply-accumulates per image",
+        "flops": "multiply-accumulates per image (millions)",
     }
     seeds = sorted(result["seeds"].items(), key=lambda item: int(item[0]))
     figure, axes = plt.subplots(
@@ -410,7 +410,7 @@ def plot(result, path):
                 x = [
                     c["runs"][score]["val_heatmap_mse"]
                     if score in RUNS
-                    else c[score]
+                    else c[score] / (1e6 if score == "flops" else 1)
                     for c in children
                 ]
                 y = [c["runs"][target]["val_heatmap_mse"] for c in children]
@@ -421,7 +421,12 @@ def plot(result, path):
                     outcome["correlations"][target][score]["kendall_tau"]
                 )
             axis.set_title(
-                "tau " + ", ".join(f"{t:+.2f}" for t in taus), fontsize=9
+                "Kendall tau "
+                + ", ".join(
+                    f"seed {seed} {tau:+.2f}"
+                    for (seed, _), tau in zip(seeds, taus)
+                ),
+                fontsize=9,
             )
             axis.set_xlabel(labels[score], fontsize=8)
             if column == 0:
@@ -441,7 +446,7 @@ def plot(result, path):
                 axis.legend(fontsize=7)
     figure.suptitle(
         "Cheap scores vs long-trained held-out loss, one point per child "
-        "(Kendall tau per seed in each title)",
+        "(Kendall tau-b per seed in each title)",
         fontsize=10,
     )
     figure.tight_layout()
@@ -576,7 +581,16 @@ def main(argv=None):
         help="skip COCO AP of the long-trained children",
     )
     parser.add_argument("--output", default="fitness_rank_correlation_results")
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="DIR",
+        help="combine the results of runs made with the same settings "
+        "(other seeds, other --part) into --output",
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, pathlib.Path(args.output))
     overrides = {}
     if args.quick:
         # Smallest that still exercises every path: 3 children, one

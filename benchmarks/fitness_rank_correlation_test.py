@@ -134,7 +134,7 @@ def test_merge_joins_the_parts_of_a_seed(tmp_path):
     # Child 2 twice: a --reverse process met the forward one there.
     second = _part(tmp_path, "b", [3, 2, 1], {**settings, "part": [1, 2]})
     out = tmp_path / "merged"
-    merged = benchmark.merge([first, second], out)
+    merged = benchmark.main(["--merge", first, second, "--output", str(out)])
     children = merged["seeds"]["0"]["children"]
     assert [child["index"] for child in children] == [0, 1, 2, 3, 4]
     table = merged["seeds"]["0"]["correlations"]["long_scratch"]
