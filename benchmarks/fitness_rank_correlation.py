@@ -476,6 +476,36 @@ def report(result):
                 )
 
 
+def seed_agreement(result):
+    """Kendall tau-b between two seeds' scores of the same genotypes, per
+    run: how well a run's ranking reproduces with another initialisation
+    and ancestor (the ceiling for any cheap score against it)."""
+    seeds = sorted(result["seeds"], key=int)
+    agreement = {}
+    for first, second in zip(seeds, seeds[1:]):
+        scores = [
+            {
+                tuple(child["genotype"]): child["runs"]
+                for child in result["seeds"][seed]["children"]
+            }
+            for seed in (first, second)
+        ]
+        shared = sorted(set(scores[0]) & set(scores[1]))
+        if len(shared) < 3:
+            continue
+        agreement[f"{first} vs {second}"] = {
+            "children": len(shared),
+            **{
+                run: kendall_tau_b(
+                    [scores[0][g][run]["val_heatmap_mse"] for g in shared],
+                    [scores[1][g][run]["val_heatmap_mse"] for g in shared],
+                )
+                for run in RUNS
+            },
+        }
+    return agreement
+
+
 def merge(folders, output):
     """One result (JSON, plot, table) from the runs in `folders`."""
     name = "fitness_rank_correlation.json"
@@ -529,10 +559,16 @@ def merge(folders, output):
         }
         for folder, result in zip(folders, results)
     ]
+    merged["seed_agreement"] = seed_agreement(merged)
     output.mkdir(parents=True, exist_ok=True)
     write_json(merged, output / name)
     plot(merged, output / "fitness_rank_correlation.png")
     report(merged)
+    for pair, row in merged["seed_agreement"].items():
+        print(
+            f"seeds {pair}, {row['children']} shared children, kendall tau: "
+            + ", ".join(f"{run} {row[run]:+.2f}" for run in RUNS)
+        )
     return merged
 
 

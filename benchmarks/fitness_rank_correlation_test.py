@@ -141,6 +141,10 @@ def test_merge_joins_the_parts_of_a_seed(tmp_path):
     assert table["short_transfer"]["kendall_tau"] == pytest.approx(1.0)
     assert table["flops"]["spearman"] == pytest.approx(-1.0)
     assert (out / "fitness_rank_correlation.png").stat().st_size > 0
+    assert merged["seed_agreement"] == {}  # one seed: nothing to compare
+    assert benchmark.seed_agreement(
+        {"seeds": {"0": merged["seeds"]["0"], "1": merged["seeds"]["0"]}}
+    )["0 vs 1"]["long_scratch"] == pytest.approx(1.0)
     other = _part(tmp_path, "c", [5], {**settings, "bootstrap": 30})
     with pytest.raises(SystemExit, match="other settings"):
         benchmark.merge([first, other], tmp_path / "bad")
