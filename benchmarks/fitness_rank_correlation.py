@@ -655,11 +655,15 @@ def main(argv=None):
     def log(line):
         print(line, flush=True)
 
-    def checkpoint(seed):
+    def checkpoint(seed, untrained):
         def write(children):
             # An interrupted run keeps the children done (no statistics
             # yet: `partial`).
-            result["seeds"][str(seed)] = {"partial": True, "children": children}
+            result["seeds"][str(seed)] = {
+                "partial": True,
+                "untrained_val_heatmap_mse": untrained,
+                "children": children,
+            }
             write_json(result, output / "fitness_rank_correlation.json")
             del result["seeds"][str(seed)]
 
@@ -704,7 +708,7 @@ def main(argv=None):
         )
         started = time.perf_counter()
         untrained = untrained_loss(setup, seed)
-        outcome = run_seed(seed, args, setup, log, checkpoint(seed))
+        outcome = run_seed(seed, args, setup, log, checkpoint(seed, untrained))
         outcome["untrained_val_heatmap_mse"] = untrained
         outcome["wall_s"] = round(time.perf_counter() - started, 1)
         result["seeds"][str(seed)] = outcome
