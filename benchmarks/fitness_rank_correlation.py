@@ -32,8 +32,14 @@ Writes `fitness_rank_correlation.json` (every run's score) and
 loss) to `--output`, both through a temporary file.
 
     python benchmarks/fitness_rank_correlation.py [--quick] [--seeds 0 1] \
-        [--child-epochs 4] [--passes-per-epoch 1] [--long-factor 10] \
+        [--child-epochs 2] [--passes-per-epoch 1] [--long-factor 10] \
+        [--part K N] [--reverse] [--no-ap] \
         [--output fitness_rank_correlation_results]
+    python benchmarks/fitness_rank_correlation.py --merge DIR [DIR ...] \
+        --output merged
+
+Results and reading: docs/benchmarks.md, "Does the short-training fitness
+rank networks?".
 """
 
 import argparse
