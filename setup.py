@@ -33,7 +33,7 @@ setup(
         "numpy",
         "pycocotools>=2.0.8,<2.1",
         "tensorflow>=2.19,<2.22",
-        "ai-edge-litert>=2.0.2,<2.4",
+        "ai-edge-litert>=1.4,<2.4",
         "pyyaml",
         "matplotlib",
         "tqdm",
