@@ -1,4 +1,8 @@
-"""Packaging for keras-evopose (pins: ../shared/DESIGN.md section 1)."""
+"""Packaging for keras-evopose.
+
+Version ranges: the README's "Install" table; the tested lower bounds:
+constraints-lower.txt.
+"""
 
 import pathlib
 
