@@ -10,7 +10,18 @@ from keras_evopose.callbacks.interrupt_check import InterruptCheck
 from keras_evopose.utils import interrupts
 
 
-def test_a_dropped_interrupt_stops_fit_at_the_next_batch(capsys):
+@pytest.fixture
+def ctrl_c_not_ignored():
+    # A suite started in the background (`pytest &`) inherits Ctrl-C
+    # ignored, and `recorded_interrupts` then leaves it so.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_dropped_interrupt_stops_fit_at_the_next_batch(
+    capsys, ctrl_c_not_ignored
+):
     before = signal.getsignal(signal.SIGINT), sys.unraisablehook
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
