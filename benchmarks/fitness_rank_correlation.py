@@ -641,7 +641,7 @@ def main(argv=None):
         args.seeds = args.seeds[:1]
         args.children, args.ancestor_epochs, args.child_epochs = 3, 1, 1
         args.long_factor, args.bootstrap, args.ap = 2, 50, False
-        overrides = {"input_size": "32x32", "batch_size": 4}
+        overrides = {"input_size": (32, 32), "batch_size": 4}
     if min(args.children, args.child_epochs, args.ancestor_epochs) < 1:
         parser.error("--children and the epochs must be positive")
     if args.long_factor < 2:
@@ -704,7 +704,7 @@ def main(argv=None):
             {
                 "train": config.annotations,
                 "validation": list(validation),
-                "input_size": config.input_size or "preset (64x48)",
+                "input_size": list(config.resolve().input_size),
                 "batch_size": config.batch_size,
                 "learning_rate": config.learning_rate,
                 "schedule": config.learning_rate_schedule,

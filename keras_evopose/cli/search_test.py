@@ -25,10 +25,9 @@ def test_settings_precedence(tmp_path):
     assert config.preset == "small"
     assert config.ancestor_epochs == 6  # the default
     # The deprecated spelling still works.
-    assert (
-        search.resolve_config(parse(["--image-size", "128x96"])).input_size
-        == "128x96"
-    )
+    assert search.resolve_config(
+        parse(["--image-size", "128x96"])
+    ).input_size == (128, 96)
 
 
 def test_bad_settings(tmp_path):

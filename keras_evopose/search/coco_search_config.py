@@ -46,8 +46,9 @@ BUNDLED_VAL = (
 )
 
 
-def _setting(default, help_text, example=None):
-    metadata = {"help": help_text}
+def _setting(default, help_text, example=None, separator=","):
+    # `separator` joins a tuple's ints in its text form.
+    metadata = {"help": help_text, "separator": separator}
     if example is not None:
         metadata["example"] = example
     return dataclasses.field(default=default, metadata=metadata)
@@ -66,9 +67,9 @@ class COCOSearchConfig:
     `search_config.json` of a search is one too, and
     `configs/evopose2d_paper_search.yaml` is the paper's search.
 
-    Head genes are tuples of ints; their text forms (`"8,16,32"`,
-    `"1-3"`, as flags and search folders written before they were typed
-    spell them) are read too.
+    The input size and head genes are tuples of ints; their text forms
+    (`"128x96"`, `"8,16,32"`, `"1-3"`, as flags and search folders
+    written before they were typed spell them) are read too.
     """
 
     annotations: str = _setting(
@@ -98,10 +99,11 @@ class COCOSearchConfig:
         "generation-0 genotype: 'preset' (the preset's), 'efficientnet-b0' "
         "or comma-joined block strings",
     )
-    # Text ("HxW"), as it is saved and compared; `resolve().input_size`
-    # is the `(height, width)`.
-    input_size: typing.Optional[str] = _setting(
-        None, "input HEIGHTxWIDTH, default: the preset's"
+    input_size: typing.Optional[typing.Tuple[int, int]] = _setting(
+        None,
+        "input HEIGHTxWIDTH, e.g. '128x96'; default: the preset's",
+        example="128x96",
+        separator="x",
     )
     max_trials: int = _setting(5, "trials in total, the ancestor included")
     ancestor_epochs: int = _setting(6, "epochs of generation 0 (paper: 30)")
@@ -154,6 +156,7 @@ class COCOSearchConfig:
         "head genes: MIN-MAX upsampling steps of the head, e.g. '1-3' "
         "(each doubles the heatmap side); default: the head is not searched",
         example="1-3",
+        separator="-",
     )
     # The reference's search (all of COCO) neither rotates nor scales;
     # on the main job's 191 people, 576 steps per child overfit without
@@ -299,7 +302,8 @@ class COCOSearchConfig:
     def parse(cls, name, text):
         """The value of setting `name` read from `text` by its type:
         `"5"` for an int, `"8,16,32"` for a tuple of ints, `"1-3"` for a
-        (min, max) pair; `ValueError` naming the setting otherwise."""
+        (min, max) pair, `"128x96"` for a (height, width); `ValueError`
+        naming the setting otherwise."""
         field = {f.name: f for f in dataclasses.fields(cls)}[name]
         return _parse_text(field, text)
 
@@ -352,13 +356,14 @@ def _parse_text(field, text):
 
 
 def _int_tuple(field, kind, value):
-    # A variadic tuple is comma-joined text; a fixed pair is a range,
-    # "MIN-MAX".
+    # The text form joins the ints with the field's separator ("8,16,32",
+    # "1-3", "128x96"); a fixed pair has exactly two.
     pair = typing.get_args(kind)[-1] is not Ellipsis
     items = value
     if isinstance(value, str):
+        separator = field.metadata["separator"]
         try:
-            items = [int(part) for part in value.split("-" if pair else ",")]
+            items = [int(part) for part in value.lower().split(separator)]
         except ValueError:
             items = []
     valid = (
@@ -456,7 +461,7 @@ def _derive(preset, ancestor, head_filter_choices, head_steps, input_size):
         ancestor=genotype,
         head_filter_choices=head_filter_choices,
         head_steps=head_steps,
-        input_size=_input_size(preset, input_size),
+        input_size=input_size or _preset_input_size(preset),
         stride=genotype.output_stride,
     )
     if searches_head:
@@ -465,16 +470,8 @@ def _derive(preset, ancestor, head_filter_choices, head_steps, input_size):
     return resolved
 
 
-def _input_size(preset, text):
-    if text is None:
-        from keras_evopose.models import presets
+def _preset_input_size(preset):
+    from keras_evopose.models import presets
 
-        shape = presets.preset_arguments(preset, "backbone")["image_shape"]
-        return tuple(shape[:2])
-    try:
-        height, width = (int(side) for side in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(
-            f"input_size must be HEIGHTxWIDTH, e.g. 256x192; received {text!r}"
-        ) from None
-    return height, width
+    shape = presets.preset_arguments(preset, "backbone")["image_shape"]
+    return tuple(shape[:2])

@@ -1,10 +1,19 @@
+import dataclasses
 import json
 
 import pytest
 
+from keras_evopose.cli import build_parser
 from keras_evopose.cli import main
+from keras_evopose.cli import search
+from keras_evopose.search import ResumeError
+from keras_evopose.search.coco_search import check_worker_config
 from keras_evopose.search.coco_search import load_saved_config
 from keras_evopose.search.coco_search_config import COCOSearchConfig
+
+
+def parse(argv):
+    return build_parser().parse_args(["search", *argv])
 
 
 def test_settings_are_typed_and_read_from_text_by_type():
@@ -26,6 +35,63 @@ def test_settings_are_typed_and_read_from_text_by_type():
     saved = json.loads(json.dumps(config.to_dict()))
     assert saved["head_steps"] == [1, 3]
     assert COCOSearchConfig.from_dict(saved) == config
+
+
+def test_the_input_size_is_a_height_width_tuple_read_from_text_or_a_list():
+    assert COCOSearchConfig.parse("input_size", "128x96") == (128, 96)
+    assert COCOSearchConfig.parse("input_size", "128X96") == (128, 96)
+    config = COCOSearchConfig(input_size=[128, 96])  # a config file's list
+    assert config.input_size == (128, 96)
+    assert config == COCOSearchConfig(input_size="128x96")
+    assert config.to_dict()["input_size"] == [128, 96]
+    assert config.resolve().input_size == (128, 96)
+    assert COCOSearchConfig().resolve().input_size == (64, 48)  # the preset's
+    for bad in ("128", "128x96x3", "128-96", "axb", [128], [128.0, 96]):
+        with pytest.raises(
+            ValueError, match="input_size must be like '128x96'"
+        ):
+            COCOSearchConfig(input_size=bad)
+
+
+def test_a_bad_input_size_is_one_line_naming_the_flag_or_field(
+    tmp_path, capsys
+):
+    output = str(tmp_path / "o")
+    assert main(["search", "--output", output, "--input-size", "128by96"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "--input-size: input_size must be like '128x96'" in error
+    settings = tmp_path / "search.yaml"
+    settings.write_text("input_size: 128,96\n")
+    assert main(["search", "--config", str(settings)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "input_size must be like '128x96'; received '128,96'" in error
+    settings.write_text("input_size: [128, 96]\n")
+    config = search.resolve_config(parse(["--config", str(settings)]))
+    assert config.input_size == (128, 96)
+
+
+def test_a_search_folder_saved_with_the_input_size_as_text_still_loads(
+    tmp_path,
+):
+    # search_config.json as the code before the typed input size wrote it.
+    old = COCOSearchConfig(output=str(tmp_path)).to_dict()
+    old["input_size"] = "128x96"
+    (tmp_path / "search_config.json").write_text(json.dumps(old, indent=2))
+    saved = load_saved_config(tmp_path)
+    assert saved.input_size == (128, 96)
+    assert saved.resolve().input_size == (128, 96)
+    # --resume reads it (its flags on top); a worker given the chief's
+    # settings agrees with them, one given another size is refused.
+    resumed = search.resolve_config(parse(["--resume", str(tmp_path)]))
+    assert resumed.input_size == (128, 96)
+    check_worker_config(resumed, verbose=0)
+    other = dataclasses.replace(resumed, input_size=(64, 48))
+    with pytest.raises(
+        ResumeError, match=r"input_size \(64, 48\) \(chief: \(128, 96\)\)"
+    ):
+        check_worker_config(other, verbose=0)
 
 
 def test_resolve_derives_the_ancestor_once_and_checks_the_input_size():
@@ -58,16 +124,20 @@ def test_a_search_saved_before_typed_settings_resumes(tmp_path, capsys):
     # One trial that fails at once (no training needed).
     flags = ["--max-model-size", "10", "--max-trials", "1", "--verbose", "0"]
     flags += ["--head-filter-choices", "8,16,32", "--head-steps", "1-3"]
+    flags += ["--input-size", "128x96"]
     assert main(["search", "--output", str(output), *flags]) == 1
     # search_config.json as the code before typed settings wrote it: every
-    # setting, the head genes as text.
+    # setting, the head genes and the input size as text.
     path = output / "search_config.json"
     old = json.loads(path.read_text())
     assert (old["head_filter_choices"], old["head_steps"]) == (
         [8, 16, 32],
         [1, 3],
     )
-    old.update(head_filter_choices="8,16,32", head_steps="1-3")
+    assert old["input_size"] == [128, 96]
+    old.update(
+        head_filter_choices="8,16,32", head_steps="1-3", input_size="128x96"
+    )
     path.write_text(json.dumps(old, indent=2))
     assert load_saved_config(output).head_steps == (1, 3)
     capsys.readouterr()
@@ -79,3 +149,4 @@ def test_a_search_saved_before_typed_settings_resumes(tmp_path, capsys):
     assert "cannot resume" not in printed.err
     assert "no completed trial to mutate" in printed.out
     assert json.loads(path.read_text())["head_steps"] == [1, 3]
+    assert json.loads(path.read_text())["input_size"] == [128, 96]
