@@ -3,7 +3,7 @@
 Trial 0 trains the ancestor; each later trial mutates one gene of one of
 the best parents so far, inherits its weights and trains briefly. The data
 are functions of the heatmap size (a stride mutation may change it).
-`--quick` uses random data at 32x24 (CI); otherwise the bundled COCO images.
+`--quick` uses random data at 32x32 (CI); otherwise the bundled COCO images.
 
     python examples/search_with_keras_tuner.py --quick
 """
@@ -27,7 +27,7 @@ class RandomData(keras.utils.PyDataset):
     def __init__(self, heatmap_size):
         super().__init__()
         rng = np.random.default_rng(0)
-        self.x = rng.normal(size=(2, 4, 32, 24, 3)).astype("float32")
+        self.x = rng.normal(size=(2, 4, 32, 32, 3)).astype("float32")
         self.y = rng.random((2, 4, *heatmap_size, 17)).astype("float32")
 
     def __len__(self):
@@ -70,7 +70,7 @@ def main(argv=None):
     tuner = keras_evopose.search.EvolutionTuner(
         oracle,
         preset="test",
-        model_kwargs={"image_shape": [32, 24, 3]} if args.quick else None,
+        model_kwargs={"image_shape": [32, 32, 3]} if args.quick else None,
         ancestor_epochs=1 if args.quick else 6,
         child_epochs=1 if args.quick else 2,
         directory=args.directory,

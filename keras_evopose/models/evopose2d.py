@@ -8,6 +8,7 @@ from keras_evopose.models import builder
 from keras_evopose.models import genotype as genotype_lib
 from keras_evopose.models import presets as preset_lib
 from keras_evopose.models.evopose2d_backbone import EvoPose2DBackbone
+from keras_evopose.utils.validation import check_multiple_of
 
 
 @keras_evopose_export("keras_evopose.models.EvoPose2D")
@@ -19,6 +20,8 @@ class EvoPose2D(keras.Model):
     out at `backbone.output_stride / 2 ** len(head_filters)` of the input:
     1/2 for small/medium/large (output stride 16) and 1/4 for extra_small
     (output stride 32). Outputs are linear heatmaps, one per keypoint.
+    The input's height and width must be multiples of the backbone's
+    `output_stride` (`ValueError` naming `image_shape` otherwise).
 
     Reference:
         McNally et al., EvoPose2D, IEEE Access 2021.
@@ -104,6 +107,16 @@ class EvoPose2D(keras.Model):
                 "EvoPose2DBackbone. Received: "
                 f"backbone={type(backbone).__name__}"
             )
+        stride = getattr(backbone, "output_stride", None)
+        size = backbone.input_shape[1:3]
+        if stride is not None and None not in size:
+            # Else the backbone's "same" padding rounds a side up and the
+            # heatmaps no longer line up with the input (32x24 at stride
+            # 16 gave 16x16 heatmaps, not 16x12).
+            try:
+                check_multiple_of(size, stride, "image_shape")
+            except ValueError as error:
+                raise ValueError(f"EvoPose2D: {error}") from None
         keypoint_layout = _resolve_layout(keypoint_layout, num_keypoints)
         if num_keypoints is None:
             num_keypoints = (

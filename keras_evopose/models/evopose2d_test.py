@@ -73,6 +73,17 @@ def test_from_preset_overrides_route_to_backbone_and_head():
     assert tuple(model.output_shape) == (None, 32, 24, 5)
 
 
+def test_an_input_the_stride_does_not_divide_is_refused():
+    # Not heatmaps that silently miss the input (16x16 for 32x24).
+    with pytest.raises(
+        ValueError,
+        match=r"image_shape 32x24: .* multiples of 16 .* sizes: 32x16, 32x32",
+    ):
+        EvoPose2D.from_preset("test", image_shape=[32, 24, 3])
+    model = EvoPose2D.from_preset("test", image_shape=[32, 32, 3])
+    assert tuple(model.output_shape) == (None, 16, 16, 17)
+
+
 def test_bad_preset_and_arguments():
     with pytest.raises(ValueError, match="Unknown preset 'tiny'.*'small'"):
         EvoPose2D.from_preset("tiny")

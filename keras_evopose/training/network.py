@@ -54,14 +54,21 @@ def _search_donor(config, contract, regularizer):
     except ResumeError as error:
         raise NetworkError(f"--from-search {error}") from None
     record = _trial_record(folder, config.trial)
-    model = EvoPose2D.from_preset(
-        search.preset,
-        genotype=Genotype.from_strings(record["genotype"]),
-        image_shape=[*input_size_of(search), 3],
-        kernel_regularizer=regularizer,
-        **contract,
-        batch_norm_momentum=search.batch_norm_momentum,
-    )
+    try:
+        model = EvoPose2D.from_preset(
+            search.preset,
+            genotype=Genotype.from_strings(record["genotype"]),
+            image_shape=[*input_size_of(search), 3],
+            kernel_regularizer=regularizer,
+            **contract,
+            batch_norm_momentum=search.batch_norm_momentum,
+        )
+    except ValueError as error:
+        # E.g. a child whose stride mutation no longer divides the
+        # search's input size (searches before EvoPose2D refused those).
+        raise NetworkError(
+            f"--from-search trial {record['trial_id']}: {error}"
+        ) from None
     weights = folder / PROJECT / f"trial_{record['trial_id']}"
     weights = weights / "checkpoint.weights.h5"
     if not weights.is_file():
