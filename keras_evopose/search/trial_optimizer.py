@@ -69,6 +69,17 @@ class TrialOptimizer:
     batch 32, i.e. `keras_evopose.training.batch_scaled_learning_rate(
     batch_size)`, 4e-3 at its batch of 512 (the default here).
 
+    A second recipe on purpose, not a twin of
+    `keras_evopose.training.evopose2d_optimizer` (the paper's long
+    training of a chosen network): that one is built once for a whole
+    run, scales its rate with the batch itself and warms up linearly from
+    the base rate over its first `warmup_epochs` (5 of 200) before the
+    cosine; this one is a factory the hypermodel calls per trial (30 or 5
+    epochs, known only then), takes the rate as given, has no warm-up
+    (as the reference's search), offers `"constant"` and any Keras
+    optimizer, and is serialisable (`get_config`). Both are Adam with
+    Keras' defaults and a cosine to 0 at the last step.
+
     Args:
         learning_rate: float, the rate of the first step. Defaults to 4e-3.
         schedule: `"cosine"` (default: cosine decay to 0 over the trial) or

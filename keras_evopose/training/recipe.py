@@ -106,6 +106,13 @@ def evopose2d_optimizer(
     a model setting, not an optimizer one: build the model with
     `kernel_regularizer=evopose2d_regularizer()`.
 
+    The paper's long training (200 epochs, 5 of warm-up from the base
+    rate to the batch-scaled peak, then a cosine to 0). A search trial
+    uses `keras_evopose.search.TrialOptimizer` instead, kept apart on
+    purpose: the reference's search trains each trial briefly from a
+    given rate with no warm-up, the cosine over that trial's own steps
+    (see its docstring for the differences).
+
     Args:
         batch_size: int, global batch size.
         steps_per_epoch: int, optimizer steps per epoch.
