@@ -354,7 +354,7 @@ class EvolutionOracle(ResumableOracle):
         """A child of `genotype` as its trial value (the genotype string)
         and the mutation's description."""
         child, description = mutate(
-            genotype,
+            genotype.to_strings(),
             self.search_space,
             rng,
             gene_weighting=self.gene_weighting,

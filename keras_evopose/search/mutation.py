@@ -181,9 +181,8 @@ def mutate(genotype, space, rng, gene_weighting="uniform"):
     result depends only on the arguments and the state of `rng`.
 
     Args:
-        genotype: a `keras_evopose.models.Genotype` or list of block
-            strings inside `space` (with its head steps if the space has
-            head genes).
+        genotype: list of block strings inside `space` (with its head
+            steps if the space has head genes).
         space: a `keras_evopose.search.SearchSpace`.
         rng: a `random.Random`, e.g. `random.Random(seed)`.
         gene_weighting: `"uniform"` or `"reference"`, see above.
