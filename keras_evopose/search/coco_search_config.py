@@ -433,10 +433,35 @@ class ResolvedSearch:
         }
 
     def search_space(self):
-        """A new `SearchSpace` over the ancestor with the head genes."""
-        from keras_evopose.search.search_space import SearchSpace
+        """A new `SearchSpace` over the ancestor with the head genes.
 
-        return SearchSpace(ancestor=self.ancestor, **self.head_genes())
+        With stride genes, its `max_output_stride` is capped at the
+        largest power of 2 dividing both sides of `input_size` (e.g. 16
+        at 64x48), so no child's stride fails to divide the input; the
+        space is unchanged where the cap is not below its default (32),
+        and so is its saved `get_config`."""
+        from keras_evopose.search.search_space import SearchSpace
+        from keras_evopose.utils.validation import check_multiple_of
+
+        # `resolve`'s one-line error, also for a `derive()`d search; past
+        # it the ancestor's stride is at most the cap below.
+        check_multiple_of(self.input_size, self.stride, "input_size")
+        space = SearchSpace(ancestor=self.ancestor, **self.head_genes())
+        cap = _largest_dividing_stride(self.input_size)
+        if space.stride_stages and cap < space.max_output_stride:
+            space = SearchSpace(
+                ancestor=self.ancestor,
+                max_output_stride=cap,
+                **self.head_genes(),
+            )
+        return space
+
+
+def _largest_dividing_stride(input_size):
+    """The largest power of 2 dividing both sides of `input_size`."""
+    height, width = input_size
+    # The lowest set bit of a number is the largest power of 2 dividing it.
+    return min(height & -height, width & -width)
 
 
 @functools.lru_cache(maxsize=32)
@@ -465,8 +490,11 @@ def _derive(preset, ancestor, head_filter_choices, head_steps, input_size):
         stride=genotype.output_stride,
     )
     if searches_head:
-        # Bad head-gene bounds raise here.
-        resolved.search_space()
+        # Bad head-gene bounds raise here; uncapped, so that an input the
+        # ancestor's stride does not divide fails in `resolve` instead.
+        from keras_evopose.search.search_space import SearchSpace
+
+        SearchSpace(ancestor=genotype, **resolved.head_genes())
     return resolved
 
 

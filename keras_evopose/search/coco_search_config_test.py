@@ -150,3 +150,94 @@ def test_a_search_saved_before_typed_settings_resumes(tmp_path, capsys):
     assert "no completed trial to mutate" in printed.out
     assert json.loads(path.read_text())["head_steps"] == [1, 3]
     assert json.loads(path.read_text())["input_size"] == [128, 96]
+
+
+def _walk(space, draws, seed=0):
+    """Every child of `draws` mutations, each of a random earlier one."""
+    import random
+
+    from keras_evopose.search import mutate
+
+    rng = random.Random(seed)
+    pool = [space.ancestor]
+    for _ in range(draws):
+        child, _ = mutate(pool[rng.randrange(len(pool))], space, rng)
+        pool.append(child)
+    return pool[1:]
+
+
+def _old_space(resolved):
+    # What `search_space()` built before the cap: saved searches hold it.
+    from keras_evopose.search import SearchSpace
+
+    return SearchSpace(ancestor=resolved.ancestor, **resolved.head_genes())
+
+
+def test_the_stride_cap_leaves_existing_searches_space_config_unchanged():
+    import pathlib
+
+    paper = (
+        pathlib.Path(search.__file__).resolve().parents[2]
+        / "configs"
+        / "evopose2d_paper_search.yaml"
+    )
+    configs = [
+        COCOSearchConfig(),  # the main job: `test`, no stride genes, 64x48
+        COCOSearchConfig(head_steps="1-3", input_size="128x96"),
+        COCOSearchConfig.from_dict(search.load_config_file(paper)),
+        COCOSearchConfig(preset="small"),
+        COCOSearchConfig(preset="small", input_size="128x96"),
+    ]
+    for config in configs:
+        resolved = config.resolve()
+        config_now = resolved.search_space().get_config()
+        assert config_now == _old_space(resolved).get_config()
+        assert config_now["max_output_stride"] == 32
+    assert configs[2].resolve().input_size == (256, 192)
+    assert configs[2].resolve().search_space().stride_stages == (5, 6, 7)
+
+
+def test_stride_genes_stay_within_what_divides_the_input():
+    from keras_evopose.models import EvoPose2D
+    from keras_evopose.models.genotype import Genotype
+
+    resolved = COCOSearchConfig(preset="small", input_size="64x48").resolve()
+    space = resolved.search_space()
+    assert space.stride_stages == (5, 6, 7)
+    assert space.max_output_stride == 16  # 64 = 2**6, 48 = 16 * 3
+    children = _walk(space, 300)
+    strides = {Genotype.from_strings(c).output_stride for c in children}
+    assert strides == {16}
+    # The same walk without the cap reaches stride 32, which 48 is not a
+    # multiple of: these children would fail as trials.
+    uncapped = _walk(_old_space(resolved), 300)
+    assert 32 in {Genotype.from_strings(c).output_stride for c in uncapped}
+    for child in (children[-1], children[len(children) // 2]):
+        model = EvoPose2D.from_preset(
+            "small", genotype=child, image_shape=(64, 48, 3)
+        )
+        assert model.output_shape[1:3] == (32, 24)
+
+
+def test_without_a_cap_children_still_reach_stride_32_at_256x192():
+    from keras_evopose.models.genotype import Genotype
+
+    resolved = COCOSearchConfig(preset="small").resolve()
+    space = resolved.search_space()
+    assert space == _old_space(resolved)
+    strides = {
+        Genotype.from_strings(c).output_stride for c in _walk(space, 300)
+    }
+    assert strides == {16, 32}
+
+
+def test_an_ancestor_stride_the_input_does_not_allow_is_still_one_line():
+    config = COCOSearchConfig(
+        preset="small", ancestor="efficientnet-b0", input_size="64x48"
+    )
+    for call in (config.resolve, config.derive().search_space):
+        with pytest.raises(ValueError, match="multiples of 32") as error:
+            call()
+        assert "\n" not in str(error.value)
+    # Head genes are checked on construction, before the input size.
+    assert dataclasses.replace(config, head_steps="1-3").derive().stride == 32
