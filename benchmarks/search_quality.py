@@ -3,47 +3,66 @@
 Does the EvoPose2D search earn its compute? Every method searches the same
 space for the same proxy pose task with the same total budget of training
 steps, and is scored by the hypervolume of its (validation loss,
-parameters) front.
+parameters) front and of its (validation loss, LiteRT latency) front.
 
-Task: real COCO crops of the bundled `data/coco_kpt_mini` (80 people in 43
-val2017 images), split by image with `keras_evopose.data.split_coco_by_image`
-(every 4th image by id held out), 64x48 input, no augmentation, Gaussian
-heatmaps of peak 255 at each child's output size, the paper's
-target-weighted heatmap MSE (`HeatmapMSE`), Adam at `--learning-rate`.
-The space is `SearchSpace.from_preset("test")` (4 stages; kernel 3/5,
-repeats 1-2, channels in steps of 8 up to the ancestor's; its stride
-stages are none, so every child has 32x24 heatmaps).
+Task: the main job's own data and per-trial recipe
+(`keras_evopose.search.coco_search.trial_data` and `trial_hypermodel` of a
+`COCOSearchConfig(preset="test", passes_per_epoch=1)`): every trial trains
+on `data/coco_kpt_extra` (191 people, 12 steps of 16 per epoch, the
+search's augmentation) and is scored on the 80 people of
+`data/coco_kpt_mini/val2017`, whom it never sees; 64x48 input, a fresh
+Adam per trial from 1e-2 with a cosine to 0 over the trial's own steps,
+L2 1e-5. The objective is the best epoch's `val_heatmap_mse` (the search's
+fitness metric, keras-tuner's best-epoch rule). The space is
+`SearchSpace.from_preset("test")` (4 stages; kernel 3/5, repeats 1-2,
+channels in steps of 8 up to the ancestor's; no stride genes).
+
+Trials learn here: a trial trained from scratch for `--baseline-epochs`
+(default: the ancestor's 8 epochs, 96 steps) ends well below the untrained
+loss (docs/benchmarks.md has the numbers).
 
 Methods (each over `--seeds` seeds, the same budget in training steps):
 
 - `evolution`: `EvolutionOracle` (steady state) + `EvolutionTuner` with
   weight transfer: the ancestor trains `--ancestor-epochs`, each child
   `--child-epochs`.
-- `evolution_generational`: the same with `population="generational"`
-  (only if this checkout's `EvolutionOracle` has it).
+- `restart_control`: the same oracle, parent selection and steps, but the
+  child keeps its parent's genotype: it continues the parent's weights
+  with a fresh optimizer and learning-rate schedule (the restart) and no
+  mutation. What `evolution` gains over it is the mutations' doing.
+- `evolution_generational`: `population="generational"` (not run by
+  default).
 - `evolution_no_transfer`: steady state, children trained from scratch
-  (`EvolutionTuner(transfer_weights=False)`) for the same child epochs.
+  (`EvolutionTuner(transfer_weights=False)`) for the same child epochs
+  (not run by default).
 - `random_search`: keras-tuner `RandomSearch` over the same genes
   (`Genotype.from_hyperparameters`), every trial from scratch for
-  `--baseline-epochs` (default: the child epochs).
+  `--baseline-epochs`.
 - `nsga2`: optuna's `NSGAIISampler` over the same genes, two objectives
   (validation loss, parameters), every trial like random search.
 - `ancestor_full_budget`: no search: the ancestor alone trained for the
   whole budget (what any search has to beat).
 
-A trial's score is its best epoch's validation loss (keras-tuner's rule)
-and its parameter count (`model.count_params()`). A method
-runs trials until the next one would exceed `--budget-steps`. The
-hypervolume is computed against one fixed reference point: the validation
-loss of the all-zero prediction (what a network that learned nothing
-scores) and the parameter count of the largest genotype of the space,
-and reported normalized by the box from (0, 0) to that point.
+A method runs trials until the next one would exceed `--budget-steps`.
+Each trial's parameters are `model.count_params()` and its latency is
+`keras_evopose.callbacks.LiteRTLatency`'s (float32, 1 thread, the CPU
+clock of the timing thread, which other jobs on a shared machine inflate
+least), cached per architecture in `OUTPUT/latency_cache.json`. Both
+hypervolumes use one fixed reference point: the validation loss of the
+all-zero prediction (what a network that learned nothing scores) and the
+parameters / latency of the largest genotype of the space; each is
+reported normalized by the box from the origin to that point.
 
-Writes `search_quality.json` and `search_quality.png` (hypervolume vs
-budget per method, final fronts overlaid) to `--output`.
+Writes `search_quality.json` (every trial) and `search_quality.png`
+(hypervolume vs budget per method, final fronts) to `--output`.
 
     python benchmarks/search_quality.py [--quick] [--seeds 0 1 2] \
-        [--budget-steps 400] [--output search_quality_results]
+        [--methods evolution restart_control ...] [--budget-steps 960] \
+        [--output search_quality_results]
+    python benchmarks/search_quality.py --merge DIR [DIR ...] --output merged
+
+Results and reading: docs/benchmarks.md, "Search quality at equal
+compute".
 """
 
 import argparse
@@ -61,15 +80,20 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-MINI = ROOT / "data" / "coco_kpt_mini"
 PRESET = "test"
-INPUT_SIZE = (64, 48)
-HEATMAP_PEAK = 255.0
-VAL_FRACTION = 0.25
+OBJECTIVE = "val_heatmap_mse"
 METHODS = (
     "evolution",
+    "restart_control",
     "evolution_generational",
     "evolution_no_transfer",
+    "random_search",
+    "nsga2",
+    "ancestor_full_budget",
+)
+DEFAULT_METHODS = (
+    "evolution",
+    "restart_control",
     "random_search",
     "nsga2",
     "ancestor_full_budget",
@@ -81,78 +105,58 @@ METHODS = (
 
 
 class Task:
-    """Train/val crops as numpy arrays, per heatmap size (cached)."""
+    """The main job's data and trial recipe for one seed."""
 
-    def __init__(self, output, batch_size, max_crops=None):
-        from keras_evopose.data import split_coco_by_image
+    def __init__(self, output, seed, quick):
+        from keras_evopose.search.coco_search import COCOSearchConfig
+        from keras_evopose.search.coco_search import trial_data
+        from keras_evopose.search.coco_search import trial_hypermodel
 
-        self.batch_size = batch_size
-        self.max_crops = max_crops
-        self.train_json, self.val_json = split_coco_by_image(
-            MINI / "annotations" / "person_keypoints_val2017_mini.json",
-            output / "split",
-            VAL_FRACTION,
-        )
-        self._arrays = {}
-
-    def arrays(self, annotations, heatmap_size):
-        import numpy as np
-
-        from keras_evopose.data import coco_keypoints_dataset
-
-        key = (str(annotations), tuple(heatmap_size))
-        if key not in self._arrays:
-            dataset = coco_keypoints_dataset(
-                annotations,
-                MINI / "val2017",
-                input_size=INPUT_SIZE,
-                heatmap_size=tuple(heatmap_size),
-                training=False,
-                batch_size=256,
-                heatmap_peak=HEATMAP_PEAK,
+        settings = {"passes_per_epoch": 1, "seed": seed}
+        if quick:
+            # The smallest input the ancestor's stride divides; 1-step
+            # epochs of 4 images.
+            settings["input_size"] = COCOSearchConfig.parse(
+                "input_size", "32x32"
             )
-            parts = zip(*[[t.numpy() for t in batch] for batch in dataset])
-            self._arrays[key] = tuple(
-                np.concatenate(p)[: self.max_crops] for p in parts
-            )
-        return self._arrays[key]
-
-    def steps_per_epoch(self, heatmap_size=(32, 24)):
-        count = len(self.arrays(self.train_json, heatmap_size)[0])
-        return math.ceil(count / self.batch_size)
-
-    def zero_prediction_loss(self, heatmap_size=(32, 24)):
-        """HeatmapMSE of an all-zero prediction on the validation crops."""
-        import numpy as np
-
-        _, heatmaps, weights = self.arrays(self.val_json, heatmap_size)
-        return float(np.mean(weights * heatmaps.astype("float64") ** 2))
-
-    def data(self, training, seed):
-        """`heatmap_size -> tf.data.Dataset` (EvoPose2DHyperModel's form)."""
-        return _DataFunction(
-            self, self.train_json if training else self.val_json, training, seed
+            settings["batch_size"] = 4
+        self.config = COCOSearchConfig(
+            preset=PRESET, output=str(output), **settings
         )
+        self.train_data, self.val_data, self.validation = trial_data(
+            self.config, output
+        )
+        self.steps_per_epoch = 1 if quick else self.train_data.steps()
+        self.validation_steps = 1 if quick else self.val_data.steps()
+        self.hypermodel = trial_hypermodel(self.config)
+        if quick:
+            # Tracing a child's functions costs more than its one step.
+            self.hypermodel.compile_kwargs["run_eagerly"] = True
 
+    def fit_kwargs(self):
+        """What every method passes to `search`/`fit` besides epochs."""
+        return {
+            "validation_data": self.val_data,
+            "steps_per_epoch": self.steps_per_epoch,
+            "validation_steps": self.validation_steps,
+            "shuffle": False,  # the pipeline shuffles
+            "verbose": 0,
+        }
 
-class _DataFunction:
-    # keras-tuner deep-copies fit arguments' containers, not this: the task
-    # (and its cached arrays) is shared by reference.
-    def __init__(self, task, annotations, training, seed):
-        self.task, self.annotations = task, annotations
-        self.training, self.seed = training, seed
+    def zero_prediction_loss(self, heatmap_size):
+        """`val_heatmap_mse` of an all-zero prediction (the metric the
+        trials are scored by, over the same validation batches)."""
+        import keras
 
-    def __deepcopy__(self, memo):
-        return self
+        from keras_evopose.metrics import HeatmapMSE
 
-    def __call__(self, heatmap_size):
-        import tensorflow as tf
-
-        arrays = self.task.arrays(self.annotations, heatmap_size)
-        dataset = tf.data.Dataset.from_tensor_slices(arrays)
-        if self.training:
-            dataset = dataset.shuffle(len(arrays[0]), seed=self.seed)
-        return dataset.batch(self.task.batch_size)
+        metric = HeatmapMSE()
+        batches = self.val_data(heatmap_size).take(self.validation_steps)
+        for _, heatmaps, weights in batches:
+            metric.update_state(
+                heatmaps, keras.ops.zeros_like(heatmaps), weights
+            )
+        return float(metric.result())
 
 
 def largest_genotype(space):
@@ -170,17 +174,52 @@ def largest_genotype(space):
     ]
 
 
-def params_of(genotype):
-    import keras
+class Sizes:
+    """Parameters and LiteRT latency of a genotype, built by the task's
+    hypermodel (cached: params in memory, latency in a JSON file that
+    every process of a run shares through `LiteRTLatency`)."""
 
-    from keras_evopose.models import EvoPose2D
+    def __init__(self, hypermodel, cache_path, quick):
+        from keras_evopose.callbacks import LiteRTLatency
 
-    keras.backend.clear_session()
-    return EvoPose2D.from_preset(PRESET, genotype=genotype).count_params()
+        self.hypermodel = hypermodel
+        self.params = {}
+        self.latency_callback = LiteRTLatency(
+            clock="cpu",
+            num_rounds=2 if quick else 5,
+            num_invokes=2 if quick else 20,
+            cache_path=cache_path,
+        )
+
+    def build(self, genotype):
+        """The genotype's network, built as its trials are."""
+        import keras
+        import keras_tuner
+
+        from keras_evopose.models import Genotype
+
+        keras.backend.clear_session()
+        hp = keras_tuner.HyperParameters()
+        hp.Fixed("genotype", Genotype.from_strings(genotype).to_string())
+        return self.hypermodel.build(hp)
+
+    def num_params(self, genotype):
+        key = ",".join(genotype)
+        if key not in self.params:
+            self.params[key] = float(self.build(genotype).count_params())
+        return self.params[key]
+
+    def latency_ms(self, genotype):
+        self.latency_callback.set_model(self.build(genotype))
+        self.latency_callback.on_train_begin()
+        return self.latency_callback.latency_ms
 
 
 # --------------------------------------------------------------------
 # Metrics.
+
+# The two fronts: validation loss against each size measure.
+SIZE_MEASURES = ("num_params", "latency_ms")
 
 
 def hypervolume(points, reference):
@@ -208,46 +247,87 @@ def pareto_points(points):
     return sorted(points[i] for i in front)
 
 
+def trial_points(trials, size_measure, budget=None):
+    """(loss, size) of the scored trials (within `budget` steps)."""
+    return [
+        (t[OBJECTIVE], t[size_measure])
+        for t in trials
+        if t[OBJECTIVE] is not None
+        and t.get(size_measure) is not None
+        and (budget is None or t["cumulative_steps"] <= budget)
+    ]
+
+
 def hypervolume_curve(trials, reference, checkpoints):
     """Normalized hypervolume of the trials done within each budget."""
     box = reference[0] * reference[1]
-    curve = []
-    for budget in checkpoints:
-        points = [
-            (t["val_loss"], t["num_params"])
-            for t in trials
-            if t["cumulative_steps"] <= budget and t["val_loss"] is not None
-        ]
-        curve.append(hypervolume(points, reference) / box)
-    return curve
+    return [
+        hypervolume(trial_points(trials, reference[2], budget), reference) / box
+        for budget in checkpoints
+    ]
 
 
 # --------------------------------------------------------------------
 # Methods.
 
 
-def _hypermodel_class():
+def _gene_hypermodel_class():
+    import keras_tuner
+
     from keras_evopose.models import Genotype
-    from keras_evopose.search import EvoPose2DHyperModel
 
-    class GeneHyperModel(EvoPose2DHyperModel):
-        """Builds from `hp["genotype"]` (evolution) or from the gene
-        hyperparameters (keras-tuner's tuners, optuna)."""
+    class GeneHyperModel(keras_tuner.HyperModel):
+        """The task's hypermodel, from `hp["genotype"]` (evolution) or
+        from the gene hyperparameters (keras-tuner's tuners, optuna)."""
 
-        def __init__(self, space, **kwargs):
-            super().__init__(**kwargs)
-            self.space = space
+        def __init__(self, hypermodel, space):
+            super().__init__()
+            self.hypermodel, self.space = hypermodel, space
+
+        def _with_genotype(self, hp):
+            if "genotype" in hp.values:
+                return hp
+            genotype = Genotype.from_hyperparameters(hp, self.space)
+            fixed = keras_tuner.HyperParameters()
+            fixed.Fixed("genotype", genotype.to_string())
+            return fixed
 
         def build(self, hp):
-            import keras_tuner
+            return self.hypermodel.build(self._with_genotype(hp))
 
-            if "genotype" not in hp.values:
-                genotype = Genotype.from_hyperparameters(hp, self.space)
-                hp = keras_tuner.HyperParameters()
-                hp.Fixed("genotype", genotype.to_string())
-            return super().build(hp)
+        def fit(self, hp, model, *args, **kwargs):
+            return self.hypermodel.fit(
+                self._with_genotype(hp), model, *args, **kwargs
+            )
 
     return GeneHyperModel
+
+
+def _restart_oracle_class():
+    from keras_evopose.search import EvolutionOracle
+
+    class RestartOracle(EvolutionOracle):
+        """`EvolutionOracle` whose children keep their parent's genotype:
+        the same parent selection, weight transfer and steps, no
+        mutation."""
+
+        def populate_space(self, trial_id):
+            parents = self.select_parents(self.completed_trials())
+            if not self.was_tried({"genotype": self._ancestor_string}) or (
+                not parents
+            ):
+                # The ancestor first; waiting or stopping as evolution.
+                return super().populate_space(trial_id)
+            parent = parents[self.next_rng().randrange(len(parents))]
+            values = parent.hyperparameters.values
+            return self._running(
+                values["genotype"],
+                parent.trial_id,
+                int(values.get("generation", 0)) + 1,
+                "restart (no mutation)",
+            )
+
+    return RestartOracle
 
 
 def _timed(tuner_class):
@@ -282,7 +362,7 @@ def run_evolution(method, seed, setup, directory):
     from keras_evopose.search import EvolutionTuner
 
     args, task, space = setup["args"], setup["task"], setup["space"]
-    steps_per_epoch = setup["steps_per_epoch"]
+    steps_per_epoch = task.steps_per_epoch
     ancestor_epochs = args.ancestor_epochs
     ancestor_steps = ancestor_epochs * steps_per_epoch
     child_steps = args.child_epochs * steps_per_epoch
@@ -297,10 +377,15 @@ def run_evolution(method, seed, setup, directory):
             "population": "generational",
             "children_per_generation": args.children_per_generation,
         }
+    oracle_class = (
+        _restart_oracle_class()
+        if method == "restart_control"
+        else EvolutionOracle
+    )
     keras.utils.set_random_seed(seed)
-    oracle = EvolutionOracle(
+    oracle = oracle_class(
         objective=[
-            keras_tuner.Objective("val_loss", "min"),
+            keras_tuner.Objective(OBJECTIVE, "min"),
             keras_tuner.Objective("num_params", "min"),
         ],
         search_space=space,
@@ -321,12 +406,7 @@ def run_evolution(method, seed, setup, directory):
         overwrite=True,
     )
     started = time.perf_counter()
-    tuner.search(
-        task.data(True, seed),
-        validation_data=task.data(False, seed),
-        shuffle=False,  # the dataset shuffles itself
-        verbose=0,
-    )
+    tuner.search(task.train_data, **task.fit_kwargs())
     trials = []
     for trial in sorted(oracle.trials.values(), key=lambda t: int(t.trial_id)):
         values = trial.hyperparameters.values
@@ -342,8 +422,7 @@ def run_evolution(method, seed, setup, directory):
                 "mutation": values.get("mutation", ""),
                 "generation": values.get("generation", 0),
                 "steps": child_steps if is_child else ancestor_steps,
-                "val_loss": oracle.metric_value(trial, "val_loss"),
-                "num_params": oracle.metric_value(trial, "num_params"),
+                OBJECTIVE: oracle.metric_value(trial, OBJECTIVE),
                 "ended_s": tuner.ended_at.get(trial.trial_id, started)
                 - started,
             }
@@ -355,13 +434,16 @@ def run_random_search(seed, setup, directory):
     import keras
     import keras_tuner
 
+    from keras_evopose.models import Genotype
+    from keras_evopose.search import EvolutionOracle
+
     args, task = setup["args"], setup["task"]
-    trial_steps = args.baseline_epochs * setup["steps_per_epoch"]
+    trial_steps = args.baseline_epochs * task.steps_per_epoch
     max_trials = max(1, args.budget_steps // trial_steps)
     keras.utils.set_random_seed(seed)
     tuner = _timed(keras_tuner.RandomSearch)(
         setup["hypermodel"],
-        objective="val_loss",
+        objective=keras_tuner.Objective(OBJECTIVE, "min"),
         max_trials=max_trials,
         seed=seed,
         directory=str(directory),
@@ -370,15 +452,8 @@ def run_random_search(seed, setup, directory):
     )
     started = time.perf_counter()
     tuner.search(
-        task.data(True, seed),
-        validation_data=task.data(False, seed),
-        epochs=args.baseline_epochs,
-        shuffle=False,  # the dataset shuffles itself
-        verbose=0,
+        task.train_data, epochs=args.baseline_epochs, **task.fit_kwargs()
     )
-    from keras_evopose.models import Genotype
-    from keras_evopose.search import EvolutionOracle
-
     trials = []
     for trial in sorted(
         tuner.oracle.trials.values(), key=lambda t: int(t.trial_id)
@@ -391,15 +466,11 @@ def run_random_search(seed, setup, directory):
                     dict(trial.hyperparameters.values), setup["space"]
                 ).to_strings(),
                 "steps": trial_steps,
-                "val_loss": EvolutionOracle.metric_value(trial, "val_loss"),
-                "num_params": None,
+                OBJECTIVE: EvolutionOracle.metric_value(trial, OBJECTIVE),
                 "ended_s": tuner.ended_at.get(trial.trial_id, started)
                 - started,
             }
         )
-    # RandomSearch logs no size: count it from the genotype (cached).
-    for trial in trials:
-        trial["num_params"] = setup["params_of"](trial["genotype"])
     return trials
 
 
@@ -411,7 +482,7 @@ def run_nsga2(seed, setup):
     from keras_evopose.models import Genotype
 
     args, task, space = setup["args"], setup["task"], setup["space"]
-    trial_steps = args.baseline_epochs * setup["steps_per_epoch"]
+    trial_steps = args.baseline_epochs * task.steps_per_epoch
     max_trials = max(1, args.budget_steps // trial_steps)
     definitions = space.to_hyperparameters().space
     hypermodel = setup["hypermodel"]
@@ -433,33 +504,31 @@ def run_nsga2(seed, setup):
         genotype = Genotype.from_hyperparameters(values, space).to_strings()
         hp = keras_tuner.HyperParameters()
         hp.values.update(values)
+        keras_clear()
         model = hypermodel.build(hp)
         history = hypermodel.fit(
             hp,
             model,
-            task.data(True, seed),
-            validation_data=task.data(False, seed),
+            task.train_data,
             epochs=args.baseline_epochs,
-            shuffle=False,  # the dataset shuffles itself
-            verbose=0,
+            **task.fit_kwargs(),
         )
-        losses = [v for v in history.history["val_loss"] if math.isfinite(v)]
-        val_loss = min(losses) if losses else None
-        num_params = model.count_params()
+        losses = [v for v in history.history[OBJECTIVE] if math.isfinite(v)]
+        loss = min(losses) if losses else None
+        num_params = float(model.count_params())
         trials.append(
             {
                 "trial_id": str(study_trial.number),
-                "status": "COMPLETED" if val_loss is not None else "FAILED",
+                "status": "COMPLETED" if loss is not None else "FAILED",
                 "genotype": genotype,
                 "steps": trial_steps,
-                "val_loss": val_loss,
-                "num_params": float(num_params),
+                OBJECTIVE: loss,
                 "ended_s": time.perf_counter() - started,
             }
         )
-        if val_loss is None:
+        if loss is None:
             raise optuna.TrialPruned()
-        return val_loss, float(num_params)
+        return loss, num_params
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
@@ -472,20 +541,23 @@ def run_nsga2(seed, setup):
     return trials
 
 
-def run_method(method, seed, setup, directory):
+def run_method(method, seed, setup, directory, measure_latency):
     keras_clear()
-    if method.startswith(("evolution", "ancestor")):
+    if method.startswith(("evolution", "ancestor", "restart")):
         trials = run_evolution(method, seed, setup, directory)
     elif method == "random_search":
         trials = run_random_search(seed, setup, directory)
     else:
         trials = run_nsga2(seed, setup)
     total = 0
+    sizes = setup["sizes"]
     for trial in trials:
         total += trial["steps"]
         trial["cumulative_steps"] = total
-        if trial["num_params"] is not None:
-            trial["num_params"] = float(trial["num_params"])
+        trial["num_params"] = sizes.num_params(trial["genotype"])
+        trial["latency_ms"] = (
+            sizes.latency_ms(trial["genotype"]) if measure_latency else None
+        )
     return trials
 
 
@@ -502,23 +574,46 @@ def keras_clear():
 # Analysis.
 
 
-def summarize_run(trials, reference, checkpoints):
+def references(result):
+    """`{size_measure: (loss, size, size_measure)}` of `result`."""
+    point = result["reference_point"]
+    return {
+        measure: (point[OBJECTIVE], point[measure], measure)
+        for measure in SIZE_MEASURES
+    }
+
+
+def summarize_run(trials, result):
     from keras_evopose.search import paper_fitness
 
-    done = [t for t in trials if t["val_loss"] is not None]
-    points = [(t["val_loss"], t["num_params"]) for t in done]
-    fitnesses = [paper_fitness(t["val_loss"], t["num_params"]) for t in done]
-    curve = hypervolume_curve(trials, reference, checkpoints)
-    return {
+    checkpoints = result["checkpoints"]
+    done = [t for t in trials if t[OBJECTIVE] is not None]
+    summary = {
         "num_trials": len(trials),
         "num_completed": len(done),
         "steps_used": trials[-1]["cumulative_steps"] if trials else 0,
-        "hypervolume": curve[-1],
-        "hypervolume_curve": curve,
-        "best_fitness": min(fitnesses) if fitnesses else None,
-        "best_val_loss": min(p[0] for p in points) if points else None,
-        "front": [list(p) for p in pareto_points(points)],
+        "best_fitness": min(
+            (paper_fitness(t[OBJECTIVE], t["num_params"]) for t in done),
+            default=None,
+        ),
+        "best_val_heatmap_mse": min((t[OBJECTIVE] for t in done), default=None),
     }
+    for measure, reference in references(result).items():
+        points = trial_points(trials, measure)
+        measured = len(points) == len(done) and done
+        curve = (
+            hypervolume_curve(trials, reference, checkpoints)
+            if measured
+            else None
+        )
+        suffix = "" if measure == "num_params" else "_latency"
+        summary[f"hypervolume{suffix}"] = curve[-1] if curve else None
+        summary[f"hypervolume{suffix}_curve"] = curve
+        summary[f"front{suffix}"] = [list(p) for p in pareto_points(points)]
+        summary[f"outside_reference{suffix}"] = sum(
+            size >= reference[1] for _, size in points
+        )
+    return summary
 
 
 def mutation_report(trials):
@@ -527,23 +622,24 @@ def mutation_report(trials):
     from keras_evopose.search import paper_fitness
 
     by_id = {t["trial_id"]: t for t in trials}
-    done = [t for t in trials if t["val_loss"] is not None]
-    front = set(pareto_points([(t["val_loss"], t["num_params"]) for t in done]))
+    done = [t for t in trials if t[OBJECTIVE] is not None]
+    front = set(pareto_points(trial_points(done, "num_params")))
     report = {}
     for trial in done:
         if not trial.get("parent_trial_id"):
             continue
         parent = by_id[trial["parent_trial_id"]]
-        gene = trial["mutation"].split()[2] if trial["mutation"] else "?"
+        words = trial["mutation"].split()
+        gene = words[2] if len(words) > 2 else (trial["mutation"] or "?")
         row = report.setdefault(
             gene, {"children": 0, "fitter_than_parent": 0, "on_front": 0}
         )
         row["children"] += 1
-        if parent["val_loss"] is not None and paper_fitness(
-            trial["val_loss"], trial["num_params"]
-        ) < paper_fitness(parent["val_loss"], parent["num_params"]):
+        if parent[OBJECTIVE] is not None and paper_fitness(
+            trial[OBJECTIVE], trial["num_params"]
+        ) < paper_fitness(parent[OBJECTIVE], parent["num_params"]):
             row["fitter_than_parent"] += 1
-        if (trial["val_loss"], trial["num_params"]) in front:
+        if (trial[OBJECTIVE], trial["num_params"]) in front:
             row["on_front"] += 1
     return report
 
@@ -561,11 +657,15 @@ def aggregate(runs):
         }
 
     return {
-        "hypervolume": stats([r["hypervolume"] for r in runs]),
-        "best_fitness": stats([r["best_fitness"] for r in runs]),
-        "best_val_loss": stats([r["best_val_loss"] for r in runs]),
-        "num_trials": stats([r["num_trials"] for r in runs]),
-        "wall_s": stats([r["wall_s"] for r in runs]),
+        key: stats([r.get(key) for r in runs])
+        for key in (
+            "hypervolume",
+            "hypervolume_latency",
+            "best_fitness",
+            "best_val_heatmap_mse",
+            "num_trials",
+            "wall_s",
+        )
     }
 
 
@@ -575,46 +675,73 @@ def plot(result, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure, axes = plt.subplots(2, 2, figsize=(12, 8.4))
     checkpoints = result["checkpoints"]
-    for index, (method, runs) in enumerate(result["runs"].items()):
-        color = f"C{index}"
-        curves = [run["hypervolume_curve"] for run in runs.values()]
-        mean = [statistics.mean(c) for c in zip(*curves)]
-        left.plot(checkpoints, mean, color=color, label=method)
-        if len(curves) > 1:
-            left.fill_between(
-                checkpoints,
-                [min(c) for c in zip(*curves)],
-                [max(c) for c in zip(*curves)],
-                color=color,
-                alpha=0.15,
-            )
-        for number, run in enumerate(runs.values()):
-            front = run["front"]
-            if front:
-                losses, sizes = zip(*front)
-                right.step(
-                    [s / 1e3 for s in sizes],
-                    losses,
-                    where="post",
+    untrained = result["reference_point"].get("untrained_val_heatmap_mse")
+    for row, (measure, suffix, unit, scale) in enumerate(
+        (
+            ("num_params", "", "parameters (thousands)", 1e3),
+            ("latency_ms", "_latency", "LiteRT latency (ms, CPU clock)", 1),
+        )
+    ):
+        left, right = axes[row]
+        for index, (method, runs) in enumerate(result["runs"].items()):
+            color = f"C{index}"
+            curves = [
+                run[f"hypervolume{suffix}_curve"]
+                for run in runs.values()
+                if run.get(f"hypervolume{suffix}_curve")
+            ]
+            if curves:
+                mean = [statistics.mean(c) for c in zip(*curves)]
+                left.plot(
+                    checkpoints,
+                    [v * 1e3 for v in mean],
                     color=color,
-                    marker="o",
-                    markersize=3,
-                    alpha=0.8,
-                    label=method if number == 0 else None,
+                    label=method,
                 )
-    left.set_xlabel("training steps spent")
-    left.set_ylabel("normalized hypervolume (mean, min-max band)")
-    left.set_title("Hypervolume vs budget")
-    left.legend(fontsize=8)
-    right.set_xlabel("parameters (thousands)")
-    right.set_ylabel("validation loss (HeatmapMSE)")
-    right.set_title("Final fronts, every seed")
-    right.legend(fontsize=8)
+                if len(curves) > 1:
+                    left.fill_between(
+                        checkpoints,
+                        [min(c) * 1e3 for c in zip(*curves)],
+                        [max(c) * 1e3 for c in zip(*curves)],
+                        color=color,
+                        alpha=0.15,
+                    )
+            for number, run in enumerate(runs.values()):
+                front = run.get(f"front{suffix}")
+                if front:
+                    losses, sizes = zip(*front)
+                    right.step(
+                        [s / scale for s in sizes],
+                        losses,
+                        where="post",
+                        color=color,
+                        marker="o",
+                        markersize=3,
+                        alpha=0.8,
+                        label=method if number == 0 else None,
+                    )
+        if untrained is not None:
+            right.axhline(
+                untrained, color="grey", linestyle=":", label="untrained"
+            )
+        left.set_xlabel("training steps spent")
+        left.set_ylabel(
+            "normalized hypervolume x 1000\n(mean, min-max band over seeds; "
+            "higher is better)"
+        )
+        left.set_title(f"Hypervolume of (val loss, {measure}) vs budget")
+        left.legend(fontsize=8)
+        right.set_xlabel(unit)
+        right.set_ylabel("val heatmap MSE (lower is better)")
+        right.set_title("Final fronts, every seed")
+        right.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    temporary = path.with_name(path.stem + ".tmp.png")
+    figure.savefig(temporary, dpi=100)
     plt.close(figure)
+    os.replace(temporary, path)
 
 
 def machine():
@@ -639,18 +766,21 @@ def machine():
 
 
 def merge(paths, output):
-    """One result from the JSONs of several runs (one per seed)."""
-    results = [
-        json.loads(pathlib.Path(path, "search_quality.json").read_text())
-        for path in paths
-    ]
+    """One result from the JSONs of several runs (other seeds or
+    methods, the same settings)."""
+    results = []
+    for path in paths:
+        file = pathlib.Path(path, "search_quality.json")
+        if not file.exists():
+            raise SystemExit(f"--merge: {file} is missing (run it first)")
+        results.append(json.loads(file.read_text()))
     merged = results[0]
-    for other in results[1:]:
+    for path, other in zip(paths[1:], results[1:]):
         for key in ("task", "budget", "reference_point", "checkpoints"):
             if other[key] != merged[key]:
-                raise ValueError(
-                    f"Cannot merge runs with different {key}: {merged[key]} "
-                    f"vs {other[key]}"
+                raise SystemExit(
+                    f"--merge: {path} was run with another {key}: "
+                    f"{other[key]} (first: {merged[key]})"
                 )
         merged["seeds"] = sorted({*merged["seeds"], *other["seeds"]})
         for part in ("runs", "trials"):
@@ -668,51 +798,67 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CI smoke run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
-    parser.add_argument("--budget-steps", type=int, default=400)
-    parser.add_argument("--ancestor-epochs", type=int, default=10)
-    parser.add_argument("--child-epochs", type=int, default=3)
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
+    parser.add_argument("--budget-steps", type=int, default=960)
+    parser.add_argument("--ancestor-epochs", type=int, default=8)
+    parser.add_argument("--child-epochs", type=int, default=4)
     parser.add_argument(
         "--baseline-epochs",
         type=int,
         default=None,
         help="epochs of each random search / NSGA-II trial (default: "
-        "--child-epochs)",
+        "--ancestor-epochs, so they learn as the ancestor does)",
     )
     parser.add_argument("--num-parents", type=int, default=4)
     parser.add_argument("--children-per-generation", type=int, default=4)
     parser.add_argument("--nsga2-population", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--learning-rate", type=float, default=1e-2)
+    parser.add_argument(
+        "--latency-methods",
+        nargs="+",
+        default=None,
+        help="methods whose trials get a LiteRT latency (default: all)",
+    )
+    parser.add_argument(
+        "--latency-cache",
+        default=None,
+        help="LiteRTLatency's cache file, shared by processes run side by "
+        "side (default: OUTPUT/latency_cache.json)",
+    )
     parser.add_argument("--output", default="search_quality_results")
     parser.add_argument(
         "--merge",
         nargs="+",
-        help="combine the JSONs of runs made with the same settings and "
-        "other seeds (e.g. one process per seed) into --output",
+        metavar="DIR",
+        help="combine the results of runs made with the same settings "
+        "(other seeds or methods, e.g. one process each) into --output",
     )
     args = parser.parse_args(argv)
     if args.merge:
         return merge(args.merge, pathlib.Path(args.output))
     if args.quick:
-        # One step per epoch: the ancestor 2 steps, each other trial 1.
+        # One step per epoch: the ancestor 2 steps, each other trial 1;
+        # latency (an export per genotype) for one method's one trial.
         args.seeds = args.seeds[:1]
         args.ancestor_epochs, args.child_epochs = 2, 1
-        args.batch_size = 16
-        args.budget_steps = 3
+        args.baseline_epochs, args.budget_steps = 1, 3
+        args.latency_methods = ["ancestor_full_budget"]
     if args.baseline_epochs is None:
-        args.baseline_epochs = args.child_epochs
+        args.baseline_epochs = args.ancestor_epochs
+    if min(args.ancestor_epochs, args.child_epochs, args.baseline_epochs) < 1:
+        parser.error("the epochs must be positive")
     unknown = sorted(set(args.methods) - set(METHODS))
     if unknown:
         parser.error(f"unknown methods {unknown}; known: {list(METHODS)}")
+    latency_methods = set(
+        args.methods if args.latency_methods is None else args.latency_methods
+    )
 
     from keras_evopose.search import SearchSpace
+    from keras_evopose.search.evopose2d_hypermodel import heatmap_size_of
 
     output = pathlib.Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    task = Task(output, args.batch_size, 16 if args.quick else None)
     space = SearchSpace.from_preset(PRESET)
-    steps_per_epoch = task.steps_per_epoch()
     methods = list(args.methods)
     skipped = {}
     if "evolution_generational" in methods and not generational_available():
@@ -720,95 +866,55 @@ def main(argv=None):
         skipped["evolution_generational"] = (
             "EvolutionOracle has no population argument in this checkout"
         )
-    sizes = {}
-
-    def cached_params(genotype):
-        key = ",".join(genotype)
-        if key not in sizes:
-            sizes[key] = params_of(genotype)
-        return sizes[key]
-
-    reference = (
-        task.zero_prediction_loss(),
-        float(cached_params(largest_genotype(space))),
-    )
-    setup = {
-        "args": args,
-        "task": task,
-        "space": space,
-        "steps_per_epoch": steps_per_epoch,
-        "params_of": cached_params,
-        "hypermodel": _hypermodel_class()(
-            space,
-            preset=PRESET,
-            compile_kwargs={
-                "optimizer": {
-                    "class_name": "Adam",
-                    "config": {"learning_rate": args.learning_rate},
-                },
-                # Measured on the loaded 2-core machine: tracing a child's
-                # train and test functions costs more than its few steps.
-                "run_eagerly": True,
-            },
-        ),
-    }
-    checkpoints = sorted(
-        {
-            *range(0, args.budget_steps + 1, max(1, args.budget_steps // 20)),
-            args.budget_steps,
-        }
-    )
-    result = {
-        "task": {
-            "data": "data/coco_kpt_mini split by image (every 4th image "
-            "by id held out)",
-            "num_train_crops": len(task.arrays(task.train_json, (32, 24))[0]),
-            "num_val_crops": len(task.arrays(task.val_json, (32, 24))[0]),
-            "input_size": list(INPUT_SIZE),
-            "heatmap_peak": HEATMAP_PEAK,
-            "search_space": space.get_config(),
-            "batch_size": args.batch_size,
-            "learning_rate": args.learning_rate,
-            "steps_per_epoch": steps_per_epoch,
-        },
-        "budget": {
-            "steps": args.budget_steps,
-            "ancestor_steps": args.ancestor_epochs * steps_per_epoch,
-            "child_steps": args.child_epochs * steps_per_epoch,
-            "baseline_trial_steps": args.baseline_epochs * steps_per_epoch,
-            "num_parents": args.num_parents,
-            "children_per_generation": args.children_per_generation,
-            "nsga2_population": args.nsga2_population,
-        },
-        "reference_point": {
-            "val_loss": reference[0],
-            "num_params": reference[1],
-            "meaning": "val loss of the all-zero prediction; parameters of "
-            "the largest genotype of the space",
-        },
-        "quick": args.quick,
-        "seeds": args.seeds,
-        "machine_before": machine(),
-        "skipped": skipped,
-        "checkpoints": checkpoints,
-        "runs": {},
-        "trials": {},
-    }
+    result = None
     work = output / "work"
     for seed in args.seeds:
+        task = Task(output, seed, args.quick)
+        sizes = Sizes(
+            task.hypermodel,
+            args.latency_cache or output / "latency_cache.json",
+            args.quick,
+        )
+        setup = {
+            "args": args,
+            "task": task,
+            "space": space,
+            "sizes": sizes,
+            "hypermodel": _gene_hypermodel_class()(task.hypermodel, space),
+        }
+        if result is None:
+            result = start_result(args, task, space, sizes, skipped)
+            reference_model = sizes.build(space.ancestor)
+            result["reference_point"][OBJECTIVE] = task.zero_prediction_loss(
+                heatmap_size_of(reference_model)
+            )
+            result["reference_point"]["untrained_val_heatmap_mse"] = float(
+                reference_model.evaluate(
+                    task.val_data(heatmap_size_of(reference_model)),
+                    steps=task.validation_steps,
+                    return_dict=True,
+                    verbose=0,
+                )["heatmap_mse"]
+            )
         for method in methods:
             started = time.perf_counter()
-            trials = run_method(method, seed, setup, work)
-            run = summarize_run(trials, reference, checkpoints)
+            trials = run_method(
+                method, seed, setup, work, method in latency_methods
+            )
+            run = summarize_run(trials, result)
             run["wall_s"] = round(time.perf_counter() - started, 1)
             if method.startswith("evolution"):
                 run["mutations"] = mutation_report(trials)
             result["runs"].setdefault(method, {})[str(seed)] = run
             result["trials"].setdefault(method, {})[str(seed)] = trials
+            latency = run["hypervolume_latency"]
             print(
                 f"seed {seed} {method:24s} trials {run['num_trials']:3d} "
-                f"steps {run['steps_used']:5d} hv {run['hypervolume']:.4f} "
-                f"best fitness {run['best_fitness']} wall {run['wall_s']} s",
+                f"steps {run['steps_used']:5d} hv(params) "
+                f"{run['hypervolume']:.4f} hv(latency) "
+                + ("-" if latency is None else f"{latency:.4f}")
+                + f" best {OBJECTIVE} {run['best_val_heatmap_mse']:.3f} "
+                f"wall {run['wall_s']} s",
                 flush=True,
             )
             # Written after every run: an interrupted benchmark keeps them.
@@ -817,31 +923,92 @@ def main(argv=None):
     return finish(result, output)
 
 
+def start_result(args, task, space, sizes, skipped):
+    largest = largest_genotype(space)
+    config = task.config
+    steps = task.steps_per_epoch
+    return {
+        "task": {
+            "train": config.annotations,
+            "validation": [str(v) for v in task.validation],
+            "input_size": list(config.resolve().input_size),
+            "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate,
+            "schedule": config.learning_rate_schedule,
+            "objective": OBJECTIVE,
+            "search_space": space.get_config(),
+            "steps_per_epoch": steps,
+            "validation_steps": task.validation_steps,
+        },
+        "budget": {
+            "steps": args.budget_steps,
+            "ancestor_steps": args.ancestor_epochs * steps,
+            "child_steps": args.child_epochs * steps,
+            "baseline_trial_steps": args.baseline_epochs * steps,
+            "num_parents": args.num_parents,
+            "children_per_generation": args.children_per_generation,
+            "nsga2_population": args.nsga2_population,
+        },
+        "reference_point": {
+            "genotype": largest,
+            "num_params": sizes.num_params(largest),
+            "latency_ms": sizes.latency_ms(largest),
+            "latency": "LiteRTLatency float32, 1 thread, CPU clock, "
+            f"{sizes.latency_callback.num_rounds} rounds of "
+            f"{sizes.latency_callback.num_invokes} calls",
+            "meaning": f"{OBJECTIVE} of the all-zero prediction; parameters "
+            "and latency of the largest genotype of the space",
+        },
+        "quick": args.quick,
+        "seeds": args.seeds,
+        "machine_before": machine(),
+        "skipped": skipped,
+        "checkpoints": sorted(
+            {
+                *range(
+                    0, args.budget_steps + 1, max(1, args.budget_steps // 20)
+                ),
+                args.budget_steps,
+            }
+        ),
+        "runs": {},
+        "trials": {},
+    }
+
+
 def finish(result, output, report=True):
     """Summary, JSON and plot of `result` in `output`; prints the table."""
-    reference = (
-        result["reference_point"]["val_loss"],
-        result["reference_point"]["num_params"],
-    )
+    from keras_evopose.utils.state_files import write_json_atomically
+
     result["summary"] = {
         method: aggregate(list(runs.values()))
         for method, runs in result["runs"].items()
     }
     result["machine_after"] = machine()
-    (output / "search_quality.json").write_text(json.dumps(result, indent=1))
+    write_json_atomically(output / "search_quality.json", result, indent=1)
     plot(result, output / "search_quality.png")
     if not report:
         return result
+    point = result["reference_point"]
     print(
-        f"reference point: val_loss {reference[0]:.3f}, "
-        f"params {reference[1]:.0f}"
+        f"reference point: {OBJECTIVE} {point[OBJECTIVE]:.3f}, params "
+        f"{point['num_params']:.0f}, latency {point['latency_ms']:.4f} ms"
     )
+
+    def cell(stats, scale=1.0, digits=4):
+        if stats is None:
+            return "-"
+        return (
+            f"{stats['mean'] * scale:.{digits}f} +- "
+            f"{stats['std'] * scale:.{digits}f}"
+        )
+
     for method, summary in result["summary"].items():
-        hv, fit = summary["hypervolume"], summary["best_fitness"]
         print(
-            f"{method:24s} hv {hv['mean']:.4f} +- {hv['std']:.4f} "
-            f"[{hv['min']:.4f}, {hv['max']:.4f}]  best fitness "
-            f"{fit['mean']:.3f} +- {fit['std']:.3f}"
+            f"{method:24s} hv(params) x1000 "
+            f"{cell(summary['hypervolume'], 1e3, 2)}  hv(latency) x1000 "
+            f"{cell(summary['hypervolume_latency'], 1e3, 2)}  best "
+            f"{OBJECTIVE} {cell(summary['best_val_heatmap_mse'], 1, 3)}"
         )
     return result
 
