@@ -711,7 +711,8 @@ def plot(result, path):
             for number, run in enumerate(runs.values()):
                 front = run.get(f"front{suffix}")
                 if front:
-                    losses, sizes = zip(*front)
+                    # By size: the staircase of the region it dominates.
+                    sizes, losses = zip(*sorted((p[1], p[0]) for p in front))
                     right.step(
                         [s / scale for s in sizes],
                         losses,
