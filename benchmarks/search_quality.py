@@ -837,11 +837,11 @@ def main(argv=None):
     if args.merge:
         return merge(args.merge, pathlib.Path(args.output))
     if args.quick:
-        # One step per epoch: the ancestor 2 steps, each other trial 1;
-        # latency (an export per genotype) for one method's one trial.
+        # One step per epoch and trial: two trials per method; latency
+        # (an export per genotype) for one method's one trial.
         args.seeds = args.seeds[:1]
-        args.ancestor_epochs, args.child_epochs = 2, 1
-        args.baseline_epochs, args.budget_steps = 1, 3
+        args.ancestor_epochs, args.child_epochs = 1, 1
+        args.baseline_epochs, args.budget_steps = 1, 2
         args.latency_methods = ["ancestor_full_budget"]
     if args.baseline_epochs is None:
         args.baseline_epochs = args.ancestor_epochs

@@ -36,11 +36,11 @@ def test_quick_mode_runs_every_method(tmp_path):
     benchmark.main(["--quick", "--output", str(tmp_path)])
     result = json.loads((tmp_path / "search_quality.json").read_text())
     assert (tmp_path / "search_quality.png").stat().st_size > 0
-    expected = set(benchmark.METHODS) - set(result["skipped"])
-    assert set(result["runs"]) == expected
+    assert set(result["runs"]) == set(benchmark.DEFAULT_METHODS)
     assert result["seeds"] == [0]
     reference = result["reference_point"]
-    assert reference["val_loss"] > 0 and reference["num_params"] > 0
+    for key in (benchmark.OBJECTIVE, "num_params", "latency_ms"):
+        assert reference[key] > 0, key
     budget = result["budget"]["steps"]
     for method, runs in result["runs"].items():
         run = runs["0"]
@@ -59,6 +59,39 @@ def test_quick_mode_runs_every_method(tmp_path):
         assert summary["hypervolume"]["mean"] == pytest.approx(
             run["hypervolume"]
         )
-    for method in result["runs"]:
-        if method.startswith("evolution"):
-            assert result["trials"][method]["0"][1]["parent_trial_id"] == "0"
+    # Quick mode times one method's trial (an export each).
+    latency_run = result["runs"]["ancestor_full_budget"]["0"]
+    assert 0 < latency_run["hypervolume_latency"] <= 1
+    assert result["trials"]["ancestor_full_budget"]["0"][0]["latency_ms"] > 0
+    assert result["runs"]["evolution"]["0"]["hypervolume_latency"] is None
+    # Evolution mutates; the restart control continues its parent as is.
+    for method, changed in (("evolution", True), ("restart_control", False)):
+        trials = {t["trial_id"]: t for t in result["trials"][method]["0"]}
+        children = [t for t in trials.values() if t["parent_trial_id"]]
+        assert children, method
+        for child in children:
+            parent = trials[child["parent_trial_id"]]
+            assert (child["genotype"] != parent["genotype"]) == changed
+            assert (child["mutation"] == "restart (no mutation)") != changed
+
+
+def test_merge_refuses_other_settings(tmp_path):
+    benchmark = load_benchmark()
+    base = {
+        "task": {"input_size": [64, 48]},
+        "budget": {"steps": 960},
+        "reference_point": {"latency_ms": 0.1},
+        "checkpoints": [0, 960],
+        "seeds": [0],
+        "runs": {},
+        "trials": {},
+        "machine_before": {},
+    }
+    for name, budget in (("a", 960), ("b", 480)):
+        (tmp_path / name).mkdir()
+        run = dict(base, budget={"steps": budget})
+        (tmp_path / name / "search_quality.json").write_text(json.dumps(run))
+    with pytest.raises(SystemExit, match="another budget"):
+        benchmark.merge([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
+    with pytest.raises(SystemExit, match="missing"):
+        benchmark.merge([tmp_path / "a", tmp_path / "c"], tmp_path / "m")
