@@ -733,7 +733,8 @@ def plot(result, path):
             "higher is better)"
         )
         left.set_title(f"Hypervolume of (val loss, {measure}) vs budget")
-        left.legend(fontsize=8)
+        if left.get_legend_handles_labels()[0]:
+            left.legend(fontsize=8)
         right.set_xlabel(unit)
         right.set_ylabel("val heatmap MSE (lower is better)")
         right.set_title("Final fronts, every seed")
