@@ -193,6 +193,19 @@ class EvoPose2D(keras.Model):
                 )
         return SampleOptions.from_config({**sizes, **options})
 
+    def fit(self, *args, **kwargs):
+        """`keras.Model.fit`; under TensorFlow the optimizer's slots are
+        created first (inside the first traced train step they make
+        TensorFlow trace that step twice, ~3-5 s on the `test` preset)."""
+        if (
+            keras.backend.backend() == "tensorflow"
+            and self.optimizer is not None
+            and not self.optimizer.built
+        ):
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+        return super().fit(*args, **kwargs)
+
     @property
     def heatmap_stride(self):
         """Input pixels per heatmap pixel (e.g. 2 for small, 4 for XS)."""
