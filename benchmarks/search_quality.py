@@ -59,7 +59,8 @@ Writes `search_quality.json` (every trial) and `search_quality.png`
     python benchmarks/search_quality.py [--quick] [--seeds 0 1 2] \
         [--methods evolution restart_control ...] [--budget-steps 960] \
         [--output search_quality_results]
-    python benchmarks/search_quality.py --merge DIR [DIR ...] --output merged
+    python benchmarks/search_quality.py --merge DIR [DIR ...] \
+        [--remeasure-latency] --output merged
 
 Results and reading: docs/benchmarks.md, "Search quality at equal
 compute".
@@ -767,9 +768,78 @@ def machine():
     }
 
 
-def merge(paths, output):
+def remeasure_latency(result, output, num_rounds=15, num_invokes=50):
+    """Every genotype of `result` (its trials' and the reference's) timed
+    again in ONE interleaved measurement, and the summaries recomputed.
+
+    The per-run latencies come from `LiteRTLatency`, one genotype at a
+    time as the trials end: on a machine whose load changes (other runs
+    side by side), even the CPU clock drifts between genotypes measured
+    minutes apart. Here the same export (`export_litert`, float32) of
+    every genotype is timed by `measure_litert_latency` over all files at
+    once: each round calls every file in turn, so a load change touches
+    all of them alike. Exports are kept in `OUTPUT/tflite` (by genotype)
+    and reused by a later merge."""
+    import hashlib
+
+    from keras_evopose.export import export_litert
+    from keras_evopose.export import measure_litert_latency
+
+    genotypes = {tuple(result["reference_point"]["genotype"])}
+    for by_seed in result["trials"].values():
+        for trials in by_seed.values():
+            genotypes.update(tuple(t["genotype"]) for t in trials)
+    folder = output / "tflite"
+    folder.mkdir(parents=True, exist_ok=True)
+    task = Task(output, result["seeds"][0], result["quick"])
+    sizes = Sizes(task.hypermodel, None, result["quick"])
+    paths = {}
+    for number, genotype in enumerate(sorted(genotypes), 1):
+        name = hashlib.sha256(",".join(genotype).encode()).hexdigest()[:20]
+        path = folder / f"{name}.tflite"
+        if not path.exists():
+            temporary = folder / f"{name}.tmp.tflite"
+            export_litert(sizes.build(list(genotype)), temporary, None)
+            os.replace(temporary, path)
+            print(f"exported {number}/{len(genotypes)} {path.name}", flush=True)
+        paths[genotype] = str(path)
+    print(
+        f"timing {len(paths)} genotypes, {num_rounds} interleaved rounds of "
+        f"{num_invokes} calls each",
+        flush=True,
+    )
+    latencies = dict(
+        zip(
+            paths,
+            measure_litert_latency(
+                list(paths.values()),
+                num_threads=1,
+                num_rounds=num_rounds,
+                num_invokes=num_invokes,
+                clock="cpu",
+            ),
+        )
+    )
+    point = result["reference_point"]
+    point["latency_ms"] = latencies[tuple(point["genotype"])]
+    point["latency"] = (
+        f"measure_litert_latency of the float32 export, 1 thread, CPU clock, "
+        f"all {len(paths)} genotypes interleaved: {num_rounds} rounds of "
+        f"{num_invokes} calls (remeasure_latency)"
+    )
+    for method, by_seed in result["trials"].items():
+        for seed, trials in by_seed.items():
+            for trial in trials:
+                trial["latency_ms"] = latencies[tuple(trial["genotype"])]
+            run = result["runs"][method][seed]
+            run.update(summarize_run(trials, result))
+    return result
+
+
+def merge(paths, output, latency=False):
     """One result from the JSONs of several runs (other seeds or
-    methods, the same settings)."""
+    methods, the same settings); with `latency`, every genotype timed
+    again together (`remeasure_latency`)."""
     results = []
     for path in paths:
         file = pathlib.Path(path, "search_quality.json")
@@ -793,6 +863,8 @@ def merge(paths, output):
         for path, r in zip(paths, results)
     ]
     output.mkdir(parents=True, exist_ok=True)
+    if latency:
+        remeasure_latency(merged, output)
     return finish(merged, output)
 
 
@@ -834,9 +906,17 @@ def main(argv=None):
         help="combine the results of runs made with the same settings "
         "(other seeds or methods, e.g. one process each) into --output",
     )
+    parser.add_argument(
+        "--remeasure-latency",
+        action="store_true",
+        help="with --merge: time every genotype again in one interleaved "
+        "measurement (fair across runs made under different loads)",
+    )
     args = parser.parse_args(argv)
     if args.merge:
-        return merge(args.merge, pathlib.Path(args.output))
+        return merge(
+            args.merge, pathlib.Path(args.output), args.remeasure_latency
+        )
     if args.quick:
         # One step per epoch and trial: two trials per method; latency
         # (an export per genotype) for one method's one trial.
