@@ -847,9 +847,23 @@ def merge(paths, output, latency=False):
             raise SystemExit(f"--merge: {file} is missing (run it first)")
         results.append(json.loads(file.read_text()))
     merged = results[0]
+
+    def settings(result, key):
+        # Each process times the reference on its own: its latency may
+        # differ (the merged runs are scored against the first's, or all
+        # are timed again with `latency`).
+        value = result[key]
+        if key == "reference_point":
+            value = {
+                k: v
+                for k, v in value.items()
+                if k not in ("latency", "latency_ms")
+            }
+        return value
+
     for path, other in zip(paths[1:], results[1:]):
         for key in ("task", "budget", "reference_point", "checkpoints"):
-            if other[key] != merged[key]:
+            if settings(other, key) != settings(merged, key):
                 raise SystemExit(
                     f"--merge: {path} was run with another {key}: "
                     f"{other[key]} (first: {merged[key]})"
@@ -865,6 +879,12 @@ def merge(paths, output, latency=False):
     output.mkdir(parents=True, exist_ok=True)
     if latency:
         remeasure_latency(merged, output)
+    else:
+        for method, by_seed in merged["trials"].items():
+            for seed, trials in by_seed.items():
+                merged["runs"][method][seed].update(
+                    summarize_run(trials, merged)
+                )
     return finish(merged, output)
 
 

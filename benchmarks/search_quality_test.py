@@ -80,7 +80,11 @@ def test_merge_refuses_other_settings(tmp_path):
     base = {
         "task": {"input_size": [64, 48]},
         "budget": {"steps": 960},
-        "reference_point": {"latency_ms": 0.1},
+        "reference_point": {
+            "val_heatmap_mse": 160.0,
+            "num_params": 100.0,
+            "latency_ms": 0.1,
+        },
         "checkpoints": [0, 960],
         "seeds": [0],
         "runs": {},
@@ -93,5 +97,13 @@ def test_merge_refuses_other_settings(tmp_path):
         (tmp_path / name / "search_quality.json").write_text(json.dumps(run))
     with pytest.raises(SystemExit, match="another budget"):
         benchmark.merge([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
+    # Each process times the reference itself: latency may differ.
+    (tmp_path / "d").mkdir()
+    timed = dict(
+        base, reference_point=dict(base["reference_point"], latency_ms=0.2)
+    )
+    (tmp_path / "d" / "search_quality.json").write_text(json.dumps(timed))
+    merged = benchmark.merge([tmp_path / "a", tmp_path / "d"], tmp_path / "m")
+    assert merged["reference_point"]["latency_ms"] == 0.1
     with pytest.raises(SystemExit, match="missing"):
         benchmark.merge([tmp_path / "a", tmp_path / "c"], tmp_path / "m")
