@@ -851,13 +851,15 @@ def merge(paths, output, latency=False):
     def settings(result, key):
         # Each process times the reference on its own: its latency may
         # differ (the merged runs are scored against the first's, or all
-        # are timed again with `latency`).
+        # are timed again with `latency`); the untrained network is each
+        # seed's own initialisation.
         value = result[key]
         if key == "reference_point":
             value = {
                 k: v
                 for k, v in value.items()
-                if k not in ("latency", "latency_ms")
+                if k
+                not in ("latency", "latency_ms", "untrained_val_heatmap_mse")
             }
         return value
 
