@@ -836,6 +836,12 @@ def remeasure_latency(result, output, num_rounds=15, num_invokes=50):
     return result
 
 
+def _in_repository(path):
+    """`path` from the repository root (`data/...`), if it is in one."""
+    parts = pathlib.Path(path).parts
+    return "/".join(parts[parts.index("data") :]) if "data" in parts else path
+
+
 def merge(paths, output, latency=False):
     """One result from the JSONs of several runs (other seeds or
     methods, the same settings); with `latency`, every genotype timed
@@ -854,6 +860,13 @@ def merge(paths, output, latency=False):
         # are timed again with `latency`); the untrained network is each
         # seed's own initialisation.
         value = result[key]
+        if key == "task":
+            # The same bundled files, read from another checkout.
+            value = dict(
+                value,
+                train=_in_repository(value["train"]),
+                validation=[_in_repository(v) for v in value["validation"]],
+            )
         if key == "reference_point":
             value = {
                 k: v
@@ -1033,8 +1046,8 @@ def start_result(args, task, space, sizes, skipped):
     steps = task.steps_per_epoch
     return {
         "task": {
-            "train": config.annotations,
-            "validation": [str(v) for v in task.validation],
+            "train": _in_repository(config.annotations),
+            "validation": [_in_repository(v) for v in task.validation],
             "input_size": list(config.resolve().input_size),
             "batch_size": config.batch_size,
             "learning_rate": config.learning_rate,

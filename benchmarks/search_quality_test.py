@@ -78,7 +78,11 @@ def test_quick_mode_runs_every_method(tmp_path):
 def test_merge_refuses_other_settings(tmp_path):
     benchmark = load_benchmark()
     base = {
-        "task": {"input_size": [64, 48]},
+        "task": {
+            "input_size": [64, 48],
+            "train": "/a/checkout/data/train.json",
+            "validation": ["/a/checkout/data/val.json", "/a/checkout/data"],
+        },
         "budget": {"steps": 960},
         "reference_point": {
             "val_heatmap_mse": 160.0,
@@ -97,10 +101,17 @@ def test_merge_refuses_other_settings(tmp_path):
         (tmp_path / name / "search_quality.json").write_text(json.dumps(run))
     with pytest.raises(SystemExit, match="another budget"):
         benchmark.merge([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
-    # Each process times the reference itself: latency may differ.
+    # Each process times the reference itself: latency may differ; the
+    # same bundled files may be read from another checkout.
     (tmp_path / "d").mkdir()
     timed = dict(
-        base, reference_point=dict(base["reference_point"], latency_ms=0.2)
+        base,
+        reference_point=dict(base["reference_point"], latency_ms=0.2),
+        task=dict(
+            base["task"],
+            train="/other/checkout/data/train.json",
+            validation=["/other/checkout/data/val.json", "/other/data"],
+        ),
     )
     (tmp_path / "d" / "search_quality.json").write_text(json.dumps(timed))
     merged = benchmark.merge([tmp_path / "a", tmp_path / "d"], tmp_path / "m")
