@@ -172,11 +172,6 @@ class EvoPose2DHyperModel(keras_tuner.HyperModel):
             self._compile(
                 model, self.trial_optimizer(kwargs.get("epochs", 1), steps)
             )
-        if model.optimizer is not None and not model.optimizer.built:
-            # Built eagerly: inside the first traced train step, creating
-            # Adam's slots doubled that step's tracing (measured on the
-            # `test` preset, TensorFlow CPU: ~27 s -> ~14 s under load).
-            model.optimizer.build(model.trainable_variables)
         if self.ancestor_weights and not hp.values.get("parent_trial_id"):
             from keras_evopose.models import presets
 

@@ -543,11 +543,6 @@ def train_pose_model(
                         loss=HeatmapMSE(),
                     )
                 prepare_multi_worker_model(model)
-                if not model.optimizer.built:
-                    # Built eagerly, as the search does: created inside the
-                    # first traced train step, Adam's slots make TensorFlow
-                    # trace that step twice.
-                    model.optimizer.build(model.trainable_variables)
                 # Each session draws a new order: a resumed run does not
                 # replay the data of its first epochs.
                 data_seed = config.seed + start
