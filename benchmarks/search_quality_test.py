@@ -59,10 +59,17 @@ def test_quick_mode_runs_every_method(tmp_path):
         assert summary["hypervolume"]["mean"] == pytest.approx(
             run["hypervolume"]
         )
-    # Quick mode times one method's trial (an export each).
+    # Quick mode times one method's trial (an export each). Its 2x2 timed
+    # calls are noisy: the trial counts only if it is inside the box.
     latency_run = result["runs"]["ancestor_full_budget"]["0"]
-    assert 0 < latency_run["hypervolume_latency"] <= 1
-    assert result["trials"]["ancestor_full_budget"]["0"][0]["latency_ms"] > 0
+    timed = result["trials"]["ancestor_full_budget"]["0"][0]
+    assert timed["latency_ms"] > 0
+    inside = (
+        timed["latency_ms"] < reference["latency_ms"]
+        and timed[benchmark.OBJECTIVE] < reference[benchmark.OBJECTIVE]
+    )
+    assert 0 <= latency_run["hypervolume_latency"] <= 1
+    assert (latency_run["hypervolume_latency"] > 0) == inside
     assert result["runs"]["evolution"]["0"]["hypervolume_latency"] is None
     # Evolution mutates; the restart control continues its parent as is.
     for method, changed in (("evolution", True), ("restart_control", False)):
